@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then runs them all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# baresip (the real SIP peer of the interop test) and sox come from Debian's packages.
+need=()
+command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+command -v sox >/dev/null 2>&1 || need+=(sox)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

@@ -1,0 +1,217 @@
+//! Composition: binds the transports, runs the SIP endpoint task, spawns one task per call,
+//! and exposes a [`Gateway`] handle (addresses, events, stats, drain) to `main` and to tests.
+//!
+//! The RTP hot path never goes through the endpoint task: each call task owns its socket.
+
+mod call;
+mod endpoint_task;
+mod media;
+pub mod notify;
+mod routing;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::Config;
+use crate::core::sip::endpoint::{EndReason, Settings};
+use crate::core::sip::message::Limits;
+use crate::io::rtp::PortPool;
+use crate::io::{sip_tcp, sip_udp};
+pub use endpoint_task::EndpointMsg;
+
+/// What happened, for tests, logs and (later) metrics and callbacks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayEvent {
+    CallStarted {
+        call_id: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    CallAnswered {
+        call_id: String,
+    },
+    Dtmf {
+        call_id: String,
+        digit: char,
+    },
+    CallEnded {
+        call_id: String,
+        reason: EndReason,
+        rtp_in: u64,
+        rtp_out: u64,
+    },
+}
+
+/// Counters shared by every task.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub calls_started: AtomicU64,
+    pub calls_ended: AtomicU64,
+    pub malformed: AtomicU64,
+}
+
+impl Stats {
+    pub fn active_calls(&self) -> u64 {
+        self.calls_started.load(Ordering::Relaxed) - self.calls_ended.load(Ordering::Relaxed)
+    }
+}
+
+/// Shared state every call task reads.
+pub struct Ctx {
+    pub config: RwLock<Arc<Config>>,
+    pub ports: PortPool,
+    pub events: broadcast::Sender<GatewayEvent>,
+    pub stats: Stats,
+    /// Set on SIGTERM: new calls are refused with 503.
+    pub draining: std::sync::atomic::AtomicBool,
+}
+
+impl Ctx {
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn emit(&self, ev: GatewayEvent) {
+        let _ = self.events.send(ev);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind SIP {transport} listener {addr}: {source}")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub udp_addrs: Vec<SocketAddr>,
+    pub tcp_addrs: Vec<SocketAddr>,
+    ctx: Arc<Ctx>,
+    ctl: mpsc::Sender<EndpointMsg>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+pub fn endpoint_settings(config: &Config) -> Settings {
+    Settings {
+        user_agent: config.sip.user_agent.clone(),
+        public_address: config.sip.public_address.as_ref().map(|a| match a {
+            crate::config::PublicAddress::Ip(ip) => crate::core::sip::endpoint::uri_host(*ip),
+            crate::config::PublicAddress::Host(h) => h.clone(),
+        }),
+        limits: Limits {
+            max_message: config.sip.max_message_size,
+            max_headers: config.sip.max_headers,
+            max_header_len: config.sip.max_header_len,
+        },
+        ..Settings::default()
+    }
+}
+
+impl Gateway {
+    /// Binds every listener of `config` and starts serving.
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let (events, _) = broadcast::channel(1024);
+        let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
+        let settings = endpoint_settings(&config);
+        let limits = settings.limits.clone();
+        let ctx = Arc::new(Ctx {
+            config: RwLock::new(Arc::new(config.clone())),
+            ports,
+            events,
+            stats: Stats::default(),
+            draining: Default::default(),
+        });
+        let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
+        let (ttx, trx) = mpsc::channel(4096);
+        let mut udp_socks = Vec::new();
+        let mut udp_addrs = Vec::new();
+        for addr in &config.sip.listen_udp {
+            let sock = sip_udp::bind(*addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    transport: "UDP",
+                    addr: *addr,
+                    source,
+                })?;
+            if let Ok(a) = sock.local_addr() {
+                udp_addrs.push(a);
+            }
+            tokio::spawn(sip_udp::recv_loop(
+                sock.clone(),
+                limits.max_message,
+                ttx.clone(),
+            ));
+            udp_socks.push(sock);
+        }
+        let mut tcp_addrs = Vec::new();
+        for addr in &config.sip.listen_tcp {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    transport: "TCP",
+                    addr: *addr,
+                    source,
+                })?;
+            if let Ok(a) = listener.local_addr() {
+                tcp_addrs.push(a);
+            }
+            tokio::spawn(sip_tcp::accept_loop(listener, limits.clone(), ttx.clone()));
+        }
+        drop(ttx);
+        let (done_tx, done_rx) = oneshot::channel();
+        let task = endpoint_task::EndpointTask::new(settings, udp_socks, ctx.clone(), tx.clone());
+        tokio::spawn(async move {
+            task.run(rx, trx).await;
+            let _ = done_tx.send(());
+        });
+        Ok(Gateway {
+            udp_addrs,
+            tcp_addrs,
+            ctx,
+            ctl: tx,
+            done: Some(done_rx),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<GatewayEvent> {
+        self.ctx.events.subscribe()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    /// RTP ports currently leased by calls.
+    pub fn rtp_ports_in_use(&self) -> usize {
+        self.ctx.ports.in_use()
+    }
+
+    /// Swaps in a new configuration (already validated). Listeners are not re-bound.
+    pub async fn reload(&self, config: Config) {
+        let settings = endpoint_settings(&config);
+        if let Ok(mut c) = self.ctx.config.write() {
+            *c = Arc::new(config);
+        }
+        let _ = self.ctl.send(EndpointMsg::Reload(Box::new(settings))).await;
+    }
+
+    /// Graceful drain: new calls get 503, running calls may finish for up to `grace`, then
+    /// they are hung up; returns when every call has ended (or after `grace` + 5 s).
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.ctl.send(EndpointMsg::Drain { grace }).await;
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(5), done).await;
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Media-plane core: pure codecs and packet formats for the per-call RTP hot path.
+//! Nothing here touches sockets, timers or the clock; callers pass bytes, samples and timestamps.
+pub mod dtmf;
+pub mod g711;
+pub mod rtp;
+pub mod tone;

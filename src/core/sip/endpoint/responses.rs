@@ -1,0 +1,101 @@
+//! Building responses and choosing where they go (RFC 3261 §8.2.6, §18.2.2, RFC 3581).
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::Endpoint;
+use crate::core::sip::message::{parse_uri, Message, OutMessage};
+use crate::core::Flow;
+
+/// Where a stateless error response goes: back where the bytes came from.
+pub fn reply_flow_raw(flow: &Flow) -> Flow {
+    *flow
+}
+
+/// Where a response to `req` (received on `flow`) goes. Streams answer on the same connection;
+/// UDP answers go to the source IP (we always stamp `received`), to the source port when the
+/// client asked for `rport`, else to the Via sent-by port.
+pub fn reply_flow(flow: &Flow, req: &Message) -> Flow {
+    if flow.transport.is_reliable() {
+        return *flow;
+    }
+    let via = req.top_via();
+    let port = match via.rport() {
+        Some(_) => flow.remote.port(),
+        None => via.port.unwrap_or(5060),
+    };
+    Flow {
+        remote: SocketAddr::new(flow.remote.ip(), port),
+        ..*flow
+    }
+}
+
+/// Formats a host for a SIP URI (IPv6 in brackets).
+pub fn uri_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// Body and extra headers of a response.
+#[derive(Default)]
+pub struct Extra<'a> {
+    pub reason: Option<&'a str>,
+    pub to_tag: Option<&'a str>,
+    pub headers: Vec<(&'a str, String)>,
+    pub sdp: Option<Vec<u8>>,
+    pub contact: bool,
+}
+
+impl Endpoint {
+    /// The host we advertise for a request that reached us on `flow`: the configured public
+    /// address, else the local socket address, else (wildcard bind) the Request-URI host the
+    /// peer used to reach us.
+    pub(super) fn advertised_host(&self, flow: &Flow, req: Option<&Message>) -> String {
+        if let Some(public) = &self.settings.public_address {
+            return public.clone();
+        }
+        let ip = flow.local.ip();
+        if !ip.is_unspecified() {
+            return uri_host(ip);
+        }
+        req.and_then(|r| r.request_uri())
+            .and_then(|u| parse_uri(u).ok().map(|u| u.host.to_string()))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| uri_host(ip))
+    }
+
+    pub(super) fn contact_value(&self, flow: &Flow, req: Option<&Message>) -> String {
+        let host = self.advertised_host(flow, req);
+        let port = flow.local.port();
+        match flow.transport {
+            crate::core::Transport::Udp => format!("<sip:trunkgate@{host}:{port}>"),
+            crate::core::Transport::Tcp => format!("<sip:trunkgate@{host}:{port};transport=tcp>"),
+            crate::core::Transport::Tls => format!("<sips:trunkgate@{host}:{port}>"),
+        }
+    }
+
+    /// Builds the bytes of a response to `req`.
+    pub(super) fn response_bytes(
+        &self,
+        req: &Message,
+        flow: &Flow,
+        status: u16,
+        extra: Extra,
+    ) -> Vec<u8> {
+        let mut resp = OutMessage::response_to(req, status, extra.reason, extra.to_tag);
+        resp.stamp_top_via(flow.remote);
+        resp.add_header("Server", self.settings.user_agent.clone());
+        if extra.contact {
+            resp.add_header("Contact", self.contact_value(flow, Some(req)));
+            resp.add_header("Allow", super::ALLOW);
+        }
+        for (name, value) in extra.headers {
+            resp.add_header(name, value);
+        }
+        if let Some(sdp) = extra.sdp {
+            resp.set_body("application/sdp", sdp);
+        }
+        resp.to_bytes()
+    }
+}

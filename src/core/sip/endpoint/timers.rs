@@ -1,0 +1,38 @@
+//! A deadline queue for transaction timers.
+//!
+//! Entries are hints: a transaction may have moved its deadline since an entry was pushed, so
+//! the endpoint re-checks the transaction's own `next_timeout` when an entry pops. Stale
+//! entries cost one lookup; they never fire a timer early.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerRef {
+    Server(String),
+    Client(String),
+}
+
+#[derive(Debug, Default)]
+pub struct TimerQueue {
+    heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+}
+
+impl TimerQueue {
+    pub fn push(&mut self, at: Instant, timer: TimerRef) {
+        self.heap.push(Reverse((at, timer)));
+    }
+
+    pub fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub fn pop_due(&mut self, now: Instant) -> Option<TimerRef> {
+        if self.next()? <= now {
+            self.heap.pop().map(|Reverse((_, t))| t)
+        } else {
+            None
+        }
+    }
+}

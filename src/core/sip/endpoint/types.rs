@@ -1,0 +1,137 @@
+//! The endpoint's inputs, outputs and settings.
+
+use std::net::SocketAddr;
+
+use crate::core::sip::message::Limits;
+use crate::core::sip::txn::Timers;
+use crate::core::{Flow, Transport};
+
+/// Identifies one call (one INVITE dialog) inside the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey(pub u64);
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub user_agent: String,
+    /// Host advertised in Contact (and by the call in SDP) instead of the local socket address.
+    pub public_address: Option<String>,
+    pub timers: Timers,
+    pub limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            user_agent: "trunkgate".to_string(),
+            public_address: None,
+            timers: Timers::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// One datagram (UDP) or one framed message (TCP/TLS).
+    Received { flow: Flow, bytes: Vec<u8> },
+    /// A decision of the call's owner.
+    Command { call: CallKey, cmd: CallCommand },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    /// 180 Ringing (early dialog, no SDP).
+    Ringing,
+    /// 200 OK with this SDP body (an answer, or an offer when the INVITE had none).
+    Answer {
+        sdp: Vec<u8>,
+    },
+    /// A final failure response to the INVITE (before answer).
+    Reject {
+        status: u16,
+        reason: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+    /// Answer to a re-INVITE: 200 with SDP, or a failure status.
+    ReInviteAnswer {
+        sdp: Vec<u8>,
+    },
+    ReInviteReject {
+        status: u16,
+    },
+    /// End the call: BYE once answered, 480 while still ringing.
+    Hangup,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    Transmit {
+        flow: Flow,
+        bytes: Vec<u8>,
+    },
+    Event {
+        call: CallKey,
+        event: CallEvent,
+    },
+    /// A message that could not be parsed (already answered with 400 when possible).
+    Malformed {
+        flow: Flow,
+        reason: String,
+    },
+}
+
+/// Why the endpoint forgot a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    RemoteBye,
+    /// We sent BYE (answered with this status; 408 when unanswered).
+    LocalBye(u16),
+    /// The caller cancelled while ringing (487 sent).
+    Canceled,
+    /// We rejected the INVITE with this status.
+    Rejected(u16),
+    /// Our 2xx was never acknowledged; BYE was sent.
+    NoAck,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    Incoming(Box<IncomingCall>),
+    /// The 2xx was acknowledged; carries the SDP answer of a late-offer call.
+    Acked {
+        sdp: Option<Vec<u8>>,
+    },
+    ReInvite {
+        sdp: Option<Vec<u8>>,
+    },
+    /// INFO inside the dialog (e.g. application/dtmf-relay); already answered 200.
+    Info {
+        content_type: String,
+        body: Vec<u8>,
+    },
+    Ended(EndReason),
+}
+
+/// What the endpoint learned from a new INVITE.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingCall {
+    pub sip_call_id: String,
+    pub from_uri: String,
+    pub from_user: Option<String>,
+    pub from_display: Option<String>,
+    pub to_uri: String,
+    pub to_user: Option<String>,
+    pub request_user: Option<String>,
+    /// From a `"DID|CRT"` display name (DID normalised to `+`).
+    pub did: Option<String>,
+    pub crt: Option<String>,
+    /// Extension headers (`X-...`) as received, in order.
+    pub headers: Vec<(String, String)>,
+    pub user_agent: Option<String>,
+    pub source: SocketAddr,
+    pub transport: Transport,
+    /// Host to advertise in SDP `c=` (public address, else our local address).
+    pub local_host: String,
+    pub offer: Option<Vec<u8>>,
+}

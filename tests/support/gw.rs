@@ -1,0 +1,69 @@
+//! Starting a gateway for a test: loopback listeners on port 0, its own RTP port range.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use trunkgate::app::{Gateway, GatewayEvent};
+use trunkgate::config;
+
+/// A config for tests: SIP on 127.0.0.1:0 (UDP+TCP), RTP on `ports`, every call answered by
+/// the built-in echo agent (`agent_url` may add options), plus `extra` TOML.
+pub fn config_text(ports: (u16, u16), agent_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[sip]
+listen_udp = ["127.0.0.1:0"]
+listen_tcp = ["127.0.0.1:0"]
+[rtp]
+bind = "127.0.0.1"
+port_min = {}
+port_max = {}
+rtp_timeout = "30s"
+[api]
+listen = ""
+[log]
+level = "warn"
+format = "text"
+{extra}
+[[number]]
+did = "*"
+agent = {{ url = "{agent_url}", dialect = "raw", sample_rate = 8000 }}
+"#,
+        ports.0, ports.1
+    )
+}
+
+pub async fn start(ports: (u16, u16), agent_url: &str, extra: &str) -> Gateway {
+    let text = config_text(ports, agent_url, extra);
+    let cfg = config::parse(&text, "test").unwrap_or_else(|e| panic!("test config: {e}"));
+    Gateway::start(cfg).await.expect("gateway starts")
+}
+
+/// Waits for the first event matching `pred` (fails the test after `wait`).
+pub async fn wait_event(
+    rx: &mut broadcast::Receiver<GatewayEvent>,
+    wait: Duration,
+    pred: impl Fn(&GatewayEvent) -> bool,
+) -> GatewayEvent {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(ev) if pred(&ev) => return ev,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => panic!("gateway event stream closed"),
+            }
+        }
+    };
+    tokio::time::timeout(wait, fut)
+        .await
+        .expect("timed out waiting for a gateway event")
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}

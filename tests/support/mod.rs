@@ -1,0 +1,12 @@
+//! Test support: a scripted SIP UA, a test RTP peer, gateway start-up, WAV files, and the
+//! harness that drives a real baresip.
+
+#![allow(dead_code)]
+
+#[allow(dead_code)]
+pub mod baresip;
+pub mod gw;
+pub mod rtp;
+pub mod ua;
+#[allow(dead_code)]
+pub mod wav;
