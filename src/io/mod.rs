@@ -3,9 +3,13 @@
 //!
 //! Must not import `crate::app`.
 
+pub mod agent_ws;
+pub mod http;
 pub mod rtp;
 pub mod sip_tcp;
 pub mod sip_udp;
+// pub mod spool; (needs core::hooks)
+pub mod tls;
 
 use crate::core::{ConnId, Flow};
 

@@ -198,6 +198,10 @@ impl Framer {
 
 /// The Content-Length of a header section (long or compact name, any case, LWS before the
 /// colon, folded lines joined). Identical repeats are tolerated here; the parser rejects them.
+///
+/// RFC 3261 §20.14 makes Content-Length mandatory on streams, but a missing one is read as 0
+/// (RFC 4475 §3.4.1 asks RFC 2543-era peers to be accepted, and body-less ACK/BYE from sloppy
+/// stacks are common); a body sent anyway then fails to parse as the next message.
 fn content_length(head: &[u8]) -> Result<usize, FramingErrorKind> {
     let mut found: Option<usize> = None;
     let mut lines = head.split(|&b| b == b'\n').skip(1).peekable();
@@ -221,7 +225,7 @@ fn content_length(head: &[u8]) -> Result<usize, FramingErrorKind> {
             _ => found = Some(n),
         }
     }
-    found.ok_or(FramingErrorKind::MissingContentLength)
+    Ok(found.unwrap_or(0))
 }
 
 /// The value part of a `Content-Length`/`l` header line, or `None` for other lines.

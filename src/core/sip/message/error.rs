@@ -198,7 +198,7 @@ fn repaired_via(element: &str) -> Option<String> {
     }
     let (sent, params) = element.split_once(';')?;
     let mut fixed = trim_lws(sent).to_owned();
-    for p in Split::new(params, b';', false).map(trim_lws) {
+    for p in Split::params(params).map(trim_lws) {
         if !p.is_empty() {
             fixed.push(';');
             fixed.push_str(p);

@@ -79,14 +79,7 @@ pub enum HeaderName {
 impl HeaderName {
     /// Recognises a header name as written (any case, long or compact form).
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        let mut low = [0u8; 24];
-        if name.is_empty() || name.len() > low.len() {
-            return HeaderName::Other;
-        }
-        for (d, s) in low.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        classify(low.get(..name.len()).unwrap_or(&[]))
+        classify(name)
     }
 
     /// Same as [`HeaderName::from_bytes`] for text.
@@ -253,107 +246,101 @@ impl HeaderName {
     }
 }
 
-fn classify(low: &[u8]) -> HeaderName {
+/// Dispatches on (length, first letter) so at most a couple of case-insensitive compares run.
+fn classify(name: &[u8]) -> HeaderName {
     use HeaderName::*;
-    match low {
-        b"v" | b"via" => Via,
-        b"f" | b"from" => From,
-        b"t" | b"to" => To,
-        b"i" | b"call-id" => CallId,
-        b"cseq" => CSeq,
-        b"m" | b"contact" => Contact,
-        b"l" | b"content-length" => ContentLength,
-        b"c" | b"content-type" => ContentType,
-        b"max-forwards" => MaxForwards,
-        b"route" => Route,
-        b"record-route" => RecordRoute,
-        b"require" => Require,
-        b"proxy-require" => ProxyRequire,
-        b"k" | b"supported" => Supported,
-        b"unsupported" => Unsupported,
-        b"allow" => Allow,
-        b"accept" => Accept,
-        b"accept-encoding" => AcceptEncoding,
-        b"accept-language" => AcceptLanguage,
-        b"expires" => Expires,
-        b"min-expires" => MinExpires,
-        b"user-agent" => UserAgent,
-        b"server" => Server,
-        b"authorization" => Authorization,
-        b"www-authenticate" => WwwAuthenticate,
-        b"proxy-authorization" => ProxyAuthorization,
-        b"proxy-authenticate" => ProxyAuthenticate,
-        b"authentication-info" => AuthenticationInfo,
-        b"r" | b"refer-to" => ReferTo,
-        b"b" | b"referred-by" => ReferredBy,
-        b"replaces" => Replaces,
-        b"o" | b"event" => Event,
-        b"u" | b"allow-events" => AllowEvents,
-        b"subscription-state" => SubscriptionState,
-        b"s" | b"subject" => Subject,
-        b"e" | b"content-encoding" => ContentEncoding,
-        b"content-disposition" => ContentDisposition,
-        b"content-language" => ContentLanguage,
-        b"mime-version" => MimeVersion,
-        b"reason" => Reason,
-        b"retry-after" => RetryAfter,
-        b"date" => Date,
-        b"warning" => Warning,
-        b"timestamp" => Timestamp,
-        b"organization" => Organization,
-        b"priority" => Priority,
-        b"alert-info" => AlertInfo,
-        b"call-info" => CallInfo,
-        b"error-info" => ErrorInfo,
-        b"in-reply-to" => InReplyTo,
-        b"reply-to" => ReplyTo,
-        b"x" | b"session-expires" => SessionExpires,
-        b"min-se" => MinSe,
-        b"rseq" => RSeq,
-        b"rack" => RAck,
-        b"privacy" => Privacy,
-        b"p-asserted-identity" => PAssertedIdentity,
-        b"p-preferred-identity" => PPreferredIdentity,
-        b"remote-party-id" => RemotePartyId,
-        b"diversion" => Diversion,
-        b"path" => Path,
-        b"service-route" => ServiceRoute,
-        b"y" | b"identity" => Identity,
-        b"n" | b"identity-info" => IdentityInfo,
-        b"a" | b"accept-contact" => AcceptContact,
-        b"j" | b"reject-contact" => RejectContact,
-        b"d" | b"request-disposition" => RequestDisposition,
+    let eq = |lower: &[u8]| name.eq_ignore_ascii_case(lower);
+    let first = name.first().map_or(0, u8::to_ascii_lowercase);
+    match (name.len(), first) {
+        (1, b'a') => AcceptContact,
+        (1, b'b') => ReferredBy,
+        (1, b'c') => ContentType,
+        (1, b'd') => RequestDisposition,
+        (1, b'e') => ContentEncoding,
+        (1, b'f') => From,
+        (1, b'i') => CallId,
+        (1, b'j') => RejectContact,
+        (1, b'k') => Supported,
+        (1, b'l') => ContentLength,
+        (1, b'm') => Contact,
+        (1, b'n') => IdentityInfo,
+        (1, b'o') => Event,
+        (1, b'r') => ReferTo,
+        (1, b's') => Subject,
+        (1, b't') => To,
+        (1, b'u') => AllowEvents,
+        (1, b'v') => Via,
+        (1, b'x') => SessionExpires,
+        (1, b'y') => Identity,
+        (2, b't') if eq(b"to") => To,
+        (3, b'v') if eq(b"via") => Via,
+        (4, b'c') if eq(b"cseq") => CSeq,
+        (4, b'd') if eq(b"date") => Date,
+        (4, b'f') if eq(b"from") => From,
+        (4, b'p') if eq(b"path") => Path,
+        (4, b'r') if eq(b"rseq") => RSeq,
+        (4, b'r') if eq(b"rack") => RAck,
+        (5, b'a') if eq(b"allow") => Allow,
+        (5, b'e') if eq(b"event") => Event,
+        (5, b'r') if eq(b"route") => Route,
+        (6, b'a') if eq(b"accept") => Accept,
+        (6, b'm') if eq(b"min-se") => MinSe,
+        (6, b'r') if eq(b"reason") => Reason,
+        (6, b's') if eq(b"server") => Server,
+        (7, b'c') if eq(b"call-id") => CallId,
+        (7, b'c') if eq(b"contact") => Contact,
+        (7, b'e') if eq(b"expires") => Expires,
+        (7, b'p') if eq(b"privacy") => Privacy,
+        (7, b'r') if eq(b"require") => Require,
+        (7, b's') if eq(b"subject") => Subject,
+        (7, b'w') if eq(b"warning") => Warning,
+        (8, b'i') if eq(b"identity") => Identity,
+        (8, b'p') if eq(b"priority") => Priority,
+        (8, b'r') if eq(b"refer-to") => ReferTo,
+        (8, b'r') if eq(b"replaces") => Replaces,
+        (8, b'r') if eq(b"reply-to") => ReplyTo,
+        (9, b'c') if eq(b"call-info") => CallInfo,
+        (9, b'd') if eq(b"diversion") => Diversion,
+        (9, b's') if eq(b"supported") => Supported,
+        (9, b't') if eq(b"timestamp") => Timestamp,
+        (10, b'a') if eq(b"alert-info") => AlertInfo,
+        (10, b'e') if eq(b"error-info") => ErrorInfo,
+        (10, b'u') if eq(b"user-agent") => UserAgent,
+        (11, b'i') if eq(b"in-reply-to") => InReplyTo,
+        (11, b'm') if eq(b"min-expires") => MinExpires,
+        (11, b'r') if eq(b"referred-by") => ReferredBy,
+        (11, b'r') if eq(b"retry-after") => RetryAfter,
+        (11, b'u') if eq(b"unsupported") => Unsupported,
+        (12, b'a') if eq(b"allow-events") => AllowEvents,
+        (12, b'c') if eq(b"content-type") => ContentType,
+        (12, b'm') if eq(b"max-forwards") => MaxForwards,
+        (12, b'm') if eq(b"mime-version") => MimeVersion,
+        (12, b'o') if eq(b"organization") => Organization,
+        (12, b'r') if eq(b"record-route") => RecordRoute,
+        (13, b'a') if eq(b"authorization") => Authorization,
+        (13, b'i') if eq(b"identity-info") => IdentityInfo,
+        (13, b'p') if eq(b"proxy-require") => ProxyRequire,
+        (13, b's') if eq(b"service-route") => ServiceRoute,
+        (14, b'a') if eq(b"accept-contact") => AcceptContact,
+        (14, b'c') if eq(b"content-length") => ContentLength,
+        (14, b'r') if eq(b"reject-contact") => RejectContact,
+        (15, b'a') if eq(b"accept-encoding") => AcceptEncoding,
+        (15, b'a') if eq(b"accept-language") => AcceptLanguage,
+        (15, b'r') if eq(b"remote-party-id") => RemotePartyId,
+        (15, b's') if eq(b"session-expires") => SessionExpires,
+        (16, b'c') if eq(b"content-encoding") => ContentEncoding,
+        (16, b'c') if eq(b"content-language") => ContentLanguage,
+        (16, b'w') if eq(b"www-authenticate") => WwwAuthenticate,
+        (18, b'p') if eq(b"proxy-authenticate") => ProxyAuthenticate,
+        (18, b's') if eq(b"subscription-state") => SubscriptionState,
+        (19, b'a') if eq(b"authentication-info") => AuthenticationInfo,
+        (19, b'c') if eq(b"content-disposition") => ContentDisposition,
+        (19, b'p') if eq(b"proxy-authorization") => ProxyAuthorization,
+        (19, b'p') if eq(b"p-asserted-identity") => PAssertedIdentity,
+        (19, b'r') if eq(b"request-disposition") => RequestDisposition,
+        (20, b'p') if eq(b"p-preferred-identity") => PPreferredIdentity,
         _ => Other,
     }
-}
-
-/// RFC 3261 §25.1 `token` characters, as a table for the hot scanning loops.
-pub(crate) static TOKEN: [bool; 256] = token_table();
-
-const fn token_table() -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
-        i += 1;
-    }
-    t
-}
-
-#[inline]
-pub(crate) fn is_token_byte(b: u8) -> bool {
-    TOKEN[usize::from(b)]
-}
-
-/// Whether `s` is a non-empty RFC 3261 token.
-#[inline]
-pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_byte)
 }
 
 #[cfg(test)]
@@ -380,13 +367,5 @@ mod tests {
         assert_eq!(HeaderName::parse("X-Workspace-ID"), HeaderName::Other);
         assert_eq!(HeaderName::parse(""), HeaderName::Other);
         assert_eq!(HeaderName::parse(&"x".repeat(100)), HeaderName::Other);
-    }
-
-    #[test]
-    fn token_chars() {
-        assert!(is_token("!interesting-Method0123456789_*+`.%indeed'~"));
-        assert!(!is_token("a b"));
-        assert!(!is_token(""));
-        assert!(!is_token("SIP/2.0"));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::header::is_token;
+use super::class::is_token;
 use super::params::trim_lws;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

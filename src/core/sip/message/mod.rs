@@ -8,6 +8,7 @@
 
 mod build;
 mod caller_id;
+mod class;
 mod error;
 mod header;
 mod method;
@@ -72,6 +73,8 @@ pub struct Message {
     call_id: Span,
     from: Span,
     to: Span,
+    from_tag: Option<Span>,
+    to_tag: Option<Span>,
     max_forwards: Option<u32>,
 }
 
@@ -216,11 +219,11 @@ impl Message {
     }
 
     pub fn from_tag(&self) -> Option<&str> {
-        parse_name_addr(self.text(self.from)).ok()?.tag()
+        self.from_tag.map(|t| self.text(t))
     }
 
     pub fn to_tag(&self) -> Option<&str> {
-        parse_name_addr(self.text(self.to)).ok()?.tag()
+        self.to_tag.map(|t| self.text(t))
     }
 
     pub fn max_forwards(&self) -> Option<u32> {

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use super::class::find;
 use super::params::{quoted_len, trim_lws, Params};
 use super::uri::{parse_uri, Uri, UriError};
 
@@ -34,7 +35,7 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr<'_>, UriError> {
     let (display, from_lt) = if s.starts_with('"') {
         quoted_display(s)?
     } else {
-        match s.find('<') {
+        match find(s, b'<') {
             Some(lt) => {
                 let d = trim_lws(s.get(..lt).unwrap_or(""));
                 let d = (!d.is_empty()).then_some(Cow::Borrowed(d));
@@ -44,7 +45,7 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr<'_>, UriError> {
         }
     };
     let inner_and_rest = from_lt.strip_prefix('<').ok_or(UriError::TrailingGarbage)?;
-    let gt = inner_and_rest.find('>').ok_or(UriError::MissingRAquot)?;
+    let gt = find(inner_and_rest, b'>').ok_or(UriError::MissingRAquot)?;
     let uri = parse_uri(trim_lws(inner_and_rest.get(..gt).unwrap_or("")))?;
     let rest = trim_lws(inner_and_rest.get(gt + 1..).unwrap_or(""));
     if !rest.is_empty() && !rest.starts_with(';') {
@@ -58,7 +59,7 @@ pub fn parse_name_addr(s: &str) -> Result<NameAddr<'_>, UriError> {
 }
 
 fn addr_spec(s: &str) -> Result<NameAddr<'_>, UriError> {
-    let (uri, params) = match s.find(';') {
+    let (uri, params) = match find(s, b';') {
         Some(i) => (s.get(..i).unwrap_or(""), s.get(i..).unwrap_or("")),
         None => (s, ""),
     };

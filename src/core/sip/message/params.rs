@@ -3,7 +3,7 @@
 //! Splitting respects quoted strings (with `\` escapes) and, for lists, `<...>`.
 //! Must not: allocate, unescape `%HH`, or interpret parameter semantics.
 
-use super::header::is_token_byte;
+use super::class::{find, find_class, find_either, is_token_byte, LIST_STOP, PARAM_STOP};
 
 /// A raw parameter list such as `;a=b;c`, kept as written. Names compare case-insensitively;
 /// names and values come back trimmed of LWS; a quoted value is returned with its quotes.
@@ -41,13 +41,16 @@ impl<'a> Params<'a> {
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
         let body = self.raw.trim_start();
         let body = body.strip_prefix(';').unwrap_or(body);
-        Split::new(body, b';', false).filter_map(|piece| {
+        Split::params(body).filter_map(|piece| {
             let piece = trim_lws(piece);
             if piece.is_empty() {
                 return None;
             }
-            Some(match piece.split_once('=') {
-                Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
+            Some(match find(piece, b'=') {
+                Some(eq) => (
+                    trim_lws(piece.get(..eq).unwrap_or("")),
+                    Some(trim_lws(piece.get(eq + 1..).unwrap_or(""))),
+                ),
                 None => (piece, None),
             })
         })
@@ -56,63 +59,105 @@ impl<'a> Params<'a> {
     /// Strict generic-param check used for Via (RFC 3261 §20.42): every element is
     /// `token [ EQUAL ( token / host / quoted-string ) ]`; an empty element is an error.
     pub(crate) fn is_strictly_valid(&self) -> bool {
-        let body = trim_lws(self.raw);
-        let Some(body) = body.strip_prefix(';') else {
-            return body.is_empty();
+        let b = trim_lws(self.raw).as_bytes();
+        let lws = |i: &mut usize| {
+            while matches!(b.get(*i), Some(b' ' | b'\t' | b'\r')) {
+                *i += 1;
+            }
         };
-        Split::new(body, b';', false).all(|piece| {
-            let piece = trim_lws(piece);
-            let (name, value) = match piece.split_once('=') {
-                Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
-                None => (piece, None),
-            };
-            !name.is_empty() && name.bytes().all(is_token_byte) && value.is_none_or(valid_value)
-        })
+        match b.first() {
+            None => return true,
+            Some(b';') => {}
+            Some(_) => return false,
+        }
+        let mut i = 1;
+        loop {
+            lws(&mut i);
+            let name = i;
+            while b.get(i).is_some_and(|&c| is_token_byte(c)) {
+                i += 1;
+            }
+            if i == name {
+                return false;
+            }
+            lws(&mut i);
+            if b.get(i) == Some(&b'=') {
+                i += 1;
+                lws(&mut i);
+                if b.get(i) == Some(&b'"') {
+                    match b.get(i..).and_then(quoted_len) {
+                        Some(n) => i += n,
+                        None => return false,
+                    }
+                } else {
+                    let value = i;
+                    while b
+                        .get(i)
+                        .is_some_and(|&c| is_token_byte(c) || matches!(c, b':' | b'[' | b']'))
+                    {
+                        i += 1;
+                    }
+                    if i == value {
+                        return false;
+                    }
+                }
+                lws(&mut i);
+            }
+            match b.get(i) {
+                None => return true,
+                Some(b';') => i += 1,
+                Some(_) => return false,
+            }
+        }
     }
-}
-
-fn valid_value(v: &str) -> bool {
-    if v.starts_with('"') {
-        return quoted_len(v.as_bytes()) == Some(v.len());
-    }
-    !v.is_empty()
-        && v.bytes()
-            .all(|b| is_token_byte(b) || matches!(b, b':' | b'[' | b']'))
 }
 
 /// Length of the quoted string at the start of `s` (including both quotes), if terminated.
 pub(crate) fn quoted_len(s: &[u8]) -> Option<usize> {
     let mut i = 1;
-    while let Some(&b) = s.get(i) {
-        match b {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+    loop {
+        let at = find_either(s, i, b'"', b'\\')?;
+        match s.get(at) {
+            Some(b'"') => return Some(at + 1),
+            _ => i = at + 2,
         }
     }
-    None
 }
 
 /// Trims SP, HT and stray CR (line folding leaves only SP/HT behind).
 #[inline]
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t' || c == '\r')
+    let lws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
+    let b = s.as_bytes();
+    let Some(start) = b.iter().position(|c| !lws(c)) else {
+        return "";
+    };
+    let end = b.iter().rposition(|c| !lws(c)).map_or(start, |e| e + 1);
+    // Both ends sit next to ASCII bytes, so they are char boundaries.
+    s.get(start..end).unwrap_or("")
 }
 
-/// Splits `s` on `sep` outside quoted strings (and outside `<...>` when `angle` is set).
+/// Splits on `;` outside quoted strings, or on `,` outside quoted strings and `<...>`.
 /// Yields every piece untrimmed, empty ones included, so callers can be strict or liberal.
 pub(crate) struct Split<'a> {
     rest: Option<&'a str>,
-    sep: u8,
-    angle: bool,
+    stop: &'static [bool; 256],
 }
 
 impl<'a> Split<'a> {
-    pub(crate) fn new(s: &'a str, sep: u8, angle: bool) -> Self {
+    /// Parameter pieces (`;`).
+    pub(crate) fn params(s: &'a str) -> Self {
         Split {
             rest: Some(s),
-            sep,
-            angle,
+            stop: &PARAM_STOP,
+        }
+    }
+
+    /// List elements (`,`).
+    pub(crate) fn list(s: &'a str) -> Self {
+        Split {
+            rest: Some(s),
+            stop: &LIST_STOP,
         }
     }
 }
@@ -123,28 +168,26 @@ impl<'a> Iterator for Split<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
         let bytes = s.as_bytes();
-        let mut in_quote = false;
-        let mut in_angle = false;
         let mut i = 0;
-        while let Some(&b) = bytes.get(i) {
-            if in_quote {
-                match b {
-                    b'\\' => i += 1,
-                    b'"' => in_quote = false,
-                    _ => {}
+        while let Some(at) = find_class(bytes, i, self.stop) {
+            match bytes.get(at) {
+                Some(b'"') => match bytes.get(at..).and_then(quoted_len) {
+                    Some(n) => i = at + n,
+                    None => break,
+                },
+                Some(b'<') => match bytes
+                    .get(at..)
+                    .and_then(|r| r.iter().position(|&b| b == b'>'))
+                {
+                    Some(n) => i = at + n + 1,
+                    None => break,
+                },
+                _ => {
+                    // Separators are ASCII, so both slices fall on char boundaries.
+                    self.rest = s.get(at + 1..);
+                    return s.get(..at);
                 }
-            } else if b == b'"' {
-                in_quote = true;
-            } else if self.angle && b == b'<' {
-                in_angle = true;
-            } else if in_angle && b == b'>' {
-                in_angle = false;
-            } else if b == self.sep && !in_angle {
-                // Separators are ASCII, so both slices fall on char boundaries.
-                self.rest = s.get(i + 1..);
-                return s.get(..i);
             }
-            i += 1;
         }
         self.rest = None;
         Some(s)
@@ -153,7 +196,7 @@ impl<'a> Iterator for Split<'a> {
 
 /// Comma-separated elements of a list header value, trimmed, empty ones included.
 pub(crate) fn split_list(s: &str) -> impl Iterator<Item = &str> {
-    Split::new(s, b',', true).map(trim_lws)
+    Split::list(s).map(trim_lws)
 }
 
 #[cfg(test)]

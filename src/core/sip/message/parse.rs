@@ -4,8 +4,9 @@
 //! Liberal per RFC 4475: extra SP in the Request-Line (§3.1.2.9) and trailing SP (§3.1.2.10).
 //! Must not: decide endpoint policy (unknown schemes, methods, extensions are accepted).
 
+use super::class::is_token;
 use super::error::{ErrorContext, ParseError, ParseErrorKind};
-use super::header::{is_token, HeaderName};
+use super::header::HeaderName;
 use super::method::{parse_cseq, parse_u32, CSeq, Method};
 use super::name_addr::parse_name_addr;
 use super::params::split_list;
@@ -38,11 +39,15 @@ pub(super) fn parse_owned(mut buf: Vec<u8>, limits: &Limits) -> Result<Message, 
     if let Some(h) = buf.get_mut(from..head.body_start) {
         sanitize_utf8(h);
     }
-    let line = text(&buf, head.start_line);
-    let shape = shape(line);
+    // Sanitised above, and the bytes before `from` are CR/LF: one validation for all spans.
+    let head_text = buf
+        .get(..head.body_start)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .unwrap_or("");
+    let shape = shape(span_text(head_text, head.start_line));
     let result = match shape {
         Shape::Garbage => Err(Kind::Garbage),
-        _ => analyze(&buf, &head, shape),
+        _ => analyze(head_text, buf.len(), &head, shape),
     };
     match result {
         Ok(parsed) => {
@@ -57,6 +62,8 @@ pub(super) fn parse_owned(mut buf: Vec<u8>, limits: &Limits) -> Result<Message, 
                 call_id: parsed.call_id,
                 from: parsed.from,
                 to: parsed.to,
+                from_tag: parsed.from_tag,
+                to_tag: parsed.to_tag,
                 max_forwards: parsed.max_forwards,
             })
         }
@@ -98,6 +105,10 @@ fn context(buf: &[u8], entries: &[Entry]) -> ErrorContext {
     ErrorContext::collect(entries.iter().map(|e| (e.name, text(buf, e.value))))
 }
 
+fn span_text(head: &str, span: Span) -> &str {
+    head.get(span.range()).unwrap_or("")
+}
+
 pub(super) fn text(buf: &[u8], span: Span) -> &str {
     buf.get(span.range())
         .and_then(|b| std::str::from_utf8(b).ok())
@@ -124,10 +135,14 @@ struct Parsed {
     call_id: Span,
     from: Span,
     to: Span,
+    from_tag: Option<Span>,
+    to_tag: Option<Span>,
     max_forwards: Option<u32>,
 }
 
-fn analyze(buf: &[u8], head: &Head, shape: Shape) -> Result<Parsed, Kind> {
+/// `buf`: the header section as text; `total`: the whole buffer's length.
+fn analyze(buf: &str, total: usize, head: &Head, shape: Shape) -> Result<Parsed, Kind> {
+    let text = span_text;
     let line_span = head.start_line;
     let line = text(buf, line_span);
     let base = line_span.start as usize;
@@ -160,8 +175,19 @@ fn analyze(buf: &[u8], head: &Head, shape: Shape) -> Result<Parsed, Kind> {
         Start::Request { method, .. } => method.clone(),
         Start::Response { .. } => Method::from_token(cseq_method),
     };
-    parse_name_addr(text(buf, from)).map_err(|_| Kind::BadHeader("From"))?;
-    parse_name_addr(text(buf, to)).map_err(|_| Kind::BadHeader("To"))?;
+    // Tags are kept as spans: dialog matching asks for them on every message.
+    let tag_span = |t: &str| {
+        let start = offset_in(buf, t);
+        Span::new(start, start + t.len())
+    };
+    let from_tag = parse_name_addr(text(buf, from))
+        .map_err(|_| Kind::BadHeader("From"))?
+        .tag()
+        .map(tag_span);
+    let to_tag = parse_name_addr(text(buf, to))
+        .map_err(|_| Kind::BadHeader("To"))?
+        .tag()
+        .map(tag_span);
     let max_forwards = match f.max_forwards {
         Some(s) => Some(
             parse_u32(text(buf, s))
@@ -170,7 +196,7 @@ fn analyze(buf: &[u8], head: &Head, shape: Shape) -> Result<Parsed, Kind> {
         ),
         None => None,
     };
-    let available = buf.len().saturating_sub(head.body_start);
+    let available = total.saturating_sub(head.body_start);
     let body_len = match f.content_length {
         Some(s) => {
             let n = parse_length(text(buf, s)).ok_or(Kind::BadHeader("Content-Length"))?;
@@ -191,6 +217,8 @@ fn analyze(buf: &[u8], head: &Head, shape: Shape) -> Result<Parsed, Kind> {
         call_id,
         from,
         to,
+        from_tag,
+        to_tag,
         max_forwards,
     })
 }
@@ -261,7 +289,8 @@ struct Found {
     content_type: Option<Span>,
 }
 
-fn find_headers(buf: &[u8], entries: &[Entry]) -> Result<Found, Kind> {
+fn find_headers(buf: &str, entries: &[Entry]) -> Result<Found, Kind> {
+    let text = span_text;
     let mut f = Found::default();
     for e in entries {
         let slot = match e.name {

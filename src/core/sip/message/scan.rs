@@ -3,7 +3,8 @@
 //! spaces, so spans stay valid), accepting bare LF line ends, and enforcing the header limits.
 //! Must not: interpret header values, or allocate per header.
 
-use super::header::{HeaderName, TOKEN};
+use super::class::{find_byte, TOKEN};
+use super::header::HeaderName;
 use super::{Limits, ParseErrorKind};
 
 /// A byte range of the message buffer. u32 keeps header entries small; messages are capped
@@ -166,33 +167,6 @@ fn trim_span(line: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
     (s, e)
 }
 
-/// Position of `needle` in `buf[from..]`, eight bytes at a time (no memchr dependency).
-pub(crate) fn find_byte(buf: &[u8], from: usize, needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let hay = buf.get(from..)?;
-    let pattern = LO.wrapping_mul(u64::from(needle));
-    let mut chunks = hay.chunks_exact(8);
-    let mut off = from;
-    for chunk in &mut chunks {
-        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let x = u64::from_le_bytes(bytes) ^ pattern;
-        // The lowest flagged byte is exactly the first match; borrows only flag higher bytes.
-        let found = x.wrapping_sub(LO) & !x & HI;
-        if found != 0 {
-            return Some(off + (found.trailing_zeros() / 8) as usize);
-        }
-        off += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|i| off + i)
-}
-
 /// Replaces each byte of an invalid UTF-8 sequence with `?` so the header section can be
 /// read as text; same length, so every span stays valid.
 pub(crate) fn sanitize_utf8(bytes: &mut [u8]) {
@@ -215,19 +189,6 @@ pub(crate) fn sanitize_utf8(bytes: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn find_byte_matches_naive_search() {
-        let hay: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
-        for needle in [0u8, 1, 10, 13, 128, 255, 250] {
-            for from in [0, 1, 7, 8, 9, 100, 199, 200, 201] {
-                let naive = hay
-                    .get(from..)
-                    .and_then(|h| h.iter().position(|&b| b == needle).map(|i| i + from));
-                assert_eq!(find_byte(&hay, from, needle), naive, "{needle} {from}");
-            }
-        }
-    }
 
     #[test]
     fn sanitize_keeps_valid_text() {

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use super::class::{find_class, HOST, URI_STOP};
 use super::params::Params;
 
 /// Why a URI, name-addr or Via value did not parse.
@@ -64,26 +65,28 @@ pub struct Uri<'a> {
 
 /// Parses a URI with no surrounding whitespace or angle brackets.
 pub fn parse_uri(s: &str) -> Result<Uri<'_>, UriError> {
-    if s.is_empty() {
+    let bytes = s.as_bytes();
+    if bytes.is_empty() {
         return Err(UriError::Empty);
     }
-    if s.bytes()
-        .any(|b| b <= b' ' || b == 0x7f || matches!(b, b'<' | b'>' | b'"'))
-    {
-        return Err(UriError::BadChar);
+    let colon = scheme_end(bytes).ok_or(UriError::BadScheme)?;
+    let scheme_str = s.get(..colon).ok_or(UriError::BadScheme)?;
+    let rest = s.get(colon + 1..).unwrap_or("");
+    // One pass: reject blanks and delimiters, remember the first '@'.
+    let mut at = None;
+    let mut from = 0;
+    while let Some(i) = find_class(rest.as_bytes(), from, &URI_STOP) {
+        if rest.as_bytes().get(i) != Some(&b'@') {
+            return Err(UriError::BadChar);
+        }
+        at = at.or(Some(i));
+        from = i + 1;
     }
-    let (scheme_str, rest) = s.split_once(':').ok_or(UriError::BadScheme)?;
-    if !valid_scheme(scheme_str) {
-        return Err(UriError::BadScheme);
-    }
-    let scheme = if scheme_str.eq_ignore_ascii_case("sip") {
-        Scheme::Sip
-    } else if scheme_str.eq_ignore_ascii_case("sips") {
-        Scheme::Sips
-    } else if scheme_str.eq_ignore_ascii_case("tel") {
-        Scheme::Tel
-    } else {
-        Scheme::Other
+    let scheme = match scheme_str.len() {
+        3 if scheme_str.eq_ignore_ascii_case("sip") => Scheme::Sip,
+        4 if scheme_str.eq_ignore_ascii_case("sips") => Scheme::Sips,
+        3 if scheme_str.eq_ignore_ascii_case("tel") => Scheme::Tel,
+        _ => Scheme::Other,
     };
     let mut uri = Uri {
         scheme,
@@ -97,74 +100,78 @@ pub fn parse_uri(s: &str) -> Result<Uri<'_>, UriError> {
         raw: s,
     };
     match scheme {
-        Scheme::Sip | Scheme::Sips => sip_parts(rest, &mut uri)?,
+        Scheme::Sip | Scheme::Sips => sip_parts(rest, at, &mut uri)?,
         Scheme::Tel => {
-            let (number, params) = match rest.find(';') {
-                Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("")),
-                None => (rest, ""),
-            };
+            let (number, params) = split_at_byte(rest, |b| b == b';');
             if number.is_empty() {
                 return Err(UriError::BadNumber);
             }
             uri.user = Some(number);
             uri.params = Params::new(params);
         }
-        Scheme::Other => {
-            if rest.is_empty() {
-                return Err(UriError::Empty);
-            }
-        }
+        Scheme::Other if rest.is_empty() => return Err(UriError::Empty),
+        Scheme::Other => {}
     }
     Ok(uri)
 }
 
-fn valid_scheme(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+/// Index of the ':' ending a valid scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`).
+fn scheme_end(b: &[u8]) -> Option<usize> {
+    if !b.first()?.is_ascii_alphabetic() {
+        return None;
+    }
+    for (i, &c) in b.iter().enumerate() {
+        if c == b':' {
+            return Some(i);
+        }
+        if !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')) {
+            return None;
+        }
+    }
+    None
 }
 
-fn sip_parts<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), UriError> {
-    // '@' may only appear (unescaped) between userinfo and host, so the first one splits them;
-    // the user part itself may hold ';', '?' and ':' (RFC 4475 §3.1.1.2, §3.1.1.9).
-    let hostpart = match rest.split_once('@') {
-        Some((userinfo, hostpart)) => {
-            match userinfo.split_once(':') {
-                Some((user, password)) => {
-                    uri.user = Some(user);
-                    uri.password = Some(password);
-                }
-                None => uri.user = Some(userinfo),
-            }
-            hostpart
+/// Splits before the first byte matching `stop` (ASCII), or returns `(s, "")`.
+fn split_at_byte(s: &str, stop: impl Fn(u8) -> bool) -> (&str, &str) {
+    match s.as_bytes().iter().position(|&b| stop(b)) {
+        Some(i) => (s.get(..i).unwrap_or(""), s.get(i..).unwrap_or("")),
+        None => (s, ""),
+    }
+}
+
+/// `at`: position of the first '@' in `rest`. It can only appear (unescaped) between
+/// userinfo and host, so it splits them; the user part itself may hold ';', '?' and ':'
+/// (RFC 4475 §3.1.1.2, §3.1.1.9).
+fn sip_parts<'a>(rest: &'a str, at: Option<usize>, uri: &mut Uri<'a>) -> Result<(), UriError> {
+    let hostpart = match at {
+        Some(at) => {
+            let userinfo = rest.get(..at).unwrap_or("");
+            let (user, password) = split_at_byte(userinfo, |b| b == b':');
+            uri.user = Some(user);
+            uri.password = password.get(1..);
+            rest.get(at + 1..).unwrap_or("")
         }
         None => rest,
     };
-    let (hostport, after) = match hostpart.find([';', '?']) {
-        Some(i) => (
-            hostpart.get(..i).unwrap_or(""),
-            hostpart.get(i..).unwrap_or(""),
-        ),
-        None => (hostpart, ""),
-    };
+    let (hostport, after) = split_at_byte(hostpart, |b| b == b';' || b == b'?');
     let (host, port) = split_hostport(hostport)?;
     uri.host = host;
     uri.port = port;
-    let (params, headers) = match after.split_once('?') {
-        Some((p, h)) => (p, Some(h)),
-        None => (after, None),
-    };
+    let (params, headers) = split_at_byte(after, |b| b == b'?');
     uri.params = Params::new(params);
-    uri.headers = headers;
+    uri.headers = headers.get(1..);
     Ok(())
 }
 
 /// Splits `host[:port]` (host may be an IPv6 reference) and validates both.
 pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), UriError> {
     let (host, port) = if s.starts_with('[') {
-        let end = s.find(']').ok_or(UriError::BadHost)?;
-        let host = s.get(..=end).ok_or(UriError::BadHost)?;
-        let rest = s.get(end + 1..).unwrap_or("");
+        let (host, rest) = split_at_byte(s, |b| b == b']');
+        let host = s
+            .get(..host.len() + 1)
+            .filter(|_| !rest.is_empty())
+            .ok_or(UriError::BadHost)?;
+        let rest = rest.get(1..).unwrap_or("");
         let port = match rest.strip_prefix(':') {
             Some(p) => Some(p),
             None if rest.is_empty() => None,
@@ -172,10 +179,8 @@ pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), UriError> {
         };
         (host, port)
     } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
+        let (h, p) = split_at_byte(s, |b| b == b':');
+        (h, p.get(1..))
     };
     if !valid_host(host) {
         return Err(UriError::BadHost);
@@ -188,10 +193,13 @@ pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), UriError> {
 }
 
 pub(crate) fn parse_port(p: &str) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+    if p.is_empty() || p.len() > 5 {
         return None;
     }
-    p.parse().ok()
+    let n = p.bytes().try_fold(0u32, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+    })?;
+    u16::try_from(n).ok()
 }
 
 /// Hostname, IPv4 address or bracketed IPv6 reference. Underscores are tolerated because
@@ -206,9 +214,7 @@ pub(crate) fn valid_host(h: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     }
-    !h.is_empty()
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    !h.is_empty() && h.bytes().all(|b| HOST[usize::from(b)])
 }
 
 /// Decodes `%HH` escapes; malformed escapes are kept literally, invalid UTF-8 is replaced.

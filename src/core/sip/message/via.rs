@@ -3,7 +3,7 @@
 //! an empty parameter (`;;`) is an error (RFC 4475 §3.1.2.1).
 //! Must not: split comma lists (the caller does), or check the protocol version.
 
-use super::header::is_token_byte;
+use super::class::{find, is_token_byte};
 use super::params::{trim_lws, Params};
 use super::uri::{split_hostport, UriError};
 
@@ -52,7 +52,7 @@ pub fn parse_via(s: &str) -> Result<Via<'_>, UriError> {
     if after.len() == rest.len() {
         return Err(UriError::BadProtocol);
     }
-    let (sent_by, params) = match after.find(';') {
+    let (sent_by, params) = match find(after, b';') {
         Some(i) => (after.get(..i).unwrap_or(""), after.get(i..).unwrap_or("")),
         None => (after, ""),
     };
