@@ -32,10 +32,10 @@ pub use policy::{
     DEFAULT_USER_AGENT_BLOCKLIST,
 };
 pub use types::{
-    AgentConfig, ApiConfig, BillingConfig, CallbacksConfig, Config, Dialect, DidPattern, LogConfig,
-    LogFormat, NumberConfig, Outbound, PublicAddress, RecordingConfig, RtpConfig, SipConfig,
-    SrtpMode, TemplateValue, TlsFiles, TransferConfig, TransferMode, Transport, TrunkConfig,
-    WebhookConfig, WebhookFormat,
+    AgentConfig, AgentSection, ApiConfig, BillingConfig, CallbacksConfig, Config, Dialect,
+    DidPattern, LogConfig, LogFormat, NumberConfig, OnDisconnect, Outbound, PublicAddress,
+    RecordingConfig, RtpConfig, SipConfig, SrtpMode, TemplateValue, TlsFiles, TransferConfig,
+    TransferMode, Transport, TrunkConfig, WebhookConfig, WebhookFormat,
 };
 
 /// The embedded configuration of `trunkgate demo`.

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use super::de::Sp;
 use super::policy::RejectAction;
 use super::types::{
-    Dialect, LogFormat, SrtpMode, TemplateValue, TransferMode, Transport, WebhookFormat,
+    Dialect, LogFormat, OnDisconnect, SrtpMode, TemplateValue, TransferMode, Transport,
+    WebhookFormat,
 };
 
 pub(crate) type Opt<T> = Option<Sp<T>>;
@@ -74,6 +75,15 @@ pub(crate) struct RawCallbacks {
     pub url: Opt<String>,
     pub spool_dir: Opt<String>,
     pub max_attempts: Opt<u32>,
+    pub cdr_file: Opt<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAgentSection {
+    pub connect_timeout: Opt<IntOrStr>,
+    pub on_disconnect: Option<OnDisconnect>,
+    pub extra_ca_file: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

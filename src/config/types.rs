@@ -27,6 +27,25 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     pub numbers: Vec<NumberConfig>,
     pub log: LogConfig,
+    pub agent: AgentSection,
+}
+
+/// `[agent]`: how agent WebSockets are reached and what happens when one drops mid-call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSection {
+    pub connect_timeout: Duration,
+    pub on_disconnect: OnDisconnect,
+    /// Extra CA certificates (PEM) trusted for wss:// agents, webhooks and callbacks.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDisconnect {
+    /// End the call (default).
+    Hangup,
+    /// Keep the caller (silence) and reconnect once.
+    Reconnect,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +140,8 @@ pub struct CallbacksConfig {
     pub spool_dir: PathBuf,
     /// At least 1.
     pub max_attempts: u32,
+    /// One JSON line per ended call; `None` → no CDR file.
+    pub cdr_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

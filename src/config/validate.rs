@@ -18,8 +18,8 @@ use super::de::{deserialize_collecting, render_path, Sp};
 use super::error::Problems;
 use super::policy::{E164Prefix, PolicyConfig};
 use super::schema::{
-    IntOrStr, Opt, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber, RawPolicy, RawRecording,
-    RawRtp, RawSip, RawTrunk, RawWebhook, StrList,
+    IntOrStr, Opt, RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber, RawPolicy,
+    RawRecording, RawRtp, RawSip, RawTrunk, RawWebhook, StrList,
 };
 use super::tree::{Entry, Located, Node, Span};
 use super::types::Config;
@@ -38,6 +38,7 @@ const SECTIONS: &[&str] = &[
     "trunk",
     "number",
     "log",
+    "agent",
 ];
 
 /// Every section as deserialized; `None` when a section could not be read at all (its problems
@@ -56,6 +57,7 @@ pub(crate) struct RawConfig {
     pub trunks: Vec<(usize, RawTrunk)>,
     pub numbers: Vec<(usize, RawNumber)>,
     pub log: Option<RawLog>,
+    pub agent: Option<RawAgentSection>,
 }
 
 /// Deserializes each top-level unit on its own so one bad section does not hide the others.
@@ -70,6 +72,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
         billing: Some(RawBilling::default()),
         policy: Some(RawPolicy::default()),
         log: Some(RawLog::default()),
+        agent: Some(RawAgentSection::default()),
         ..RawConfig::default()
     };
     for (key, node) in root {
@@ -84,6 +87,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
             "billing" => raw.billing = unit(ctx, name, node),
             "policy" => raw.policy = unit(ctx, name, node),
             "log" => raw.log = unit(ctx, name, node),
+            "agent" => raw.agent = unit(ctx, name, node),
             "trunk" => raw.trunks = array_of_tables(ctx, name, node),
             "number" => raw.numbers = array_of_tables(ctx, name, node),
             _ => ctx.push(
@@ -143,6 +147,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
     let recording = sections::recording(ctx, raw.recording.as_ref());
     let billing = sections::billing(ctx, raw.billing.as_ref());
     let log = sections::log(ctx, raw.log.as_ref());
+    let agent = sections::agent(ctx, raw.agent.as_ref());
     let global = routes::policy(ctx, "policy", raw.policy.as_ref());
     let trunks = routes::trunks(ctx, &raw.trunks);
     let numbers = routes::numbers(
@@ -171,6 +176,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
         trunks,
         numbers,
         log,
+        agent,
     }
 }
 

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use super::error::Problems;
 use super::schema::{
-    RawApi, RawBilling, RawCallbacks, RawLog, RawRecording, RawRtp, RawSip, RawWebhook, StrList,
+    RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawRecording, RawRtp, RawSip,
+    RawWebhook, StrList,
 };
 use super::tree::Span;
 use super::types::{
-    ApiConfig, BillingConfig, CallbacksConfig, LogConfig, LogFormat, PublicAddress,
-    RecordingConfig, RtpConfig, SipConfig, SrtpMode, TlsFiles, WebhookConfig, WebhookFormat,
+    AgentSection, ApiConfig, BillingConfig, CallbacksConfig, LogConfig, LogFormat, OnDisconnect,
+    PublicAddress, RecordingConfig, RtpConfig, SipConfig, SrtpMode, TlsFiles, WebhookConfig,
+    WebhookFormat,
 };
 use super::validate::{
     duration, has_control, http_url, is_host_name, list, optional_path, optional_text,
@@ -341,6 +343,30 @@ pub(crate) fn callbacks(ctx: &mut Problems<'_>, raw: Option<&RawCallbacks>) -> C
             "/var/lib/trunkgate/spool",
         ),
         max_attempts,
+        cdr_file: optional_path(&raw.cdr_file, Some("/var/lib/trunkgate/cdr.jsonl")),
+    }
+}
+
+pub(crate) fn agent(ctx: &mut Problems<'_>, raw: Option<&RawAgentSection>) -> AgentSection {
+    let default = RawAgentSection::default();
+    let raw = raw.unwrap_or(&default);
+    let connect_timeout = duration(
+        ctx,
+        "agent.connect_timeout",
+        &raw.connect_timeout,
+        Duration::from_secs(5),
+    );
+    if connect_timeout.is_zero() {
+        ctx.push(
+            "agent.connect_timeout",
+            &span_of(&raw.connect_timeout),
+            "must be more than 0s",
+        );
+    }
+    AgentSection {
+        connect_timeout,
+        on_disconnect: raw.on_disconnect.unwrap_or(OnDisconnect::Hangup),
+        extra_ca_file: optional_path(&raw.extra_ca_file, None),
     }
 }
 
