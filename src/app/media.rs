@@ -1,29 +1,50 @@
-//! A call's media loop: RTP in → G.711 decode → agent; agent → G.711 encode → RTP out, paced
-//! by one 20 ms timer from a per-call clock; RFC 4733 DTMF in; symmetric RTP; RTP timeout.
+//! A call's media loop: RTP in → G.711 decode → agent; agent → pacer → G.711 encode → RTP
+//! out, paced by one timer from a per-call clock; RFC 4733 DTMF both ways; symmetric RTP; RTP
+//! timeout; talk detection on both sides.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::agent_ws::{now_ms, WsAgent, WsTarget};
 use super::{Ctx, EndpointMsg, GatewayEvent};
-use crate::config::AgentConfig;
+use crate::config::OnDisconnect;
 use crate::core::agent::echo::EchoAgent;
-use crate::core::media::dtmf::DtmfReceiver;
+use crate::core::agent::AgentEvent;
+use crate::core::media::dtmf::{DtmfPacket, DtmfReceiver, DtmfSender};
+use crate::core::media::pacer::{FrameKind, Pacer};
+use crate::core::media::rechunk::Rechunker;
+use crate::core::media::vad::{Segment, Vad};
 use crate::core::media::{g711, rtp};
 use crate::core::sip::endpoint::{CallCommand, CallEvent, CallKey, EndReason};
 use crate::core::sip::sdp::{self, AnswerParams, Codec, Direction, Negotiated, SessionDescription};
+
+/// Agent audio queued beyond this (60 s) is refused and counted.
+const MAX_QUEUED: usize = 8000 * 60;
+
+pub enum Agent {
+    Echo(EchoAgent),
+    Ws(Box<WsAgent>),
+}
 
 pub struct MediaSetup {
     pub call: CallKey,
     pub call_id: String,
     pub params: AnswerParams,
     pub offer: Option<SessionDescription>,
-    pub agent: AgentConfig,
     pub rtp_timeout: Duration,
+    pub on_disconnect: OnDisconnect,
+    pub connect_timeout: Duration,
+    /// For a reconnect after the agent drops.
+    pub target: Option<WsTarget>,
+    /// Per-call duration cap (admission policy); `None` → unlimited.
+    pub max_duration: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,26 +53,63 @@ pub enum MediaError {
     Negotiation(String),
 }
 
+/// Why the media loop asked for the call to end, when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalEnd {
+    AgentHangup,
+    AgentDisconnected,
+    RtpTimeout,
+    DurationCap,
+}
+
+impl LocalEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalEnd::AgentHangup => "agent_hangup",
+            LocalEnd::AgentDisconnected => "agent_disconnected",
+            LocalEnd::RtpTimeout => "rtp_timeout",
+            LocalEnd::DurationCap => "duration_cap",
+        }
+    }
+}
+
+/// What the media loop hands back at the end.
+pub struct MediaOutcome {
+    pub reason: EndReason,
+    pub local_end: Option<LocalEnd>,
+    pub rtp_in: u64,
+    pub rtp_out: u64,
+    pub caller_talk: Vec<Segment>,
+    pub agent_talk: Vec<Segment>,
+}
+
 pub struct MediaSession {
     setup: MediaSetup,
     sock: UdpSocket,
     local_sdp: Vec<u8>,
     neg: Negotiated,
     remote: Option<SocketAddr>,
-    latched: bool,
     seq: u16,
     ts: u32,
     ssrc: u32,
-    dtmf: DtmfReceiver,
-    agent: EchoAgent,
+    dtmf_in: DtmfReceiver,
+    dtmf_out: std::collections::VecDeque<(u32, DtmfPacket)>,
+    agent: Agent,
+    pacer: Pacer,
+    caller_chunks: Rechunker,
+    caller_vad: Vad,
+    agent_vad: Vad,
+    started: Instant,
     rtp_in: u64,
     rtp_out: u64,
     session_version: u64,
-    hangup_sent: bool,
+    hangup_sent: Option<LocalEnd>,
+    reconnected: bool,
+    scratch: Vec<i16>,
 }
 
 impl MediaSession {
-    pub fn new(setup: MediaSetup, sock: UdpSocket) -> Result<Self, MediaError> {
+    pub fn new(setup: MediaSetup, sock: UdpSocket, agent: Agent) -> Result<Self, MediaError> {
         let (neg, answer) = match &setup.offer {
             Some(offer) => sdp::answer(offer, &setup.params)
                 .map_err(|e| MediaError::Negotiation(e.to_string()))?,
@@ -71,20 +129,28 @@ impl MediaSession {
             }
         };
         let remote = neg.remote;
+        let frame = (8 * neg.ptime_ms.clamp(10, 60)) as usize;
         Ok(MediaSession {
             local_sdp: answer.to_string().into_bytes(),
             neg,
             remote,
-            latched: false,
             seq: fastrand::u16(..),
             ts: fastrand::u32(..),
             ssrc: fastrand::u32(..),
-            dtmf: DtmfReceiver::new(8000),
-            agent: EchoAgent::new(8000),
+            dtmf_in: DtmfReceiver::new(8000),
+            dtmf_out: std::collections::VecDeque::new(),
+            agent,
+            pacer: Pacer::new(frame, MAX_QUEUED),
+            caller_chunks: Rechunker::twenty_ms(8000),
+            caller_vad: Vad::new(8000),
+            agent_vad: Vad::new(8000),
+            started: Instant::now(),
             rtp_in: 0,
             rtp_out: 0,
             session_version: setup.params.session_version,
-            hangup_sent: false,
+            hangup_sent: None,
+            reconnected: false,
+            scratch: Vec::with_capacity(640),
             setup,
             sock,
         })
@@ -94,20 +160,20 @@ impl MediaSession {
         self.local_sdp.clone()
     }
 
-    pub fn counts(&self) -> (u64, u64) {
-        (self.rtp_in, self.rtp_out)
-    }
-
     fn frame_samples(&self) -> usize {
         (8 * self.neg.ptime_ms.clamp(10, 60)) as usize
     }
 
+    fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     pub async fn run(
-        &mut self,
+        mut self,
         events: &mut mpsc::UnboundedReceiver<CallEvent>,
         ctl: &mpsc::Sender<EndpointMsg>,
         ctx: &Arc<Ctx>,
-    ) -> EndReason {
+    ) -> MediaOutcome {
         let ptime = Duration::from_millis(u64::from(self.neg.ptime_ms.clamp(10, 60)));
         let mut ticker = tokio::time::interval(ptime);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -116,8 +182,12 @@ impl MediaSession {
         let mut payload = vec![0u8; self.frame_samples()];
         let mut packet = Vec::with_capacity(12 + payload.len());
         let mut last_rx = Instant::now();
-        tracing::debug!(agent = %self.setup.agent.url, "media started");
-        loop {
+        let cap_at = self.setup.max_duration.map(|d| Instant::now() + d);
+        self.started = Instant::now();
+        if let Agent::Ws(ws) = &mut self.agent {
+            ws.start();
+        }
+        let reason = loop {
             let on_hold = matches!(
                 self.neg.direction,
                 Direction::SendOnly | Direction::Inactive
@@ -133,21 +203,47 @@ impl MediaSession {
                 _ = ticker.tick() => {
                     self.send_frame(&mut pcm, &mut payload, &mut packet).await;
                 }
+                msg = next_ws(&mut self.agent) => {
+                    self.on_agent_message(msg, ctl, ctx).await;
+                }
                 ev = events.recv() => match ev {
-                    Some(CallEvent::Ended(reason)) => return reason,
+                    Some(CallEvent::Ended(reason)) => break reason,
                     Some(ev) => self.on_event(ev, ctl, ctx).await,
-                    None => return EndReason::LocalBye(0),
+                    None => break EndReason::LocalBye(0),
                 },
-                _ = tokio::time::sleep_until(timeout_at), if !on_hold && !self.hangup_sent => {
+                _ = tokio::time::sleep_until(timeout_at), if !on_hold && self.hangup_sent.is_none() => {
                     tracing::info!("RTP timeout: no media for {:?}", self.setup.rtp_timeout);
-                    self.hangup(ctl).await;
+                    self.hangup(ctl, LocalEnd::RtpTimeout).await;
+                }
+                _ = sleep_until_opt(cap_at), if self.hangup_sent.is_none() => {
+                    tracing::info!("per-call duration cap reached");
+                    self.hangup(ctl, LocalEnd::DurationCap).await;
                 }
             }
+        };
+        let end_ms = self.elapsed_ms();
+        self.caller_vad.finish(end_ms);
+        self.agent_vad.finish(end_ms);
+        let local_end = self.hangup_sent;
+        let agent = std::mem::replace(&mut self.agent, Agent::Echo(EchoAgent::new(8000)));
+        if let Agent::Ws(ws) = agent {
+            ws.stop(local_end.map_or("caller_hangup", LocalEnd::as_str));
+        }
+        MediaOutcome {
+            reason,
+            local_end,
+            rtp_in: self.rtp_in,
+            rtp_out: self.rtp_out,
+            caller_talk: self.caller_vad.segments().to_vec(),
+            agent_talk: self.agent_vad.segments().to_vec(),
         }
     }
 
-    async fn hangup(&mut self, ctl: &mpsc::Sender<EndpointMsg>) {
-        self.hangup_sent = true;
+    async fn hangup(&mut self, ctl: &mpsc::Sender<EndpointMsg>, why: LocalEnd) {
+        if self.hangup_sent.is_some() {
+            return;
+        }
+        self.hangup_sent = Some(why);
         let _ = ctl
             .send(EndpointMsg::Command {
                 call: self.setup.call,
@@ -160,18 +256,15 @@ impl MediaSession {
         let Ok(pkt) = rtp::parse(data) else { return };
         self.rtp_in += 1;
         // Symmetric RTP (RFC 4961): answer where the caller's media comes from.
-        if !self.latched || self.remote != Some(from) {
-            self.remote = Some(from);
-            self.latched = true;
-        }
+        self.remote = Some(from);
         let pt = pkt.header.payload_type;
         if Some(pt) == self.neg.dtmf_pt {
-            if let Some(ev) = self.dtmf.on_packet(pkt.header.timestamp, pkt.payload) {
-                self.on_digit(ev.digit, ctx);
+            if let Some(ev) = self.dtmf_in.on_packet(pkt.header.timestamp, pkt.payload) {
+                self.on_digit(ev.digit, ev.duration_ms, ctx);
             }
             // One packet can complete two events (RFC 4733 §2.5.1.5).
-            while let Some(ev) = self.dtmf.poll_event() {
-                self.on_digit(ev.digit, ctx);
+            while let Some(ev) = self.dtmf_in.poll_event() {
+                self.on_digit(ev.digit, ev.duration_ms, ctx);
             }
             return;
         }
@@ -179,8 +272,8 @@ impl MediaSession {
             return;
         }
         // An event whose end packets were all lost is reported once audio moves past it.
-        if let Some(ev) = self.dtmf.poll_stale(pkt.header.timestamp) {
-            self.on_digit(ev.digit, ctx);
+        if let Some(ev) = self.dtmf_in.poll_stale(pkt.header.timestamp) {
+            self.on_digit(ev.digit, ev.duration_ms, ctx);
         }
         let n = pkt.payload.len().min(pcm.len());
         let (src, dst) = (&pkt.payload[..n], &mut pcm[..n]);
@@ -188,12 +281,31 @@ impl MediaSession {
             Codec::Pcmu => g711::decode_ulaw(src, dst),
             Codec::Pcma => g711::decode_alaw(src, dst),
         }
-        self.agent.on_audio(dst);
+        let t_ms = self.elapsed_ms();
+        let MediaSession {
+            caller_chunks,
+            caller_vad,
+            agent,
+            ..
+        } = self;
+        caller_chunks.push(dst, |frame| {
+            caller_vad.push(frame, t_ms);
+            match agent {
+                Agent::Echo(a) => a.on_audio(frame),
+                Agent::Ws(ws) => ws.caller_audio(frame),
+            }
+        });
     }
 
-    fn on_digit(&mut self, digit: char, ctx: &Arc<Ctx>) {
+    fn on_digit(&mut self, digit: char, duration_ms: u32, ctx: &Arc<Ctx>) {
         tracing::info!(%digit, "DTMF received");
-        self.agent.on_dtmf(digit);
+        match &mut self.agent {
+            Agent::Echo(a) => a.on_dtmf(digit),
+            Agent::Ws(ws) => {
+                let m = ws.codec.dtmf(digit, duration_ms, now_ms());
+                ws.send(m);
+            }
+        }
         ctx.emit(GatewayEvent::Dtmf {
             call_id: self.setup.call_id.clone(),
             digit,
@@ -201,44 +313,202 @@ impl MediaSession {
     }
 
     async fn send_frame(&mut self, pcm: &mut [i16], payload: &mut [u8], packet: &mut Vec<u8>) {
-        self.agent.next_frame(pcm);
+        let kind = match &mut self.agent {
+            Agent::Echo(a) => {
+                a.next_frame(pcm);
+                FrameKind::Audio
+            }
+            Agent::Ws(_) => self.pacer.next_frame(pcm),
+        };
+        if kind == FrameKind::Audio {
+            let t = self.elapsed_ms();
+            self.agent_vad.push(pcm, t);
+        }
+        if let Agent::Ws(ws) = &mut self.agent {
+            for mark in self.pacer.take_played_marks() {
+                let m = ws.codec.mark_played(&mark, now_ms());
+                ws.send(m);
+            }
+        }
         let samples = pcm.len() as u32;
-        let Some(remote) = self.remote else {
-            self.ts = self.ts.wrapping_add(samples);
-            return;
-        };
-        if matches!(
-            self.neg.direction,
-            Direction::RecvOnly | Direction::Inactive
-        ) {
-            // The peer asked us not to send (it put us on hold the other way round).
-            self.ts = self.ts.wrapping_add(samples);
-            return;
+        let sending = self.remote.is_some()
+            && !matches!(
+                self.neg.direction,
+                Direction::RecvOnly | Direction::Inactive
+            );
+        if let (true, Some(remote)) = (sending, self.remote) {
+            packet.clear();
+            if let Some((event_ts, p)) = self.dtmf_out.pop_front() {
+                // RFC 4733 events replace the audio of their frames; same SSRC and sequence.
+                let header = rtp::RtpHeader {
+                    marker: p.marker,
+                    payload_type: self.neg.dtmf_pt.unwrap_or(101),
+                    sequence: self.seq,
+                    timestamp: event_ts,
+                    ssrc: self.ssrc,
+                };
+                rtp::write(&header, &p.payload, packet);
+            } else {
+                match self.neg.codec {
+                    Codec::Pcmu => g711::encode_ulaw(pcm, payload),
+                    Codec::Pcma => g711::encode_alaw(pcm, payload),
+                }
+                let header = rtp::RtpHeader {
+                    marker: self.rtp_out == 0,
+                    payload_type: self.neg.codec_pt,
+                    sequence: self.seq,
+                    timestamp: self.ts,
+                    ssrc: self.ssrc,
+                };
+                rtp::write(&header, payload, packet);
+            }
+            self.seq = self.seq.wrapping_add(1);
+            if self.sock.send_to(packet, remote).await.is_ok() {
+                self.rtp_out += 1;
+            }
         }
-        match self.neg.codec {
-            Codec::Pcmu => g711::encode_ulaw(pcm, payload),
-            Codec::Pcma => g711::encode_alaw(pcm, payload),
-        }
-        let header = rtp::RtpHeader {
-            marker: self.rtp_out == 0,
-            payload_type: self.neg.codec_pt,
-            sequence: self.seq,
-            timestamp: self.ts,
-            ssrc: self.ssrc,
-        };
-        packet.clear();
-        rtp::write(&header, payload, packet);
-        self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(samples);
-        if self.sock.send_to(packet, remote).await.is_ok() {
-            self.rtp_out += 1;
+    }
+
+    async fn on_agent_message(
+        &mut self,
+        msg: Option<
+            Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        >,
+        ctl: &mpsc::Sender<EndpointMsg>,
+        ctx: &Arc<Ctx>,
+    ) {
+        let Agent::Ws(ws) = &mut self.agent else {
+            return;
+        };
+        let events = match msg {
+            Some(Ok(m)) => ws.decode(m),
+            Some(Err(e)) => {
+                tracing::info!(error = %e, "agent WebSocket failed");
+                None
+            }
+            None => None,
+        };
+        let Some(events) = events else {
+            self.on_agent_gone(ctl, ctx).await;
+            return;
+        };
+        for ev in events {
+            self.on_agent_event(ev, ctl, ctx).await;
         }
+    }
+
+    async fn on_agent_event(
+        &mut self,
+        ev: AgentEvent,
+        ctl: &mpsc::Sender<EndpointMsg>,
+        ctx: &Arc<Ctx>,
+    ) {
+        let Agent::Ws(ws) = &mut self.agent else {
+            return;
+        };
+        match ev {
+            AgentEvent::Audio(pcm) => {
+                self.scratch.clear();
+                ws.agent_audio_8k(&pcm, None, &mut self.scratch);
+                if self.pacer.push_audio(&self.scratch) > 0 {
+                    ctx.stats
+                        .agent_dropped_frames
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            AgentEvent::AudioAt { pcm, rate } => {
+                self.scratch.clear();
+                ws.agent_audio_8k(&pcm, Some(rate), &mut self.scratch);
+                if self.pacer.push_audio(&self.scratch) > 0 {
+                    ctx.stats
+                        .agent_dropped_frames
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            AgentEvent::Mark(name) => self.pacer.push_mark(name),
+            AgentEvent::Clear => {
+                // Barge-in: drop queued audio now, answer the marks that will never play.
+                for mark in self.pacer.clear() {
+                    let m = ws.codec.mark_played(&mark, now_ms());
+                    ws.send(m);
+                }
+                if let Some(m) = ws.codec.cleared(now_ms()) {
+                    ws.send(m);
+                }
+            }
+            AgentEvent::Hangup => {
+                tracing::info!("agent hung up");
+                self.hangup(ctl, LocalEnd::AgentHangup).await;
+            }
+            AgentEvent::Transfer { to } => {
+                // Transfers (REFER, bridge, PBX notify) belong to the control issue; until
+                // then the request is logged and the call goes on.
+                tracing::warn!(%to, "agent asked for a transfer, which is not supported yet");
+            }
+            AgentEvent::Dtmf { digits } => self.queue_dtmf(&digits),
+            AgentEvent::Ignored(name) => {
+                ctx.stats
+                    .agent_ignored_events
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(event = %name, "agent event ignored");
+            }
+        }
+    }
+
+    /// Queues RFC 4733 packets for `digits` (100 ms each, 60 ms gaps of audio between).
+    fn queue_dtmf(&mut self, digits: &str) {
+        if self.neg.dtmf_pt.is_none() {
+            tracing::info!("agent DTMF dropped: the caller did not offer telephone-event");
+            return;
+        }
+        let ptime = self.neg.ptime_ms.clamp(10, 60);
+        let frame = 8 * ptime;
+        // Event timestamps continue from where the queue ends.
+        let mut ts = self.ts.wrapping_add(frame * self.dtmf_out.len() as u32);
+        for d in digits.chars().take(32) {
+            let Ok(packets) = DtmfSender::new(8000).packets(d, 100, ptime, 10) else {
+                continue;
+            };
+            let n = packets.len() as u32;
+            for p in packets {
+                self.dtmf_out.push_back((ts, p));
+            }
+            ts = ts.wrapping_add(frame * n);
+        }
+    }
+
+    async fn on_agent_gone(&mut self, ctl: &mpsc::Sender<EndpointMsg>, ctx: &Arc<Ctx>) {
+        if self.hangup_sent.is_some() {
+            return;
+        }
+        let retry = self.setup.on_disconnect == OnDisconnect::Reconnect && !self.reconnected;
+        if let (true, Some(target)) = (retry, self.setup.target.clone()) {
+            self.reconnected = true;
+            tracing::info!("agent dropped; reconnecting once");
+            // The caller keeps hearing silence: the pacer runs dry meanwhile. The connect is
+            // bounded by the connect timeout.
+            match WsAgent::connect(&target, ctx, self.setup.connect_timeout).await {
+                Ok(mut ws) => {
+                    ws.start();
+                    self.pacer.clear();
+                    self.agent = Agent::Ws(Box::new(ws));
+                    return;
+                }
+                Err(e) => tracing::info!(error = %e, "agent reconnect failed"),
+            }
+        }
+        tracing::info!("agent WebSocket closed; ending the call");
+        self.agent = Agent::Echo(EchoAgent::new(8000));
+        self.hangup(ctl, LocalEnd::AgentDisconnected).await;
     }
 
     async fn on_event(&mut self, ev: CallEvent, ctl: &mpsc::Sender<EndpointMsg>, ctx: &Arc<Ctx>) {
         match ev {
-            CallEvent::Acked { sdp: Some(answer) } => self.on_late_answer(&answer),
-            CallEvent::Acked { sdp: None } => {
+            CallEvent::Acked { sdp } => {
+                if let Some(answer) = sdp {
+                    self.on_late_answer(&answer);
+                }
                 ctx.emit(GatewayEvent::CallAnswered {
                     call_id: self.setup.call_id.clone(),
                 });
@@ -255,7 +525,7 @@ impl MediaSession {
             CallEvent::Info { content_type, body } => {
                 if content_type.eq_ignore_ascii_case("application/dtmf-relay") {
                     if let Some(d) = dtmf_relay_digit(&body) {
-                        self.on_digit(d, ctx);
+                        self.on_digit(d, 100, ctx);
                     }
                 }
             }
@@ -267,9 +537,8 @@ impl MediaSession {
         let Ok(sd) = sdp::parse(&String::from_utf8_lossy(answer)) else {
             return;
         };
-        // Re-run negotiation with the answer as if it were an offer: it picks the codec the
-        // peer kept and its address.
-        if let Ok((neg, _)) = sdp::answer(&sd, &self.setup.params) {
+        let offer = sdp::offer(&self.setup.params);
+        if let Ok(neg) = sdp::accept_answer(&offer, &sd) {
             self.remote = neg.remote;
             self.neg = neg;
         }
@@ -294,7 +563,6 @@ impl MediaSession {
             Ok((neg, answer)) => {
                 if neg.remote.is_some() && neg.remote != self.remote {
                     self.remote = neg.remote;
-                    self.latched = false;
                 }
                 self.neg = neg;
                 self.local_sdp = answer.to_string().into_bytes();
@@ -304,6 +572,24 @@ impl MediaSession {
             }
             Err(_) => CallCommand::ReInviteReject { status: 488 },
         }
+    }
+}
+
+type WsItem =
+    Option<Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>;
+
+/// The next agent message, or never for the built-in agent.
+async fn next_ws(agent: &mut Agent) -> WsItem {
+    match agent {
+        Agent::Ws(ws) => ws.rx.next().await,
+        Agent::Echo(_) => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -3,23 +3,29 @@
 //!
 //! The RTP hot path never goes through the endpoint task: each call task owns its socket.
 
+mod agent_ws;
 mod call;
 mod endpoint_task;
 mod media;
 pub mod notify;
+mod record;
 mod routing;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::Config;
+use crate::core::hooks::callback::CallCompleted;
 use crate::core::sip::endpoint::{EndReason, Settings};
 use crate::core::sip::message::Limits;
 use crate::io::rtp::PortPool;
+use crate::io::spool::{Spool, SpoolSettings};
+use crate::io::{http, tls};
 use crate::io::{sip_tcp, sip_udp};
 pub use endpoint_task::EndpointMsg;
 
@@ -40,9 +46,14 @@ pub enum GatewayEvent {
     },
     CallEnded {
         call_id: String,
+        /// What the SIP side saw.
         reason: EndReason,
+        /// The record's `end_reason` (caller_hangup, agent_hangup, webhook_reject, ...).
+        end_reason: String,
         rtp_in: u64,
         rtp_out: u64,
+        /// The call record as delivered to callbacks and the CDR.
+        record: Box<CallCompleted>,
     },
 }
 
@@ -52,6 +63,12 @@ pub struct Stats {
     pub calls_started: AtomicU64,
     pub calls_ended: AtomicU64,
     pub malformed: AtomicU64,
+    /// Agent frames dropped because the agent (or our queue towards the caller) was full.
+    pub agent_dropped_frames: AtomicU64,
+    /// Agent messages that could not be decoded (bad JSON, base64, sizes...).
+    pub agent_frame_errors: AtomicU64,
+    /// Well-formed agent messages with events we do not use.
+    pub agent_ignored_events: AtomicU64,
 }
 
 impl Stats {
@@ -68,6 +85,13 @@ pub struct Ctx {
     pub stats: Stats,
     /// Set on SIGTERM: new calls are refused with 503.
     pub draining: std::sync::atomic::AtomicBool,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub http: reqwest::Client,
+    /// Durable callback delivery; `None` when the spool directory could not be opened.
+    pub spool: Option<Spool>,
+    pub cdr: Option<Mutex<std::fs::File>>,
+    /// HMAC key for webhook and callback signatures.
+    pub secret: Option<Arc<Vec<u8>>>,
 }
 
 impl Ctx {
@@ -85,12 +109,70 @@ impl Ctx {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot read {what} {path}: {source}")]
+    File {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot bind SIP {transport} listener {addr}: {source}")]
     Bind {
         transport: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    let text = std::fs::read(path).map_err(|source| StartError::File {
+        what: "webhook secret file",
+        path: path.display().to_string(),
+        source,
+    })?;
+    let trimmed = text.trim_ascii_end();
+    Ok(trimmed.to_vec())
+}
+
+fn open_spool(
+    config: &Config,
+    http: &reqwest::Client,
+    secret: Option<Arc<Vec<u8>>>,
+) -> Option<Spool> {
+    let settings = SpoolSettings {
+        dir: config.callbacks.spool_dir.clone(),
+        max_attempts: config.callbacks.max_attempts,
+        backoff: config.callbacks.retry_backoff,
+        max_backoff: std::time::Duration::from_secs(300),
+        secret,
+    };
+    match Spool::open(settings, http.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(dir = %config.callbacks.spool_dir.display(), error = %e, "cannot open the callback spool; callbacks disabled");
+            None
+        }
+    }
+}
+
+fn open_cdr(path: &std::path::Path) -> Option<Mutex<std::fs::File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => Some(Mutex::new(f)),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot open the CDR file");
+            None
+        }
+    }
 }
 
 /// A running gateway.
@@ -125,12 +207,32 @@ impl Gateway {
         let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
         let settings = endpoint_settings(&config);
         let limits = settings.limits.clone();
+        tls::install_default_provider();
+        let tls = tls::client_config(config.agent.extra_ca_file.as_deref())?;
+        let http = http::client(
+            &tls,
+            config
+                .webhook
+                .timeout
+                .max(std::time::Duration::from_secs(10)),
+        )?;
+        let secret = match &config.webhook.secret_file {
+            Some(path) => Some(Arc::new(read_secret(path)?)),
+            None => None,
+        };
+        let spool = open_spool(&config, &http, secret.clone());
+        let cdr = config.callbacks.cdr_file.as_ref().and_then(|p| open_cdr(p));
         let ctx = Arc::new(Ctx {
             config: RwLock::new(Arc::new(config.clone())),
             ports,
             events,
             stats: Stats::default(),
             draining: Default::default(),
+            tls,
+            http,
+            spool,
+            cdr,
+            secret,
         });
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let (ttx, trx) = mpsc::channel(4096);

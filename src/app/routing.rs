@@ -2,7 +2,7 @@
 //! (Request-URI user, then To user, then the DID of a `"DID|CRT"` display name, E.164
 //! normalised), else a catch-all `did = "*"`.
 
-use crate::config::{AgentConfig, Config, DidPattern, NumberConfig};
+use crate::config::{Config, DidPattern, NumberConfig};
 use crate::core::sip::endpoint::IncomingCall;
 
 /// Normalises a dialled number to E.164: visual separators dropped, `00` becomes `+`, bare
@@ -48,10 +48,6 @@ pub fn find_number<'a>(config: &'a Config, call: &IncomingCall) -> Option<&'a Nu
         .numbers
         .iter()
         .find(|n| matches!(n.did, DidPattern::Any))
-}
-
-pub fn agent_for<'a>(config: &'a Config, call: &IncomingCall) -> Option<&'a AgentConfig> {
-    find_number(config, call).and_then(|n| n.agent.as_ref())
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 //!
 //! Pipeline: `tree` (toml → located value tree) → `de` (each section deserialized into the
 //! `schema` types, collecting serde errors per key) → `validate*` (meaning, defaults,
-//! cross-section rules) → `types` / `policy` (what the daemon reads). Must not import `core`,
-//! `io`, `api` or `app`; core modules get their settings from here, not the other way round.
+//! cross-section rules) → `types` / `policy` (what the daemon reads). Must not import `io`, `api`
+//! or `app`; from `core` it only assembles core's own settings types (`core::policy::settings`,
+//! re-exported by `policy`): core never imports config.
 
 mod de;
 mod error;

@@ -75,6 +75,7 @@ pub(crate) struct RawCallbacks {
     pub url: Opt<String>,
     pub spool_dir: Opt<String>,
     pub max_attempts: Opt<u32>,
+    pub retry_backoff: Opt<IntOrStr>,
     pub cdr_file: Opt<String>,
 }
 

@@ -140,6 +140,8 @@ pub struct CallbacksConfig {
     pub spool_dir: PathBuf,
     /// At least 1.
     pub max_attempts: u32,
+    /// First retry delay; doubles per failed attempt, up to 5 minutes.
+    pub retry_backoff: Duration,
     /// One JSON line per ended call; `None` → no CDR file.
     pub cdr_file: Option<PathBuf>,
 }

@@ -334,6 +334,19 @@ pub(crate) fn callbacks(ctx: &mut Problems<'_>, raw: Option<&RawCallbacks>) -> C
             "must be at least 1",
         );
     }
+    let retry_backoff = duration(
+        ctx,
+        "callbacks.retry_backoff",
+        &raw.retry_backoff,
+        Duration::from_secs(1),
+    );
+    if retry_backoff.is_zero() {
+        ctx.push(
+            "callbacks.retry_backoff",
+            &span_of(&raw.retry_backoff),
+            "must be more than 0s",
+        );
+    }
     CallbacksConfig {
         url: http_url(ctx, "callbacks.url", &raw.url),
         spool_dir: required_dir(
@@ -343,6 +356,7 @@ pub(crate) fn callbacks(ctx: &mut Problems<'_>, raw: Option<&RawCallbacks>) -> C
             "/var/lib/trunkgate/spool",
         ),
         max_attempts,
+        retry_backoff,
         cdr_file: optional_path(&raw.cdr_file, Some("/var/lib/trunkgate/cdr.jsonl")),
     }
 }

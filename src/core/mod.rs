@@ -16,7 +16,9 @@
 //! Must not import: tokio, `crate::io`, `crate::app`, `crate::api`, `crate::config`.
 
 pub mod agent;
+pub mod hooks;
 pub mod media;
+pub mod policy;
 pub mod sip;
 
 use std::net::SocketAddr;

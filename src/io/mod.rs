@@ -8,7 +8,7 @@ pub mod http;
 pub mod rtp;
 pub mod sip_tcp;
 pub mod sip_udp;
-// pub mod spool; (needs core::hooks)
+pub mod spool;
 pub mod tls;
 
 use crate::core::{ConnId, Flow};

@@ -84,7 +84,9 @@ impl Spool {
             attempts: 0,
             body,
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let name = format!(
             "{:013}-{:06}-{}.json",
             now.as_millis(),
@@ -135,10 +137,16 @@ fn write_atomic(path: &Path, env: &Envelope) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn deliver_loop(spool: Spool, mut rx: mpsc::UnboundedReceiver<PathBuf>, client: reqwest::Client) {
+async fn deliver_loop(
+    spool: Spool,
+    mut rx: mpsc::UnboundedReceiver<PathBuf>,
+    client: reqwest::Client,
+) {
     let slots = Arc::new(Semaphore::new(16));
     while let Some(path) = rx.recv().await {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let spool = spool.clone();
         let client = client.clone();
         tokio::spawn(async move {
@@ -149,7 +157,9 @@ async fn deliver_loop(spool: Spool, mut rx: mpsc::UnboundedReceiver<PathBuf>, cl
 }
 
 async fn attempt(spool: &Spool, client: &reqwest::Client, path: PathBuf) {
-    let Ok(text) = tokio::fs::read(&path).await else { return };
+    let Ok(text) = tokio::fs::read(&path).await else {
+        return;
+    };
     let Ok(mut env) = serde_json::from_slice::<Envelope>(&text) else {
         tracing::error!(path = %path.display(), "unreadable spool file moved to dead/");
         move_dead(spool, &path);
@@ -161,10 +171,13 @@ async fn attempt(spool: &Spool, client: &reqwest::Client, path: PathBuf) {
         .header("X-Trunkgate-Event-Id", &env.event_id)
         .body(env.body.clone());
     if let Some(secret) = &spool.settings.secret {
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         req = req.header(
             "X-Trunkgate-Signature",
-            crate::core::hooks::request::signature_header(secret, ts, env.body.as_bytes()),
+            crate::core::hooks::sign::signature_header(secret, ts, env.body.as_bytes()),
         );
     }
     let outcome = req.send().await;

@@ -2,5 +2,10 @@
 //! Nothing here touches sockets, timers or the clock; callers pass bytes, samples and timestamps.
 pub mod dtmf;
 pub mod g711;
+pub mod pacer;
+pub mod rechunk;
+pub mod resample;
 pub mod rtp;
 pub mod tone;
+pub mod vad;
+pub mod wav;

@@ -1,0 +1,101 @@
+//! The end of a call: its record (PROTOCOLS.md §4), delivered to the callback URL through the
+//! durable spool and appended to the CDR file.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use super::Ctx;
+use crate::config::BillingConfig;
+use crate::core::hooks::callback::{
+    billable_seconds, CallCompleted, CallStatus, CallbackEvent, Direction, Speaker, TalkSeconds,
+    Turn,
+};
+use crate::core::media::vad::{self, Segment};
+
+/// Everything known about a call when it ends.
+#[derive(Debug, Clone)]
+pub struct CallSummary {
+    pub call_id: String,
+    pub direction: Direction,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub did: Option<String>,
+    pub crt: Option<String>,
+    pub started_at: jiff::Timestamp,
+    pub answered_at: Option<jiff::Timestamp>,
+    pub ended_at: jiff::Timestamp,
+    pub status: CallStatus,
+    pub end_reason: String,
+    pub sip_status: Option<u16>,
+    pub caller_talk: Vec<Segment>,
+    pub agent_talk: Vec<Segment>,
+}
+
+pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
+    let duration_s = s
+        .answered_at
+        .map(|a| (s.ended_at.as_millisecond() - a.as_millisecond()).max(0) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    let talk = |segs: &[Segment]| {
+        segs.iter()
+            .map(|g| g.end_ms.saturating_sub(g.start_ms))
+            .sum::<u64>() as f64
+            / 1000.0
+    };
+    let turns = vad::turns(&s.caller_talk, &s.agent_talk)
+        .into_iter()
+        .map(|t| Turn {
+            speaker: match t.speaker {
+                vad::Speaker::Caller => Speaker::Caller,
+                vad::Speaker::Agent => Speaker::Agent,
+            },
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+        })
+        .collect();
+    CallCompleted {
+        event: CallbackEvent::Completed,
+        event_id: format!("evt-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
+        call_id: s.call_id.clone(),
+        direction: s.direction,
+        status: s.status,
+        from: s.from.clone(),
+        to: s.to.clone(),
+        did: s.did.clone(),
+        crt: s.crt.clone(),
+        started_at: s.started_at.to_string(),
+        answered_at: s.answered_at.map(|t| t.to_string()),
+        ended_at: Some(s.ended_at.to_string()),
+        duration_s,
+        billable_s: billable_seconds(duration_s, billing.minimum_s, billing.increment_s),
+        talk_s: TalkSeconds {
+            caller: talk(&s.caller_talk),
+            agent: talk(&s.agent_talk),
+        },
+        turns,
+        end_reason: Some(s.end_reason.clone()),
+        sip_status: s.sip_status,
+        recording_url: None,
+    }
+}
+
+/// Spools the callback (if a URL applies) and appends the CDR line. Never loses the record
+/// silently: a failure to write either is logged with the record itself.
+pub fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) {
+    let json = String::from_utf8(record.to_json()).unwrap_or_default();
+    if let (Some(url), Some(spool)) = (url, &ctx.spool) {
+        if let Err(e) = spool.submit(url, &record.event_id, json.clone()) {
+            tracing::error!(error = %e, record = %json, "cannot spool callback");
+        }
+    }
+    if let Some(cdr) = &ctx.cdr {
+        let written = cdr.lock().map(|mut f| {
+            f.write_all(json.as_bytes())
+                .and_then(|()| f.write_all(b"\n"))
+                .and_then(|()| f.sync_data())
+        });
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!(record = %json, "cannot append CDR");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Asking the inbound-call webhook which agent takes a ringing call (PROTOCOLS.md §1).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::Ctx;
+use crate::config::{Config, WebhookFormat as CfgFormat};
+use crate::core::hooks::answer::{parse_answer, AnswerError, WebhookAnswer, MAX_ANSWER_BYTES};
+use crate::core::hooks::request::{self, IncomingCall, WebhookFormat};
+use crate::core::hooks::sign::{signature_header, SIGNATURE_HEADER};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookFailure {
+    #[error("webhook timed out")]
+    Timeout,
+    #[error("webhook answered HTTP {0}")]
+    Status(u16),
+    #[error("webhook unreachable: {0}")]
+    Transport(String),
+    #[error("webhook answer unusable: {0}")]
+    Answer(#[from] AnswerError),
+}
+
+impl WebhookFailure {
+    /// Stable name for logs, metrics and the CDR.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WebhookFailure::Timeout => "webhook_timeout",
+            WebhookFailure::Status(_) => "webhook_http_error",
+            WebhookFailure::Transport(_) => "webhook_unreachable",
+            WebhookFailure::Answer(_) => "webhook_bad_answer",
+        }
+    }
+
+    /// What the caller hears when no static agent can take over.
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            WebhookFailure::Timeout => 480,
+            _ => 503,
+        }
+    }
+}
+
+pub async fn ask(
+    ctx: &Ctx,
+    config: &Config,
+    url: &str,
+    call: &IncomingCall,
+) -> Result<WebhookAnswer, WebhookFailure> {
+    let format = match config.webhook.format {
+        CfgFormat::Json => WebhookFormat::Json,
+        CfgFormat::TwilioForm => WebhookFormat::TwilioForm,
+    };
+    let body = request::body(format, call, "trunkgate");
+    let mut req = ctx
+        .http
+        .post(url)
+        .timeout(config.webhook.timeout)
+        .header("Content-Type", format.content_type())
+        .header(
+            "Accept",
+            "application/json, application/xml;q=0.9, text/xml;q=0.9",
+        );
+    if let Some(secret) = &ctx.secret {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        req = req.header(SIGNATURE_HEADER, signature_header(secret, ts, &body));
+    }
+    let resp = req.body(body).send().await.map_err(|e| {
+        if e.is_timeout() {
+            WebhookFailure::Timeout
+        } else {
+            WebhookFailure::Transport(e.to_string())
+        }
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(WebhookFailure::Status(status.as_u16()));
+    }
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Read at most MAX_ANSWER_BYTES: a runaway answer must not eat memory.
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = resp.chunk().await.map_err(|e| {
+            if e.is_timeout() {
+                WebhookFailure::Timeout
+            } else {
+                WebhookFailure::Transport(e.to_string())
+            }
+        })?;
+        let Some(chunk) = chunk else { break };
+        if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(AnswerError::TooLarge {
+                len: bytes.len() + chunk.len(),
+                max: MAX_ANSWER_BYTES,
+            }
+            .into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(parse_answer(content_type.as_deref(), &bytes)?)
+}

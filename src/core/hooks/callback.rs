@@ -1,0 +1,298 @@
+//! Call status callbacks (PROTOCOLS.md §4): the `call.completed` payload (and the optional
+//! `call.ringing` / `call.answered`, which use the same shape), and billing rounding.
+//!
+//! Owns: field names and types on the wire. Durations are seconds with 0.1 s precision;
+//! timestamps are ISO-8601 UTC strings made by the caller; absent parts are absent keys.
+//! Derives `Deserialize` too, so a spooled payload can be read back and re-sent as it was.
+//! Must not: read a clock, sign, send, or decide end reasons (the call machine does).
+
+use serde::{Deserialize, Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallbackEvent {
+    #[serde(rename = "call.ringing")]
+    Ringing,
+    #[serde(rename = "call.answered")]
+    Answered,
+    #[serde(rename = "call.completed")]
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// The call statuses of PROTOCOLS.md §3, shared with `GET /v1/calls/{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallStatus {
+    Queued,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    Failed,
+    NoAnswer,
+    Canceled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    Caller,
+    Agent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TalkSeconds {
+    #[serde(serialize_with = "tenths")]
+    pub caller: f64,
+    #[serde(serialize_with = "tenths")]
+    pub agent: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    pub speaker: Speaker,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallCompleted {
+    pub event: CallbackEvent,
+    /// Unique per delivery attempt series, for the receiver's de-duplication.
+    pub event_id: String,
+    pub call_id: String,
+    pub direction: Direction,
+    pub status: CallStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crt: Option<String>,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    #[serde(serialize_with = "tenths")]
+    pub duration_s: f64,
+    pub billable_s: u64,
+    pub talk_s: TalkSeconds,
+    #[serde(default)]
+    pub turns: Vec<Turn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_url: Option<String>,
+}
+
+impl CallCompleted {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain data with string keys: serde_json cannot fail on it.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// `x` rounded to 0.1; NaN and negatives become 0 so the payload is always valid JSON.
+pub fn round_tenths(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 {
+        (x * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
+fn tenths<S: Serializer>(x: &f64, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_f64(round_tenths(*x))
+}
+
+/// Billed seconds for an answered call of `duration_s`: 0 if it never connected
+/// (`duration_s <= 0`, or not a finite number), else the first `minimum_s` in full and the rest rounded up to whole
+/// `increment_s` (an increment of 0 counts as 1). The duration is taken to the millisecond
+/// first, so float noise (60.000000001) does not bill another increment.
+pub fn billable_seconds(duration_s: f64, minimum_s: u32, increment_s: u32) -> u64 {
+    if !(duration_s.is_finite() && duration_s > 0.0) {
+        return 0;
+    }
+    // The float-to-int cast saturates: an absurd duration bills a huge number, never panics.
+    let ms = (duration_s * 1000.0).round() as u64;
+    if ms == 0 {
+        return 0;
+    }
+    let min_ms = u64::from(minimum_s) * 1000;
+    if ms <= min_ms {
+        return u64::from(minimum_s);
+    }
+    let inc_ms = u64::from(increment_s.max(1)) * 1000;
+    let over = ms - min_ms;
+    let steps = over / inc_ms + u64::from(over % inc_ms != 0);
+    u64::from(minimum_s).saturating_add(steps.saturating_mul(u64::from(increment_s.max(1))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completed() -> CallCompleted {
+        CallCompleted {
+            event: CallbackEvent::Completed,
+            event_id: "evt-01".into(),
+            call_id: "tg-7f3a".into(),
+            direction: Direction::Inbound,
+            status: CallStatus::Completed,
+            from: Some("+919990152080".into()),
+            to: Some("+918035735900".into()),
+            did: Some("+919990152080".into()),
+            crt: None,
+            started_at: "2025-01-15T10:30:00.000Z".into(),
+            answered_at: Some("2025-01-15T10:30:04.100Z".into()),
+            ended_at: Some("2025-01-15T10:31:17.300Z".into()),
+            duration_s: 73.19999,
+            billable_s: billable_seconds(73.2, 0, 1),
+            talk_s: TalkSeconds {
+                caller: 31.24,
+                agent: 28.0,
+            },
+            turns: vec![
+                Turn {
+                    speaker: Speaker::Agent,
+                    start_ms: 0,
+                    end_ms: 2300,
+                },
+                Turn {
+                    speaker: Speaker::Caller,
+                    start_ms: 2600,
+                    end_ms: 5100,
+                },
+            ],
+            end_reason: Some("caller_hangup".into()),
+            sip_status: Some(200),
+            recording_url: Some("https://tg.example/v1/calls/tg-7f3a/recording".into()),
+        }
+    }
+
+    #[test]
+    fn completed_snapshot() {
+        let got = String::from_utf8(completed().to_json()).unwrap_or_default();
+        let want = concat!(
+            r#"{"event":"call.completed","event_id":"evt-01","call_id":"tg-7f3a","direction":"inbound","#,
+            r#""status":"completed","from":"+919990152080","to":"+918035735900","did":"+919990152080","#,
+            r#""started_at":"2025-01-15T10:30:00.000Z","answered_at":"2025-01-15T10:30:04.100Z","#,
+            r#""ended_at":"2025-01-15T10:31:17.300Z","duration_s":73.2,"billable_s":74,"#,
+            r#""talk_s":{"caller":31.2,"agent":28.0},"turns":[{"speaker":"agent","start_ms":0,"end_ms":2300},"#,
+            r#"{"speaker":"caller","start_ms":2600,"end_ms":5100}],"end_reason":"caller_hangup","#,
+            r#""sip_status":200,"recording_url":"https://tg.example/v1/calls/tg-7f3a/recording"}"#
+        );
+        assert_eq!(got, want);
+        // Read back from a spool, it is the same payload (at wire precision).
+        let back: Result<CallCompleted, _> = serde_json::from_str(&got);
+        let mut rounded = completed();
+        rounded.duration_s = 73.2;
+        rounded.talk_s.caller = 31.2;
+        assert_eq!(back.ok(), Some(rounded));
+    }
+
+    #[test]
+    fn unanswered_call_snapshot() {
+        let c = CallCompleted {
+            event: CallbackEvent::Completed,
+            event_id: "e".into(),
+            call_id: "c".into(),
+            direction: Direction::Outbound,
+            status: CallStatus::NoAnswer,
+            from: None,
+            to: Some("+1".into()),
+            did: None,
+            crt: None,
+            started_at: "2025-01-15T10:30:00Z".into(),
+            answered_at: None,
+            ended_at: Some("2025-01-15T10:30:30Z".into()),
+            duration_s: f64::NAN,
+            billable_s: billable_seconds(0.0, 60, 60),
+            talk_s: TalkSeconds::default(),
+            turns: vec![],
+            end_reason: Some("no_answer".into()),
+            sip_status: Some(480),
+            recording_url: None,
+        };
+        assert_eq!(
+            String::from_utf8(c.to_json()).unwrap_or_default(),
+            concat!(
+                r#"{"event":"call.completed","event_id":"e","call_id":"c","direction":"outbound","#,
+                r#""status":"no-answer","to":"+1","started_at":"2025-01-15T10:30:00Z","#,
+                r#""ended_at":"2025-01-15T10:30:30Z","duration_s":0.0,"billable_s":0,"#,
+                r#""talk_s":{"caller":0.0,"agent":0.0},"turns":[],"end_reason":"no_answer","sip_status":480}"#
+            )
+        );
+    }
+
+    fn j<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn other_events_and_statuses_spell_as_documented() {
+        assert_eq!(j(&CallbackEvent::Ringing), r#""call.ringing""#);
+        assert_eq!(j(&CallbackEvent::Answered), r#""call.answered""#);
+        assert_eq!(j(&CallStatus::InProgress), r#""in-progress""#);
+        assert_eq!(j(&CallStatus::Canceled), r#""canceled""#);
+        assert_eq!(j(&CallStatus::Queued), r#""queued""#);
+        assert_eq!(j(&Speaker::Caller), r#""caller""#);
+    }
+
+    #[test]
+    fn billable_seconds_table() {
+        let table: &[(f64, u32, u32, u64)] = &[
+            // never answered
+            (0.0, 60, 60, 0),
+            (-1.0, 0, 1, 0),
+            (f64::NAN, 0, 1, 0),
+            (0.0004, 0, 1, 0),
+            // per second
+            (73.2, 0, 1, 74),
+            (73.0, 0, 1, 73),
+            (0.1, 0, 1, 1),
+            (60.000000001, 0, 1, 60),
+            // 60/60 pulses
+            (1.0, 60, 60, 60),
+            (60.0, 60, 60, 60),
+            (60.1, 60, 60, 120),
+            (120.0, 60, 60, 120),
+            (121.0, 60, 60, 180),
+            // 30 s minimum, then per 6 s
+            (10.0, 30, 6, 30),
+            (30.0, 30, 6, 30),
+            (30.5, 30, 6, 36),
+            (36.0, 30, 6, 36),
+            (36.001, 30, 6, 42),
+            // increment 0 counts as 1
+            (5.5, 0, 0, 6),
+            (5.5, 10, 0, 10),
+            (f64::INFINITY, 0, 1, 0),
+        ];
+        for &(d, min, inc, want) in table {
+            assert_eq!(billable_seconds(d, min, inc), want, "{d} s at {min}/{inc}");
+        }
+        // Absurd durations saturate instead of overflowing.
+        assert_eq!(billable_seconds(1e300, 0, 7), u64::MAX / 1000 / 7 * 7 + 7);
+        assert!(billable_seconds(1e300, u32::MAX, u32::MAX) >= u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn rounding_to_tenths() {
+        assert_eq!(round_tenths(73.25), 73.3);
+        assert_eq!(round_tenths(0.04), 0.0);
+        assert_eq!(round_tenths(-3.0), 0.0);
+        assert_eq!(round_tenths(f64::INFINITY), 0.0);
+    }
+}
