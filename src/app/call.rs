@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::agent_ws::{WsAgent, WsTarget};
 use super::media::{Agent, MediaOutcome, MediaSession, MediaSetup};
 use super::record::{self, CallSummary};
-use super::{routing, webhook, Ctx, EndpointMsg, GatewayEvent};
+use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::{AgentConfig, Config, Dialect as CfgDialect};
 use crate::core::agent::echo::EchoAgent;
 use crate::core::agent::{AudioEncoding, Dialect, StreamMeta};
@@ -60,7 +60,8 @@ impl CallResult {
 pub async fn run(
     key: CallKey,
     info: IncomingCall,
-    events: mpsc::UnboundedReceiver<CallEvent>,
+    admitted: Admitted,
+    events: mpsc::UnboundedReceiver<CallMsg>,
     ctl: mpsc::Sender<EndpointMsg>,
     ctx: Arc<Ctx>,
 ) {
@@ -87,6 +88,7 @@ pub async fn run(
         ctx: ctx.clone(),
         config: config.clone(),
         ringing: false,
+        admitted,
     };
     let result = call.run().instrument(span.clone()).await;
     let (rtp_in, rtp_out, caller_talk, agent_talk, reason) = match result.media {
@@ -153,11 +155,12 @@ struct Call {
     key: CallKey,
     call_id: String,
     info: IncomingCall,
-    events: mpsc::UnboundedReceiver<CallEvent>,
+    events: mpsc::UnboundedReceiver<CallMsg>,
     ctl: mpsc::Sender<EndpointMsg>,
     ctx: Arc<Ctx>,
     config: Arc<Config>,
     ringing: bool,
+    admitted: Admitted,
 }
 
 /// Who answers the call.
@@ -200,8 +203,8 @@ impl Call {
     }
 
     async fn wait_end(&mut self) -> EndReason {
-        while let Some(ev) = self.events.recv().await {
-            if let CallEvent::Ended(r) = ev {
+        while let Some(msg) = self.events.recv().await {
+            if let CallMsg::Sip(CallEvent::Ended(r)) = msg {
                 return r;
             }
         }
@@ -288,7 +291,7 @@ impl Call {
             on_disconnect: self.config.agent.on_disconnect,
             connect_timeout: self.config.agent.connect_timeout,
             target: ws_target.map(|t| *t),
-            max_duration: None,
+            max_duration: self.admitted.max_duration,
         };
         let media = match MediaSession::new(setup, sock, agent) {
             Ok(m) => m,
@@ -451,7 +454,7 @@ impl Call {
             did: self.info.did.clone(),
             crt: self.info.crt.clone(),
             workspace_id: header("X-Workspace-ID"),
-            trunk: None,
+            trunk: self.admitted.trunk.clone(),
             source_ip: Some(self.info.source.ip().to_string()),
             headers: self.info.headers.clone(),
         }

@@ -1,5 +1,6 @@
 //! The SIP endpoint task: feeds transport bytes and call commands into the sans-IO
-//! [`Endpoint`], sends what it outputs, drives its timers, and spawns a call task per INVITE.
+//! [`Endpoint`], sends what it outputs, drives its timers, runs admission (flood guard on
+//! every datagram, `admit` on every new INVITE) and spawns a call task per admitted call.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,9 +12,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Ctx;
+use super::{record, routing, Ctx};
+use crate::core::policy::{Admission, Attempt, Decision, FloodGuard, Now, Policy, Scope, Ticket};
 use crate::core::sip::endpoint::{
-    CallCommand, CallEvent, CallKey, Endpoint, Input, Output, Settings,
+    CallCommand, CallEvent, CallKey, Endpoint, IncomingCall, Input, Output, Settings,
 };
 use crate::core::{ConnId, Flow, Transport};
 use crate::io::TransportEvent;
@@ -21,23 +23,57 @@ use crate::io::TransportEvent;
 #[derive(Debug)]
 pub enum EndpointMsg {
     Command { call: CallKey, cmd: CallCommand },
-    Reload(Box<Settings>),
+    Reload(Box<Settings>, Box<Policy>),
     Drain { grace: Duration },
+}
+
+/// What a call task hears: SIP events, or the admission policy cutting the call.
+#[derive(Debug)]
+pub enum CallMsg {
+    Sip(CallEvent),
+    /// The daily voice-minutes cap (or the per-call cap) was reached: hang up.
+    Cut,
+}
+
+/// What admission granted a call, for its task.
+#[derive(Debug, Clone, Default)]
+pub struct Admitted {
+    pub max_duration: Option<Duration>,
+    pub trunk: Option<String>,
+}
+
+struct Running {
+    tx: mpsc::UnboundedSender<CallMsg>,
+    ticket: Ticket,
 }
 
 pub struct EndpointTask {
     ep: Endpoint,
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     conns: HashMap<ConnId, mpsc::Sender<Vec<u8>>>,
-    calls: HashMap<CallKey, mpsc::UnboundedSender<CallEvent>>,
+    calls: HashMap<CallKey, Running>,
+    admission: Admission,
+    flood: FloodGuard,
+    next_eviction: Instant,
     ctx: Arc<Ctx>,
     ctl: mpsc::Sender<EndpointMsg>,
     drain_deadline: Option<Instant>,
 }
 
+/// Idle flood-guard keys are forgotten this often.
+const EVICT_EVERY: Duration = Duration::from_secs(60);
+
+fn now() -> Now {
+    Now {
+        mono: Instant::now().into_std(),
+        wall: jiff::Timestamp::now(),
+    }
+}
+
 impl EndpointTask {
     pub fn new(
         settings: Settings,
+        policy: Policy,
         udp: Vec<Arc<UdpSocket>>,
         ctx: Arc<Ctx>,
         ctl: mpsc::Sender<EndpointMsg>,
@@ -46,11 +82,15 @@ impl EndpointTask {
             .into_iter()
             .filter_map(|s| s.local_addr().ok().map(|a| (a, s)))
             .collect();
+        let flood = FloodGuard::new(global_flood(&policy), Instant::now().into_std());
         EndpointTask {
             ep: Endpoint::new(settings, fastrand::u64(..)),
             udp,
             conns: HashMap::new(),
             calls: HashMap::new(),
+            admission: Admission::new(policy),
+            flood,
+            next_eviction: Instant::now() + EVICT_EVERY,
             ctx,
             ctl,
             drain_deadline: None,
@@ -64,6 +104,7 @@ impl EndpointTask {
     ) {
         loop {
             let timer = self.ep.poll_timeout().map(Instant::from_std);
+            let cut_at = self.admission.next_deadline().map(Instant::from_std);
             let hangup_at = self.drain_deadline;
             tokio::select! {
                 msg = ctl.recv() => match msg {
@@ -77,6 +118,11 @@ impl EndpointTask {
                 },
                 _ = sleep_until(timer) => {
                     self.ep.handle_timeout(Instant::now().into_std());
+                }
+                _ = sleep_until(cut_at) => self.cut_calls(),
+                _ = tokio::time::sleep_until(self.next_eviction) => {
+                    self.flood.evict_idle(Instant::now().into_std());
+                    self.next_eviction = Instant::now() + EVICT_EVERY;
                 }
                 _ = sleep_until(hangup_at) => {
                     self.drain_deadline = None;
@@ -100,7 +146,14 @@ impl EndpointTask {
         let now = Instant::now().into_std();
         match msg {
             EndpointMsg::Command { call, cmd } => self.ep.handle(now, Input::Command { call, cmd }),
-            EndpointMsg::Reload(settings) => self.ep.set_settings(*settings),
+            EndpointMsg::Reload(settings, policy) => {
+                self.ep.set_settings(*settings);
+                let flood = global_flood(&policy);
+                if flood != self.flood.flood() {
+                    self.flood.set_flood(flood, now);
+                }
+                self.admission.set_policy(*policy);
+            }
             EndpointMsg::Drain { grace } => {
                 self.ctx.draining.store(true, Ordering::Relaxed);
                 self.drain_deadline = Some(Instant::now() + grace);
@@ -111,8 +164,12 @@ impl EndpointTask {
     fn on_transport(&mut self, ev: TransportEvent) {
         match ev {
             TransportEvent::Received { flow, bytes } => {
-                self.ep
-                    .handle(Instant::now().into_std(), Input::Received { flow, bytes });
+                let now = Instant::now().into_std();
+                if !self.flood.check(flow.remote.ip(), now) {
+                    self.ctx.stats.flood_dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                self.ep.handle(now, Input::Received { flow, bytes });
             }
             TransportEvent::ConnOpened { id, tx } => {
                 self.conns.insert(id, tx);
@@ -132,7 +189,17 @@ impl EndpointTask {
                     self.ctx.stats.malformed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(remote = %flow.remote, %reason, "malformed SIP message");
                 }
+                Output::Blocked { flow } => {
+                    self.ctx
+                        .stats
+                        .blocked_user_agent
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(remote = %flow.remote, "request from a blocked user agent dropped");
+                }
             }
+        }
+        while let Some(alert) = self.admission.poll_alert() {
+            super::alerts::send(&self.ctx, alert);
         }
     }
 
@@ -158,40 +225,145 @@ impl EndpointTask {
     }
 
     fn on_call_event(&mut self, call: CallKey, event: CallEvent) {
-        let now = Instant::now().into_std();
         match event {
-            CallEvent::Incoming(info) => {
-                if self.draining() {
-                    let cmd = CallCommand::Reject {
-                        status: 503,
-                        reason: Some("Shutting Down".into()),
-                        headers: vec![("Retry-After".into(), "30".into())],
-                    };
-                    self.ep.handle(now, Input::Command { call, cmd });
-                    return;
+            CallEvent::Incoming(info) => self.on_incoming(call, *info),
+            CallEvent::Ended(reason) => {
+                if let Some(running) = self.calls.remove(&call) {
+                    self.admission.call_ended(&running.ticket, &now());
+                    let _ = running.tx.send(CallMsg::Sip(CallEvent::Ended(reason)));
                 }
+            }
+            other => {
+                if let Some(running) = self.calls.get(&call) {
+                    let _ = running.tx.send(CallMsg::Sip(other));
+                }
+            }
+        }
+    }
+
+    /// Admission: decided here, at once, before anything is sent for the INVITE.
+    fn on_incoming(&mut self, call: CallKey, info: IncomingCall) {
+        let at = now();
+        if self.draining() {
+            let cmd = CallCommand::Reject {
+                status: 503,
+                reason: Some("Shutting Down".into()),
+                headers: vec![("Retry-After".into(), "30".into())],
+            };
+            self.ep.handle(at.mono, Input::Command { call, cmd });
+            return;
+        }
+        let caller = info
+            .from_user
+            .as_deref()
+            .and_then(routing::normalize_e164)
+            .or_else(|| info.did.clone());
+        let dialled = info
+            .request_user
+            .as_deref()
+            .and_then(routing::normalize_e164);
+        let attempt = Attempt {
+            source: info.source.ip(),
+            caller: caller.as_deref(),
+            dialled: dialled.as_deref(),
+            headers: &info.headers,
+            user_agent: info.user_agent.as_deref(),
+        };
+        match self.admission.admit(&attempt, &at) {
+            Decision::Admit(ticket) => {
+                self.ep.handle(
+                    at.mono,
+                    Input::Command {
+                        call,
+                        cmd: CallCommand::Proceed,
+                    },
+                );
+                let admitted = Admitted {
+                    max_duration: ticket.max_duration(),
+                    trunk: ticket.scopes().iter().find_map(|s| match s {
+                        Scope::Trunk(name) => Some(name.to_string()),
+                        _ => None,
+                    }),
+                };
                 let (tx, rx) = mpsc::unbounded_channel();
-                self.calls.insert(call, tx);
+                self.calls.insert(call, Running { tx, ticket });
                 tokio::spawn(super::call::run(
                     call,
-                    *info,
+                    info,
+                    admitted,
                     rx,
                     self.ctl.clone(),
                     self.ctx.clone(),
                 ));
             }
-            CallEvent::Ended(reason) => {
-                if let Some(tx) = self.calls.remove(&call) {
-                    let _ = tx.send(CallEvent::Ended(reason));
-                }
+            Decision::Reject {
+                status,
+                reason,
+                retry_after,
+            } => {
+                self.ctx
+                    .stats
+                    .policy_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    source = %info.source,
+                    caller = caller.as_deref().unwrap_or(""),
+                    status,
+                    reason = reason.as_str(),
+                    "call rejected by policy"
+                );
+                let headers = retry_after
+                    .map(|s| vec![("Retry-After".to_string(), s.to_string())])
+                    .unwrap_or_default();
+                let cmd = CallCommand::Reject {
+                    status,
+                    reason: None,
+                    headers,
+                };
+                self.ep.handle(at.mono, Input::Command { call, cmd });
+                record::rejected(
+                    &self.ctx,
+                    &info,
+                    status,
+                    &format!("policy_{}", reason.as_str()),
+                );
             }
-            other => {
-                if let Some(tx) = self.calls.get(&call) {
-                    let _ = tx.send(other);
-                }
+            Decision::Drop { reason } => {
+                self.ctx
+                    .stats
+                    .policy_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(source = %info.source, reason = reason.as_str(), "call dropped by policy");
+                self.ep.handle(
+                    at.mono,
+                    Input::Command {
+                        call,
+                        cmd: CallCommand::Drop,
+                    },
+                );
             }
         }
     }
+
+    /// Calls that reached a duration or daily-minutes cap are told to hang up.
+    fn cut_calls(&mut self) {
+        let ids = self.admission.calls_to_cut(&now());
+        for id in ids {
+            if let Some(running) = self.calls.values().find(|r| r.ticket.id() == id) {
+                let _ = running.tx.send(CallMsg::Cut);
+            }
+        }
+    }
+}
+
+fn global_flood(policy: &Policy) -> crate::core::policy::Flood {
+    policy
+        .global()
+        .flood_per_source
+        .unwrap_or(crate::core::policy::Flood {
+            burst: 0,
+            per_second: 0,
+        })
 }
 
 async fn sleep_until(at: Option<Instant>) {

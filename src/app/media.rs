@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::agent_ws::{now_ms, WsAgent, WsTarget};
-use super::{Ctx, EndpointMsg, GatewayEvent};
+use super::{CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::OnDisconnect;
 use crate::core::agent::echo::EchoAgent;
 use crate::core::agent::AgentEvent;
@@ -60,6 +60,7 @@ pub enum LocalEnd {
     AgentDisconnected,
     RtpTimeout,
     DurationCap,
+    MinutesCap,
 }
 
 impl LocalEnd {
@@ -69,6 +70,7 @@ impl LocalEnd {
             LocalEnd::AgentDisconnected => "agent_disconnected",
             LocalEnd::RtpTimeout => "rtp_timeout",
             LocalEnd::DurationCap => "duration_cap",
+            LocalEnd::MinutesCap => "minutes_cap",
         }
     }
 }
@@ -170,7 +172,7 @@ impl MediaSession {
 
     pub async fn run(
         mut self,
-        events: &mut mpsc::UnboundedReceiver<CallEvent>,
+        events: &mut mpsc::UnboundedReceiver<CallMsg>,
         ctl: &mpsc::Sender<EndpointMsg>,
         ctx: &Arc<Ctx>,
     ) -> MediaOutcome {
@@ -207,8 +209,12 @@ impl MediaSession {
                     self.on_agent_message(msg, ctl, ctx).await;
                 }
                 ev = events.recv() => match ev {
-                    Some(CallEvent::Ended(reason)) => break reason,
-                    Some(ev) => self.on_event(ev, ctl, ctx).await,
+                    Some(CallMsg::Sip(CallEvent::Ended(reason))) => break reason,
+                    Some(CallMsg::Sip(ev)) => self.on_event(ev, ctl, ctx).await,
+                    Some(CallMsg::Cut) => {
+                        tracing::info!("voice-minutes cap reached");
+                        self.hangup(ctl, LocalEnd::MinutesCap).await;
+                    }
                     None => break EndReason::LocalBye(0),
                 },
                 _ = tokio::time::sleep_until(timeout_at), if !on_hold && self.hangup_sent.is_none() => {

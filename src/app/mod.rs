@@ -4,6 +4,7 @@
 //! The RTP hot path never goes through the endpoint task: each call task owns its socket.
 
 mod agent_ws;
+mod alerts;
 mod call;
 mod endpoint_task;
 mod media;
@@ -19,15 +20,16 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::config::Config;
+use crate::config::{Config, DidPattern};
 use crate::core::hooks::callback::CallCompleted;
+use crate::core::policy::{NumberLayer, Policy, TrunkLayer};
 use crate::core::sip::endpoint::{EndReason, Settings};
 use crate::core::sip::message::Limits;
 use crate::io::rtp::PortPool;
 use crate::io::spool::{Spool, SpoolSettings};
 use crate::io::{http, tls};
 use crate::io::{sip_tcp, sip_udp};
-pub use endpoint_task::EndpointMsg;
+pub use endpoint_task::{Admitted, CallMsg, EndpointMsg};
 
 /// What happened, for tests, logs and (later) metrics and callbacks.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +71,14 @@ pub struct Stats {
     pub agent_frame_errors: AtomicU64,
     /// Well-formed agent messages with events we do not use.
     pub agent_ignored_events: AtomicU64,
+    /// SIP datagrams/messages dropped by the per-source flood guard.
+    pub flood_dropped: AtomicU64,
+    /// Requests dropped for a blocked User-Agent.
+    pub blocked_user_agent: AtomicU64,
+    /// INVITEs answered with a policy rejection (403/480/486/503).
+    pub policy_rejected: AtomicU64,
+    /// INVITEs dropped silently by policy.
+    pub policy_dropped: AtomicU64,
 }
 
 impl Stats {
@@ -184,6 +194,36 @@ pub struct Gateway {
     done: Option<oneshot::Receiver<()>>,
 }
 
+/// The admission policy of `config`: global layer, trunks by source CIDR, numbers by DID.
+pub fn policy(config: &Config) -> Policy {
+    let trunks = config
+        .trunks
+        .iter()
+        .map(|t| TrunkLayer {
+            name: t.name.clone(),
+            match_cidrs: t.match_cidrs.clone(),
+            require_headers: t.require_headers.clone(),
+            policy: t.policy.clone(),
+        })
+        .collect();
+    let numbers = config
+        .numbers
+        .iter()
+        .map(|n| NumberLayer {
+            did: match &n.did {
+                DidPattern::Exact(d) => Some(d.clone()),
+                DidPattern::Any => None,
+            },
+            policy: n.policy.clone(),
+        })
+        .collect();
+    let policy = Policy::new(config.policy.clone(), trunks, numbers);
+    for zone in policy.unknown_zones() {
+        tracing::warn!(%zone, "unknown time zone in policy hours; read as UTC");
+    }
+    policy
+}
+
 pub fn endpoint_settings(config: &Config) -> Settings {
     Settings {
         user_agent: config.sip.user_agent.clone(),
@@ -196,6 +236,11 @@ pub fn endpoint_settings(config: &Config) -> Settings {
             max_headers: config.sip.max_headers,
             max_header_len: config.sip.max_header_len,
         },
+        blocked_user_agents: config
+            .policy
+            .user_agent_blocklist
+            .clone()
+            .unwrap_or_default(),
         ..Settings::default()
     }
 }
@@ -272,7 +317,13 @@ impl Gateway {
         }
         drop(ttx);
         let (done_tx, done_rx) = oneshot::channel();
-        let task = endpoint_task::EndpointTask::new(settings, udp_socks, ctx.clone(), tx.clone());
+        let task = endpoint_task::EndpointTask::new(
+            settings,
+            policy(&config),
+            udp_socks,
+            ctx.clone(),
+            tx.clone(),
+        );
         tokio::spawn(async move {
             task.run(rx, trx).await;
             let _ = done_tx.send(());
@@ -302,10 +353,14 @@ impl Gateway {
     /// Swaps in a new configuration (already validated). Listeners are not re-bound.
     pub async fn reload(&self, config: Config) {
         let settings = endpoint_settings(&config);
+        let policy = policy(&config);
         if let Ok(mut c) = self.ctx.config.write() {
             *c = Arc::new(config);
         }
-        let _ = self.ctl.send(EndpointMsg::Reload(Box::new(settings))).await;
+        let _ = self
+            .ctl
+            .send(EndpointMsg::Reload(Box::new(settings), Box::new(policy)))
+            .await;
     }
 
     /// Graceful drain: new calls get 503, running calls may finish for up to `grace`, then

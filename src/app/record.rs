@@ -99,3 +99,45 @@ pub fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) {
         }
     }
 }
+
+/// The record of a call refused before any work (admission): CDR and callback like any other.
+pub fn rejected(
+    ctx: &Arc<Ctx>,
+    info: &crate::core::sip::endpoint::IncomingCall,
+    status: u16,
+    why: &str,
+) {
+    let config = ctx.config();
+    let number = super::routing::find_number(&config, info);
+    let url = number
+        .and_then(|n| n.callback_url.clone())
+        .or_else(|| config.callbacks.url.clone());
+    let now = jiff::Timestamp::now();
+    let summary = CallSummary {
+        call_id: format!("tg-{:016x}", fastrand::u64(..)),
+        direction: Direction::Inbound,
+        from: info
+            .from_user
+            .as_deref()
+            .and_then(super::routing::normalize_e164),
+        to: info
+            .request_user
+            .as_deref()
+            .and_then(super::routing::normalize_e164),
+        did: info.did.clone(),
+        crt: info.crt.clone(),
+        started_at: now,
+        answered_at: None,
+        ended_at: now,
+        status: match status {
+            486 | 600 => CallStatus::Busy,
+            _ => CallStatus::Failed,
+        },
+        end_reason: why.to_string(),
+        sip_status: Some(status),
+        caller_talk: Vec::new(),
+        agent_talk: Vec::new(),
+    };
+    let record = build(&summary, &config.billing);
+    deliver(ctx, &record, url.as_deref());
+}

@@ -91,6 +91,11 @@ impl Policy {
         Self::build(global, trunks, numbers, std::slice::from_ref(db))
     }
 
+    /// The global layer's settings (every key set).
+    pub fn global(&self) -> &PolicyConfig {
+        &self.global.cfg
+    }
+
     /// Zone names no database knew; their hours are read in UTC. Log these after a (re)load.
     pub fn unknown_zones(&self) -> &[String] {
         &self.unknown_zones

@@ -15,6 +15,12 @@ impl Endpoint {
         };
         let state = call.state;
         match cmd {
+            CallCommand::Proceed if state == CallState::Early => self.provisional(call_key, 100),
+            CallCommand::Drop if state == CallState::Early => {
+                let key = call.invite_txn.clone();
+                self.remove_call(call_key);
+                self.server_txns.remove(&key);
+            }
             CallCommand::Ringing if state == CallState::Early => {
                 self.provisional(call_key, 180);
             }
@@ -62,13 +68,15 @@ impl Endpoint {
         let Some(call) = self.calls.get(&call_key) else {
             return;
         };
+        // 100 Trying is hop-by-hop: no tag, no Contact (RFC 3261 §8.2.6.1).
+        let trying = status == 100;
         let bytes = self.response_bytes(
             &call.invite,
             &call.flow,
             status,
             Extra {
-                to_tag: Some(&call.local_tag),
-                contact: true,
+                to_tag: (!trying).then_some(call.local_tag.as_str()),
+                contact: !trying,
                 ..Extra::default()
             },
         );

@@ -43,6 +43,12 @@ impl Endpoint {
         let Some(method) = msg.method().cloned() else {
             return;
         };
+        if let Some(ua) = msg.header(&HeaderName::UserAgent) {
+            if crate::core::policy::blocked_user_agent(ua, &self.settings.blocked_user_agents) {
+                self.out.push_back(super::Output::Blocked { flow });
+                return;
+            }
+        }
         let key = txn_key(&msg, &method, flow.remote);
         if method == Method::Ack {
             self.on_ack(now, msg, key);
@@ -127,16 +133,13 @@ impl Endpoint {
         }
     }
 
+    /// A new INVITE: the transaction and call exist from now on, but nothing is sent until
+    /// the owner's verdict (`Proceed` sends 100 Trying; see [`CallEvent::Incoming`]).
     fn on_new_invite(&mut self, _now: Instant, flow: Flow, msg: Message, key: String) {
         let reply = reply_flow(&flow, &msg);
         let call = self.alloc_call_key();
         let local_tag = self.random_token();
-        let mut txn = ServerInvite::new(flow.transport.is_reliable(), self.settings.timers);
-        let trying = self.response_bytes(&msg, &reply, 100, Extra::default());
-        let mut outs = std::mem::take(&mut self.scratch);
-        txn.send_provisional(trying, &mut outs);
-        self.scratch = outs;
-        self.drain_txn_out(reply);
+        let txn = ServerInvite::new(flow.transport.is_reliable(), self.settings.timers);
         self.server_txns.insert(
             key.clone(),
             ServerTxn {

@@ -55,6 +55,7 @@ impl Harness {
         }
     }
 
+    /// Delivers bytes; a new call is admitted at once (`Proceed`), as the daemon does.
     fn recv(&mut self, bytes: Vec<u8>) -> Vec<Output> {
         self.ep.handle(
             self.now,
@@ -63,7 +64,16 @@ impl Harness {
                 bytes,
             },
         );
-        self.drain()
+        let mut out = self.drain();
+        let new_calls: Vec<CallKey> = events(&out)
+            .into_iter()
+            .filter(|(_, e)| matches!(e, CallEvent::Incoming(_)))
+            .map(|(k, _)| k)
+            .collect();
+        for call in new_calls {
+            out.extend(self.cmd(call, CallCommand::Proceed));
+        }
+        out
     }
 
     fn cmd(&mut self, call: CallKey, cmd: CallCommand) -> Vec<Output> {
@@ -353,6 +363,43 @@ fn reject_and_tcp_has_no_retransmissions() {
     );
     let out = h.advance(Duration::from_secs(40));
     assert!(sent(&out).is_empty());
+}
+
+#[test]
+fn dropped_invite_gets_no_answer_at_all() {
+    let mut h = Harness::new(Transport::Udp);
+    h.ep.handle(
+        h.now,
+        Input::Received {
+            flow: h.flow,
+            bytes: request("INVITE", "d1", 1, None, OFFER),
+        },
+    );
+    let out = h.drain();
+    assert!(sent(&out).is_empty(), "nothing sent before the verdict");
+    let (call, _) = events(&out)[0].clone();
+    let out = h.cmd(call, CallCommand::Drop);
+    assert!(out.is_empty());
+    assert_eq!(h.ep.active_calls(), 0);
+    assert_eq!(h.ep.transactions(), 0);
+}
+
+#[test]
+fn blocked_user_agent_is_dropped_unanswered() {
+    let mut h = Harness::new(Transport::Udp);
+    h.ep.set_settings(Settings {
+        blocked_user_agents: vec!["friendly-scanner".into()],
+        ..Settings::default()
+    });
+    let opts = String::from_utf8(request("OPTIONS", "o1", 1, None, ""))
+        .unwrap()
+        .replace(
+            "X-Workspace-ID: ws-42\r\n",
+            "User-Agent: Friendly-Scanner 1.0\r\n",
+        );
+    let out = h.recv(opts.into_bytes());
+    assert!(sent(&out).is_empty());
+    assert!(matches!(out[0], Output::Blocked { .. }));
 }
 
 #[test]

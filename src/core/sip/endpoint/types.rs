@@ -17,6 +17,8 @@ pub struct Settings {
     pub public_address: Option<String>,
     pub timers: Timers,
     pub limits: Limits,
+    /// Requests whose User-Agent contains one of these (case-insensitive) are dropped unanswered.
+    pub blocked_user_agents: Vec<String>,
 }
 
 impl Default for Settings {
@@ -26,6 +28,7 @@ impl Default for Settings {
             public_address: None,
             timers: Timers::default(),
             limits: Limits::default(),
+            blocked_user_agents: Vec::new(),
         }
     }
 }
@@ -40,6 +43,11 @@ pub enum Input {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallCommand {
+    /// The verdict on a new INVITE (every [`CallEvent::Incoming`] needs one, given at once):
+    /// go on — 100 Trying is sent now.
+    Proceed,
+    /// The verdict on a new INVITE: forget it without any answer (scanners, floods).
+    Drop,
     /// 180 Ringing (early dialog, no SDP).
     Ringing,
     /// 200 OK with this SDP body (an answer, or an offer when the INVITE had none).
@@ -78,6 +86,10 @@ pub enum Output {
         flow: Flow,
         reason: String,
     },
+    /// A request from a blocked User-Agent, dropped unanswered.
+    Blocked {
+        flow: Flow,
+    },
 }
 
 /// Why the endpoint forgot a call.
@@ -97,6 +109,8 @@ pub enum EndReason {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
+    /// A new INVITE. The owner must answer at once with `Proceed`, `Reject` or `Drop`
+    /// (admission runs here, before anything is sent, so a dropped scanner hears nothing).
     Incoming(Box<IncomingCall>),
     /// The 2xx was acknowledged; carries the SDP answer of a late-offer call.
     Acked {
