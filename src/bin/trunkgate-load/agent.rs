@@ -1,0 +1,76 @@
+//! The load tool's echo agent: a WebSocket server that sends every audio frame straight back
+//! (raw: binary PCM16; twilio: the media payload re-sent as an outbound media message).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Default)]
+pub struct AgentStats {
+    pub connections: AtomicU64,
+    pub frames: AtomicU64,
+}
+
+/// Binds the agent on `addr`'s IP (port 0) and serves until the process ends.
+pub async fn serve(
+    addr: SocketAddr,
+    dialect: &str,
+    stats: Arc<AgentStats>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+    let local = listener.local_addr()?;
+    let twilio = dialect.eq_ignore_ascii_case("twilio");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                stats.connections.fetch_add(1, Ordering::Relaxed);
+                let (mut tx, mut rx) = ws.split();
+                let mut stream_sid = String::new();
+                while let Some(Ok(msg)) = rx.next().await {
+                    let reply = match msg {
+                        Message::Binary(b) if !twilio => Some(Message::Binary(b)),
+                        Message::Text(t) if twilio => echo_twilio(t.as_str(), &mut stream_sid)
+                            .map(|s| Message::Text(s.into())),
+                        Message::Close(_) => break,
+                        _ => None,
+                    };
+                    if let Some(r) = reply {
+                        stats.frames.fetch_add(1, Ordering::Relaxed);
+                        if tx.send(r).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+/// Twilio media in → the same payload out; `start` gives the streamSid.
+fn echo_twilio(text: &str, stream_sid: &mut String) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    match v.get("event")?.as_str()? {
+        "start" => {
+            *stream_sid = v.get("streamSid")?.as_str()?.to_string();
+            None
+        }
+        "media" => {
+            let payload = v.get("media")?.get("payload")?.as_str()?;
+            Some(
+                serde_json::json!({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}})
+                    .to_string(),
+            )
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,140 @@
+//! `trunkgate-load`: places N concurrent calls at a set rate against a running gateway,
+//! streams real 20 ms G.711 audio with tone bursts, measures setup latency and the media round
+//! trip caller → agent → caller, optionally sends DTMF, and reports the gateway's CPU, memory,
+//! fds and UDP ports from /proc. Bounded by count and time; loopback by default.
+//!
+//! It also runs the peers a bridged call needs: an echo agent (WebSocket server, raw or twilio
+//! dialect) and a webhook responder that points the gateway at it.
+
+mod agent;
+mod caller;
+mod procfs;
+mod report;
+mod webhook;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "trunkgate-load",
+    about = "Load generator for trunkgate (SIP + RTP + echo agent)"
+)]
+pub struct Args {
+    /// Gateway SIP address.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    pub target: SocketAddr,
+    /// udp or tcp.
+    #[arg(long, default_value = "udp")]
+    pub transport: String,
+    /// Total calls to place.
+    #[arg(long, default_value_t = 10)]
+    pub calls: usize,
+    /// Calls up at the same time at most.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// New calls per second.
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// Seconds each call lasts once answered.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Send one DTMF digit per call.
+    #[arg(long)]
+    pub dtmf: bool,
+    /// PID of the gateway, for CPU/RSS/fd figures (default: found by name `trunkgate`).
+    #[arg(long)]
+    pub gateway_pid: Option<u32>,
+    /// Serve an echo agent and a webhook here (point the gateway's [webhook] url at
+    /// http://<this>/webhook). Off → the gateway answers with its own agent.
+    #[arg(long)]
+    pub serve: Option<SocketAddr>,
+    /// Agent dialect served: raw or twilio.
+    #[arg(long, default_value = "twilio")]
+    pub dialect: String,
+    /// Local address for callers' SIP and RTP sockets.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Print the report as JSON too.
+    #[arg(long)]
+    pub json: bool,
+    /// Hard limit on the whole run, seconds.
+    #[arg(long, default_value_t = 600)]
+    pub max_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.calls == 0 || args.concurrency == 0 || args.rate <= 0.0 || args.duration <= 0.0 {
+        eprintln!("calls, concurrency, rate and duration must be positive");
+        return ExitCode::FAILURE;
+    }
+    if !args.target.ip().is_loopback() {
+        eprintln!(
+            "refusing a non-loopback target {}: this tool only loads this machine",
+            args.target
+        );
+        return ExitCode::FAILURE;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    if let Some(addr) = args.serve {
+        let stats = Arc::new(agent::AgentStats::default());
+        match agent::serve(addr, &args.dialect, stats).await {
+            Ok(agent_addr) => {
+                if let Err(e) = webhook::serve(addr, agent_addr, &args.dialect).await {
+                    eprintln!("webhook responder: {e}");
+                    return ExitCode::FAILURE;
+                }
+                eprintln!(
+                    "echo agent on ws://{agent_addr}/agent, webhook on http://{addr}/webhook"
+                );
+            }
+            Err(e) => {
+                eprintln!("echo agent: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let pid = args.gateway_pid.or_else(procfs::find_gateway);
+    let before = pid.and_then(procfs::sample);
+    let deadline = Duration::from_secs(args.max_seconds);
+    let results = match tokio::time::timeout(deadline, caller::run_all(&args, pid)).await {
+        Ok(r) => r,
+        Err(_) => {
+            eprintln!("run exceeded --max-seconds; stopping");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Let the gateway finish its teardown before the "after" sample.
+    let after = match pid {
+        Some(p) => procfs::settle(p, before.as_ref()).await,
+        None => None,
+    };
+    let rep = report::Report::new(&args, &results, before, after);
+    print!("{}", rep.table());
+    if args.json {
+        println!("{}", rep.json());
+    }
+    if results.completed() == args.calls {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}

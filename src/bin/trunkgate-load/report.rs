@@ -1,0 +1,177 @@
+//! The run's figures as a table and as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::caller::Results;
+use crate::procfs::{Sample, TICKS_PER_SEC};
+use crate::Args;
+
+pub struct Report {
+    pub offered: usize,
+    pub completed: usize,
+    pub failures: BTreeMap<String, usize>,
+    pub setup_ms: [f64; 3],
+    pub rtt_ms: [f64; 3],
+    pub rtt_samples: usize,
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub call_seconds: f64,
+    pub wall_s: f64,
+    pub cps: f64,
+    pub cpu_pct_per_call: Option<f64>,
+    pub rss_kb_per_call: Option<f64>,
+    pub before: Option<Sample>,
+    pub peak: Option<Sample>,
+    pub peak_active: usize,
+    pub after: Option<Sample>,
+}
+
+fn percentiles(mut v: Vec<f64>) -> [f64; 3] {
+    if v.is_empty() {
+        return [0.0; 3];
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    [at(0.50), at(0.95), at(0.99)]
+}
+
+fn ms(d: &Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Report {
+    pub fn new(args: &Args, r: &Results, before: Option<Sample>, after: Option<Sample>) -> Report {
+        let mut failures = BTreeMap::new();
+        for c in r.calls.iter().filter(|c| !c.ok()) {
+            let key = match (c.status, &c.error) {
+                (Some(s), _) if s != 200 => format!("SIP {s}"),
+                (_, Some(e)) => e.clone(),
+                _ => "unknown".into(),
+            };
+            *failures.entry(key).or_default() += 1;
+        }
+        let call_seconds: f64 = r.calls.iter().map(|c| c.seconds).sum();
+        let cpu_pct_per_call = match (&before, &after) {
+            (Some(b), Some(a)) if call_seconds > 0.0 => {
+                let cpu_s = a.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / TICKS_PER_SEC;
+                Some(cpu_s / call_seconds * 100.0)
+            }
+            _ => None,
+        };
+        let rss_kb_per_call = match (&before, &r.peak) {
+            (Some(b), Some(p)) if r.peak_active > 0 => {
+                Some(p.rss_kb.saturating_sub(b.rss_kb) as f64 / r.peak_active as f64)
+            }
+            _ => None,
+        };
+        let rtts: Vec<f64> = r.calls.iter().flat_map(|c| c.rtts.iter().map(ms)).collect();
+        Report {
+            offered: args.calls,
+            completed: r.completed(),
+            failures,
+            setup_ms: percentiles(
+                r.calls
+                    .iter()
+                    .filter_map(|c| c.setup.as_ref().map(ms))
+                    .collect(),
+            ),
+            rtt_samples: rtts.len(),
+            rtt_ms: percentiles(rtts),
+            sent: r.calls.iter().map(|c| u64::from(c.sent)).sum(),
+            received: r.calls.iter().map(|c| u64::from(c.received)).sum(),
+            lost: r.calls.iter().map(|c| u64::from(c.lost)).sum(),
+            late: r.calls.iter().map(|c| u64::from(c.late)).sum(),
+            call_seconds,
+            wall_s: r.wall.as_secs_f64(),
+            cps: args.rate,
+            cpu_pct_per_call,
+            rss_kb_per_call,
+            before,
+            peak: r.peak.clone(),
+            peak_active: r.peak_active,
+            after,
+        }
+    }
+
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let opt =
+            |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |x| format!("{x:.3}{unit}"));
+        let _ = writeln!(
+            s,
+            "calls offered / completed     {} / {}",
+            self.offered, self.completed
+        );
+        for (why, n) in &self.failures {
+            let _ = writeln!(s, "  failed: {why:<24} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "offered rate                  {:.1} calls/s over {:.1} s",
+            self.cps, self.wall_s
+        );
+        let [a, b, c] = self.setup_ms;
+        let _ = writeln!(s, "setup INVITE→200 ms p50/95/99 {a:.1} / {b:.1} / {c:.1}");
+        let [a, b, c] = self.rtt_ms;
+        let _ = writeln!(
+            s,
+            "media round trip ms p50/95/99 {a:.1} / {b:.1} / {c:.1}  ({} bursts)",
+            self.rtt_samples
+        );
+        let _ = writeln!(
+            s,
+            "RTP sent / received           {} / {}  lost {}  late {}",
+            self.sent, self.received, self.lost, self.late
+        );
+        let _ = writeln!(s, "call-seconds                  {:.1}", self.call_seconds);
+        let _ = writeln!(
+            s,
+            "gateway CPU per call          {}",
+            opt(self.cpu_pct_per_call, " % of one core")
+        );
+        let _ = writeln!(
+            s,
+            "gateway RSS per active call   {}",
+            opt(self.rss_kb_per_call, " KiB")
+        );
+        let fmt = |x: &Option<Sample>| {
+            x.as_ref().map_or("n/a".into(), |s| {
+                format!("fds {} udp {} rss {} KiB", s.fds, s.udp_sockets, s.rss_kb)
+            })
+        };
+        let _ = writeln!(s, "gateway before                {}", fmt(&self.before));
+        let _ = writeln!(
+            s,
+            "gateway at peak ({:>5} calls) {}",
+            self.peak_active,
+            fmt(&self.peak)
+        );
+        let _ = writeln!(s, "gateway after drain           {}", fmt(&self.after));
+        s
+    }
+
+    pub fn json(&self) -> String {
+        let sample = |x: &Option<Sample>| {
+            x.as_ref().map(|s| serde_json::json!({"fds": s.fds, "udp_sockets": s.udp_sockets, "rss_kb": s.rss_kb, "cpu_ticks": s.cpu_ticks}))
+        };
+        serde_json::json!({
+            "offered": self.offered,
+            "completed": self.completed,
+            "failures": self.failures,
+            "rate_cps": self.cps,
+            "wall_s": self.wall_s,
+            "setup_ms": {"p50": self.setup_ms[0], "p95": self.setup_ms[1], "p99": self.setup_ms[2]},
+            "rtt_ms": {"p50": self.rtt_ms[0], "p95": self.rtt_ms[1], "p99": self.rtt_ms[2], "samples": self.rtt_samples},
+            "rtp": {"sent": self.sent, "received": self.received, "lost": self.lost, "late": self.late},
+            "call_seconds": self.call_seconds,
+            "cpu_pct_per_call": self.cpu_pct_per_call,
+            "rss_kb_per_call": self.rss_kb_per_call,
+            "gateway": {"before": sample(&self.before), "peak": sample(&self.peak), "peak_active": self.peak_active, "after": sample(&self.after)},
+        })
+        .to_string()
+    }
+}
