@@ -4,7 +4,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use trunkgate::core::agent::{self, Dialect, StreamMeta, WsIn, WsOut};
 use trunkgate::core::media::g711;
+use trunkgate::core::media::resample::{resampler, Resample};
 use trunkgate::core::sip::message::{Limits, Message};
 
 const INVITE: &str = "INVITE sip:+48123456789@gw.example.com:5060 SIP/2.0\r\n\
@@ -93,4 +95,58 @@ fn main() {
         g711::decode_alaw(black_box(&enc), &mut dec);
         black_box(&dec);
     });
+    let mut up = resampler(8000, 16000).expect("8k→16k");
+    let mut down = resampler(16000, 8000).expect("16k→8k");
+    let mut out16 = Vec::with_capacity(320);
+    let mut out8 = Vec::with_capacity(160);
+    bench("resample 8k→16k (20 ms frame)", 160, "samples", || {
+        out16.clear();
+        up.process(black_box(&pcm), &mut out16);
+        black_box(&out16);
+    });
+    let pcm16: Vec<i16> = (0..320)
+        .map(|i| ((i as f32 * 0.15).sin() * 12000.0) as i16)
+        .collect();
+    bench("resample 16k→8k (20 ms frame)", 320, "samples", || {
+        out8.clear();
+        down.process(black_box(&pcm16), &mut out8);
+        black_box(&out8);
+    });
+    for dialect in [Dialect::Twilio, Dialect::Plivo, Dialect::Raw] {
+        let meta = StreamMeta {
+            call_id: "CA1".into(),
+            stream_id: "MZ1".into(),
+            sample_rate: 8000,
+            direction: "inbound".into(),
+            ..StreamMeta::default()
+        };
+        let mut codec = agent::codec(dialect, meta);
+        let _ = codec.start(0);
+        let name = dialect.as_str();
+        bench(&format!("{name} encode caller frame"), 1, "frames", || {
+            black_box(codec.audio(black_box(&pcm), 20));
+        });
+        let frame = codec.audio(&pcm, 40);
+        let agent_msg = match (&frame, dialect) {
+            (WsOut::Text(t), Dialect::Twilio) => {
+                WsOut::Text(t.replace("\"track\":\"inbound\",", ""))
+            }
+            (WsOut::Text(t), _) => {
+                let payload = t
+                    .split("\"payload\":\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("");
+                WsOut::Text(format!("{{\"event\":\"playAudio\",\"media\":{{\"contentType\":\"audio/x-l16\",\"sampleRate\":8000,\"payload\":\"{payload}\"}}}}"))
+            }
+            (WsOut::Binary(b), _) => WsOut::Binary(b.clone()),
+        };
+        bench(&format!("{name} decode agent frame"), 1, "frames", || {
+            let msg = match &agent_msg {
+                WsOut::Text(t) => WsIn::Text(t),
+                WsOut::Binary(b) => WsIn::Binary(b),
+            };
+            black_box(codec.decode(black_box(msg)).map(|v| v.len()).unwrap_or(0));
+        });
+    }
 }

@@ -291,7 +291,6 @@ impl Call {
             on_disconnect: self.config.agent.on_disconnect,
             connect_timeout: self.config.agent.connect_timeout,
             target: ws_target.map(|t| *t),
-            max_duration: self.admitted.max_duration,
         };
         let media = match MediaSession::new(setup, sock, agent) {
             Ok(m) => m,

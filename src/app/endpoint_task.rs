@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{record, routing, Ctx};
-use crate::core::policy::{Admission, Attempt, Decision, FloodGuard, Now, Policy, Scope, Ticket};
+use crate::core::policy::{
+    Admission, Attempt, CutReason, Decision, FloodGuard, Now, Policy, Scope, Ticket,
+};
 use crate::core::sip::endpoint::{
     CallCommand, CallEvent, CallKey, Endpoint, IncomingCall, Input, Output, Settings,
 };
@@ -22,23 +24,32 @@ use crate::io::TransportEvent;
 
 #[derive(Debug)]
 pub enum EndpointMsg {
-    Command { call: CallKey, cmd: CallCommand },
-    Reload(Box<Settings>, Box<Policy>),
-    Drain { grace: Duration },
+    Command {
+        call: CallKey,
+        cmd: CallCommand,
+    },
+    /// New settings and policy; `done` fires once they are in force.
+    Reload {
+        settings: Box<Settings>,
+        policy: Box<Policy>,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+    Drain {
+        grace: Duration,
+    },
 }
 
 /// What a call task hears: SIP events, or the admission policy cutting the call.
 #[derive(Debug)]
 pub enum CallMsg {
     Sip(CallEvent),
-    /// The daily voice-minutes cap (or the per-call cap) was reached: hang up.
-    Cut,
+    /// Admission ends the call: per-call duration cap or daily voice minutes used up.
+    Cut(CutReason),
 }
 
 /// What admission granted a call, for its task.
 #[derive(Debug, Clone, Default)]
 pub struct Admitted {
-    pub max_duration: Option<Duration>,
     pub trunk: Option<String>,
 }
 
@@ -146,13 +157,18 @@ impl EndpointTask {
         let now = Instant::now().into_std();
         match msg {
             EndpointMsg::Command { call, cmd } => self.ep.handle(now, Input::Command { call, cmd }),
-            EndpointMsg::Reload(settings, policy) => {
+            EndpointMsg::Reload {
+                settings,
+                policy,
+                done,
+            } => {
                 self.ep.set_settings(*settings);
                 let flood = global_flood(&policy);
                 if flood != self.flood.flood() {
                     self.flood.set_flood(flood, now);
                 }
                 self.admission.set_policy(*policy);
+                let _ = done.send(());
             }
             EndpointMsg::Drain { grace } => {
                 self.ctx.draining.store(true, Ordering::Relaxed);
@@ -258,10 +274,7 @@ impl EndpointTask {
             .as_deref()
             .and_then(routing::normalize_e164)
             .or_else(|| info.did.clone());
-        let dialled = info
-            .request_user
-            .as_deref()
-            .and_then(routing::normalize_e164);
+        let dialled = routing::dialled_did(&self.ctx.config(), &info);
         let attempt = Attempt {
             source: info.source.ip(),
             caller: caller.as_deref(),
@@ -279,7 +292,6 @@ impl EndpointTask {
                     },
                 );
                 let admitted = Admitted {
-                    max_duration: ticket.max_duration(),
                     trunk: ticket.scopes().iter().find_map(|s| match s {
                         Scope::Trunk(name) => Some(name.to_string()),
                         _ => None,
@@ -347,10 +359,9 @@ impl EndpointTask {
 
     /// Calls that reached a duration or daily-minutes cap are told to hang up.
     fn cut_calls(&mut self) {
-        let ids = self.admission.calls_to_cut(&now());
-        for id in ids {
+        for (id, why) in self.admission.calls_to_cut_why(&now()) {
             if let Some(running) = self.calls.values().find(|r| r.ticket.id() == id) {
-                let _ = running.tx.send(CallMsg::Cut);
+                let _ = running.tx.send(CallMsg::Cut(why));
             }
         }
     }

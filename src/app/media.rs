@@ -22,6 +22,7 @@ use crate::core::media::pacer::{FrameKind, Pacer};
 use crate::core::media::rechunk::Rechunker;
 use crate::core::media::vad::{Segment, Vad};
 use crate::core::media::{g711, rtp};
+use crate::core::policy::CutReason;
 use crate::core::sip::endpoint::{CallCommand, CallEvent, CallKey, EndReason};
 use crate::core::sip::sdp::{self, AnswerParams, Codec, Direction, Negotiated, SessionDescription};
 
@@ -43,8 +44,6 @@ pub struct MediaSetup {
     pub connect_timeout: Duration,
     /// For a reconnect after the agent drops.
     pub target: Option<WsTarget>,
-    /// Per-call duration cap (admission policy); `None` → unlimited.
-    pub max_duration: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +183,6 @@ impl MediaSession {
         let mut payload = vec![0u8; self.frame_samples()];
         let mut packet = Vec::with_capacity(12 + payload.len());
         let mut last_rx = Instant::now();
-        let cap_at = self.setup.max_duration.map(|d| Instant::now() + d);
         self.started = Instant::now();
         if let Agent::Ws(ws) = &mut self.agent {
             ws.start();
@@ -211,19 +209,19 @@ impl MediaSession {
                 ev = events.recv() => match ev {
                     Some(CallMsg::Sip(CallEvent::Ended(reason))) => break reason,
                     Some(CallMsg::Sip(ev)) => self.on_event(ev, ctl, ctx).await,
-                    Some(CallMsg::Cut) => {
-                        tracing::info!("voice-minutes cap reached");
-                        self.hangup(ctl, LocalEnd::MinutesCap).await;
+                    Some(CallMsg::Cut(why)) => {
+                        let end = match why {
+                            CutReason::CallDuration => LocalEnd::DurationCap,
+                            CutReason::DailyMinutes => LocalEnd::MinutesCap,
+                        };
+                        tracing::info!(reason = end.as_str(), "admission policy ends the call");
+                        self.hangup(ctl, end).await;
                     }
                     None => break EndReason::LocalBye(0),
                 },
                 _ = tokio::time::sleep_until(timeout_at), if !on_hold && self.hangup_sent.is_none() => {
                     tracing::info!("RTP timeout: no media for {:?}", self.setup.rtp_timeout);
                     self.hangup(ctl, LocalEnd::RtpTimeout).await;
-                }
-                _ = sleep_until_opt(cap_at), if self.hangup_sent.is_none() => {
-                    tracing::info!("per-call duration cap reached");
-                    self.hangup(ctl, LocalEnd::DurationCap).await;
                 }
             }
         };
@@ -589,13 +587,6 @@ async fn next_ws(agent: &mut Agent) -> WsItem {
     match agent {
         Agent::Ws(ws) => ws.rx.next().await,
         Agent::Echo(_) => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -350,17 +350,24 @@ impl Gateway {
         self.ctx.ports.in_use()
     }
 
-    /// Swaps in a new configuration (already validated). Listeners are not re-bound.
+    /// Swaps in a new configuration (already validated) and returns once it is in force.
+    /// Listeners are not re-bound; calls in progress and admission counters are kept.
     pub async fn reload(&self, config: Config) {
         let settings = endpoint_settings(&config);
         let policy = policy(&config);
         if let Ok(mut c) = self.ctx.config.write() {
             *c = Arc::new(config);
         }
-        let _ = self
-            .ctl
-            .send(EndpointMsg::Reload(Box::new(settings), Box::new(policy)))
-            .await;
+        let (done, applied) = oneshot::channel();
+        let msg = EndpointMsg::Reload {
+            settings: Box::new(settings),
+            policy: Box::new(policy),
+            done,
+        };
+        if self.ctl.send(msg).await.is_ok() {
+            // Returns once the new policy is in force, so what follows is judged by it.
+            let _ = applied.await;
+        }
     }
 
     /// Graceful drain: new calls get 503, running calls may finish for up to `grace`, then

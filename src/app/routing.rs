@@ -25,29 +25,45 @@ pub fn normalize_e164(raw: &str) -> Option<String> {
     Some(format!("+{digits}"))
 }
 
-pub fn find_number<'a>(config: &'a Config, call: &IncomingCall) -> Option<&'a NumberConfig> {
+/// The dialled DID, as routing and admission both see it: the first candidate (Request-URI
+/// user, To user, display-name DID; `;params` cut, E.164-normalised) that has its own
+/// `[[number]]`, else the first that is a number at all.
+pub fn dialled_did(config: &Config, call: &IncomingCall) -> Option<String> {
     let candidates = [
         call.request_user.as_deref(),
         call.to_user.as_deref(),
         call.did.as_deref(),
     ];
-    for raw in candidates.into_iter().flatten() {
-        // The user part may carry ;params (RFC 4475 semiuri) or %-escapes; match the number.
-        let user = raw.split(';').next().unwrap_or(raw);
-        if let Some(e164) = normalize_e164(user) {
-            if let Some(n) = config
+    let numbers: Vec<String> = candidates
+        .into_iter()
+        .flatten()
+        .filter_map(|raw| normalize_e164(raw.split(';').next().unwrap_or(raw)))
+        .collect();
+    numbers
+        .iter()
+        .find(|e164| {
+            config
                 .numbers
                 .iter()
-                .find(|n| matches!(&n.did, DidPattern::Exact(d) if *d == e164))
-            {
-                return Some(n);
-            }
-        }
-    }
+                .any(|n| matches!(&n.did, DidPattern::Exact(d) if d == *e164))
+        })
+        .or(numbers.first())
+        .cloned()
+}
+
+/// The `[[number]]` for a call: exact DID match, else the catch-all `did = "*"`.
+pub fn find_number<'a>(config: &'a Config, call: &IncomingCall) -> Option<&'a NumberConfig> {
+    let did = dialled_did(config, call);
     config
         .numbers
         .iter()
-        .find(|n| matches!(n.did, DidPattern::Any))
+        .find(|n| matches!((&n.did, &did), (DidPattern::Exact(d), Some(x)) if d == x))
+        .or_else(|| {
+            config
+                .numbers
+                .iter()
+                .find(|n| matches!(n.did, DidPattern::Any))
+        })
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub fn client(
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(30))
+        // A burst of calls opens many webhook connections; keep only a few idle afterwards.
+        .pool_max_idle_per_host(8)
         .user_agent(concat!("trunkgate/", env!("CARGO_PKG_VERSION")))
         .build()
 }

@@ -3,10 +3,14 @@
 
 #![allow(dead_code)]
 
+pub mod admit;
 #[allow(dead_code)]
 pub mod baresip;
+pub mod call;
+pub mod daemon;
 pub mod gw;
 pub mod rtp;
+pub mod sink;
 pub mod ua;
 #[allow(dead_code)]
 pub mod wav;

@@ -18,6 +18,7 @@ use super::hours::{next_day_start, retry_secs};
 use super::number::E164;
 use super::rules::{reject, static_rules};
 use super::settings::PolicyConfig;
+use super::CutReason;
 use super::{Attempt, Decision, FraudAlertEvent, Now, RejectReason, Scope, Ticket, TicketId};
 
 /// Alerts waiting for `poll_alert`; one per episode and scope, so this only fills if the
@@ -349,6 +350,15 @@ impl Admission {
     /// Running calls that reached their per-call cap or whose daily-minutes scope is used up;
     /// each is returned once (end it, then call `call_ended`).
     pub fn calls_to_cut(&mut self, now: &Now) -> Vec<TicketId> {
+        self.calls_to_cut_why(now)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// As [`Admission::calls_to_cut`], with why each call is cut (the per-call cap wins when
+    /// both apply).
+    pub fn calls_to_cut_why(&mut self, now: &Now) -> Vec<(TicketId, CutReason)> {
         let Some(epoch) = self.epoch else {
             return Vec::new();
         };
@@ -376,10 +386,15 @@ impl Admission {
             });
             if over_cap || over_minutes {
                 r.cut = true;
-                out.push(*id);
+                let why = if over_cap {
+                    CutReason::CallDuration
+                } else {
+                    CutReason::DailyMinutes
+                };
+                out.push((*id, why));
             }
         }
-        out.sort_unstable();
+        out.sort_unstable_by_key(|(id, _)| *id);
         out
     }
 

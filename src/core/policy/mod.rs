@@ -125,6 +125,15 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Why admission ends a running call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutReason {
+    /// `max_call_duration` reached (counted from admission: ringing included).
+    CallDuration,
+    /// The scope's `daily_minutes_cap` is used up.
+    DailyMinutes,
+}
+
 /// Identifies one admitted call until `call_ended`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TicketId(pub(crate) u64);

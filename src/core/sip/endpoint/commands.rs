@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use super::dialog::CallState;
 use super::responses::Extra;
-use super::{CallCommand, CallEvent, CallKey, ClientTxn, EndReason, Endpoint, ServerTxnKind};
+use super::{
+    CallCommand, CallEvent, CallKey, ClientTxn, EndReason, Endpoint, ServerTxn, ServerTxnKind,
+};
 use crate::core::sip::message::Method;
 use crate::core::sip::txn::ClientNonInvite;
 
@@ -19,7 +21,14 @@ impl Endpoint {
             CallCommand::Drop if state == CallState::Early => {
                 let key = call.invite_txn.clone();
                 self.remove_call(call_key);
-                self.server_txns.remove(&key);
+                if let Some(ServerTxn {
+                    kind: ServerTxnKind::Invite(inv),
+                    ..
+                }) = self.server_txns.get_mut(&key)
+                {
+                    inv.abandon(now);
+                }
+                self.schedule_server(&key);
             }
             CallCommand::Ringing if state == CallState::Early => {
                 self.provisional(call_key, 180);

@@ -381,6 +381,20 @@ fn dropped_invite_gets_no_answer_at_all() {
     let out = h.cmd(call, CallCommand::Drop);
     assert!(out.is_empty());
     assert_eq!(h.ep.active_calls(), 0);
+    // Retransmissions are absorbed silently (not a new attempt) until the transaction expires.
+    h.ep.handle(
+        h.now,
+        Input::Received {
+            flow: h.flow,
+            bytes: request("INVITE", "d1", 1, None, OFFER),
+        },
+    );
+    assert!(
+        h.drain().is_empty(),
+        "a retransmission is neither answered nor reported"
+    );
+    let out = h.advance(Duration::from_secs(40));
+    assert!(sent(&out).is_empty() && events(&out).is_empty());
     assert_eq!(h.ep.transactions(), 0);
 }
 

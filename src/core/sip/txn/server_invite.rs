@@ -111,6 +111,17 @@ impl ServerInvite {
         }
     }
 
+    /// Gives up on the request without answering it (a dropped scanner INVITE): the
+    /// transaction stays for 64*T1 so retransmissions are absorbed silently, not judged anew.
+    pub fn abandon(&mut self, now: Instant) {
+        if self.state == State::Proceeding {
+            self.state = State::Completed;
+            self.last_response = None;
+            self.retransmit_at = None;
+            self.deadline = Some(now + self.timers.t64());
+        }
+    }
+
     /// Stops 2xx retransmission without an ACK (the dialog ended another way, e.g. BYE).
     pub fn on_ack_quiet(&mut self) {
         if self.state == State::Accepted {
