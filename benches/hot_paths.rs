@@ -9,7 +9,11 @@ use trunkgate::core::media::g711;
 use trunkgate::core::media::resample::{resampler, Resample};
 use trunkgate::core::sip::message::{Limits, Message};
 
-const INVITE: &str = "INVITE sip:+48123456789@gw.example.com:5060 SIP/2.0\r\n\
+const BODY: &str = "v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+
+fn invite() -> String {
+    format!(
+        "INVITE sip:+48123456789@gw.example.com:5060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK776asdhds;rport\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-proxy-1;received=10.0.0.1\r\n\
 Max-Forwards: 70\r\n\
@@ -22,9 +26,10 @@ X-Workspace-ID: 2b37ba17-7b20-4b3e-b138-1161e351d5c5\r\n\
 User-Agent: carrier-sbc/1.0\r\n\
 Allow: INVITE, ACK, BYE, CANCEL, OPTIONS\r\n\
 Content-Type: application/sdp\r\n\
-Content-Length: 204\r\n\
-\r\n\
-v=0\r\no=- 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n\r\n\r\n";
+Content-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    )
+}
 
 fn bench(name: &str, per_iter: u64, unit: &str, mut f: impl FnMut()) {
     // Warm up, then run for about two seconds.
@@ -49,11 +54,12 @@ fn bench(name: &str, per_iter: u64, unit: &str, mut f: impl FnMut()) {
 
 fn main() {
     let limits = Limits::default();
-    let bytes = INVITE.as_bytes();
-    assert!(
-        Message::parse(bytes, &limits).is_ok(),
-        "the benchmark INVITE parses"
-    );
+    let text = invite();
+    let bytes = text.as_bytes();
+    if let Err(e) = Message::parse(bytes, &limits) {
+        panic!("the benchmark INVITE must parse: {}", e.reason());
+    }
+    println!("typical INVITE: {} bytes", bytes.len());
     bench("sip parse typical INVITE", 1, "msgs", || {
         let m = Message::parse(black_box(bytes), &limits);
         black_box(m.is_ok());
@@ -141,6 +147,14 @@ fn main() {
             }
             (WsOut::Binary(b), _) => WsOut::Binary(b.clone()),
         };
+        let check = match &agent_msg {
+            WsOut::Text(t) => codec.decode(WsIn::Text(t)),
+            WsOut::Binary(b) => codec.decode(WsIn::Binary(b)),
+        };
+        assert!(
+            matches!(&check, Ok(ev) if ev.len() == 1),
+            "{name}: the agent frame decodes to audio: {check:?}"
+        );
         bench(&format!("{name} decode agent frame"), 1, "frames", || {
             let msg = match &agent_msg {
                 WsOut::Text(t) => WsIn::Text(t),

@@ -6,7 +6,6 @@
 
 mod support;
 
-
 use support::admit::{number, trunk, Spec};
 use support::call::{assert_nothing_answered, ua_from, Call};
 use support::rtp::RtpPeer;
