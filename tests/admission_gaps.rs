@@ -1,10 +1,12 @@
 //! Admission edge cases found while writing the admission tests: the number layer follows
-//! routing's DID, per-layer settings that cannot apply are refused, retransmissions of a
-//! dropped INVITE count once, and the per-call cap is recorded as such.
+//! routing's DID, a trunk's own User-Agent blocklist and flood limit apply to its sources,
+//! and retransmissions of a dropped INVITE count once.
 //!
 //! RTP ranges 36300-36399 (one per test).
 
 mod support;
+
+use std::time::Duration;
 
 use support::admit::{number, trunk, Spec};
 use support::call::{assert_nothing_answered, ua_from, Call};
@@ -35,43 +37,45 @@ async fn number_policy_applies_to_the_number_the_call_is_routed_to() {
     assert_eq!(r.status(), Some(403), "DID only in To: {}", r.start);
 }
 
-/// The flood guard and the User-Agent blocklist run on every request before it is matched to
-/// a trunk or number, so setting them at those layers is a configuration error (rather than
-/// silently ignored).
-#[test]
-fn per_layer_flood_and_user_agent_settings_are_refused() {
-    for (layer, key) in [
-        (
-            trunk(
-                "pbx",
-                "127.0.0.3/32",
-                r#"policy = { user_agent_blocklist = ["evil-pbx"] }"#,
-            ),
-            "user_agent_blocklist",
-        ),
-        (
-            trunk(
-                "pbx",
-                "127.0.0.3/32",
-                "policy = { flood_per_source = { burst = 2, per_second = 1 } }",
-            ),
-            "flood_per_source",
-        ),
-        (
-            number(
-                "+48111000001",
-                "flood_per_source = { burst = 2, per_second = 1 }",
-            ),
-            "flood_per_source",
-        ),
-    ] {
-        let err = trunkgate::config::parse(&layer, "t.toml").expect_err("refused");
-        let text = err.to_string();
-        assert!(
-            text.contains(key) && text.contains("can only be set in [policy]"),
-            "{text}"
-        );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_user_agent_blocklist_applies() {
+    let layers = trunk(
+        "pbx",
+        "127.0.0.3/32",
+        r#"policy = { user_agent_blocklist = ["evil-pbx"] }"#,
+    );
+    let (gw, _dir) = Spec::new((36320, 36339), "").layers(&layers).start().await;
+    let rtp = RtpPeer::bind().await;
+    let mut pbx = ua_from("127.0.0.3", gw.udp_addrs[0]).await;
+    let call = Call::new().user_agent("evil-pbx/2.0");
+    let sdp = support::ua::offer(rtp.addr(), "0");
+    pbx.send(&call.request(&pbx, "INVITE", "evil1", 1, &sdp))
+        .await;
+    assert_nothing_answered(&mut pbx, "the INVITE from evil-pbx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_flood_limit_applies() {
+    let layers = trunk(
+        "pbx",
+        "127.0.0.3/32",
+        "policy = { flood_per_source = { burst = 2, per_second = 1 } }",
+    );
+    let (gw, _dir) = Spec::new((36340, 36359), "").layers(&layers).start().await;
+    let mut pbx = ua_from("127.0.0.3", gw.udp_addrs[0]).await;
+    for i in 0..10 {
+        let text = Call::new().request(&pbx, "OPTIONS", &format!("tf{i}"), 1, "");
+        pbx.send(&text).await;
     }
+    // In-order processing (see the flood test): once another source's probe is answered,
+    // the 10 OPTIONS were handled; the receive timeout only ends the drain.
+    let mut ua = Ua::udp(gw.udp_addrs[0]).await;
+    assert_nothing_answered(&mut ua, "nothing (barrier)").await;
+    let mut answers = 0;
+    while pbx.recv(Duration::from_millis(100)).await.is_some() {
+        answers += 1;
+    }
+    assert!(answers <= 3, "{answers} of 10 OPTIONS answered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,8 @@ pub struct EndpointTask {
     calls: HashMap<CallKey, Running>,
     admission: Admission,
     flood: FloodGuard,
+    /// Trunks that set their own `flood_per_source`, by trunk index (rebuilt on reload).
+    trunk_floods: HashMap<usize, FloodGuard>,
     next_eviction: Instant,
     ctx: Arc<Ctx>,
     ctl: mpsc::Sender<EndpointMsg>,
@@ -101,6 +103,7 @@ impl EndpointTask {
             calls: HashMap::new(),
             admission: Admission::new(policy),
             flood,
+            trunk_floods: HashMap::new(),
             next_eviction: Instant::now() + EVICT_EVERY,
             ctx,
             ctl,
@@ -132,7 +135,9 @@ impl EndpointTask {
                 }
                 _ = sleep_until(cut_at) => self.cut_calls(),
                 _ = tokio::time::sleep_until(self.next_eviction) => {
-                    self.flood.evict_idle(Instant::now().into_std());
+                    let now = Instant::now().into_std();
+                    self.flood.evict_idle(now);
+                    self.trunk_floods.values_mut().for_each(|g| g.evict_idle(now));
                     self.next_eviction = Instant::now() + EVICT_EVERY;
                 }
                 _ = sleep_until(hangup_at) => {
@@ -168,6 +173,7 @@ impl EndpointTask {
                     self.flood.set_flood(flood, now);
                 }
                 self.admission.set_policy(*policy);
+                self.trunk_floods.clear();
                 let _ = done.send(());
             }
             EndpointMsg::Drain { grace } => {
@@ -181,7 +187,18 @@ impl EndpointTask {
         match ev {
             TransportEvent::Received { flow, bytes } => {
                 let now = Instant::now().into_std();
-                if !self.flood.check(flow.remote.ip(), now) {
+                let ip = flow.remote.ip();
+                // A trunk's own limit replaces the global one for its sources.
+                let allowed = match self.admission.policy().trunk_flood(ip) {
+                    Some((i, flood)) if flood.burst > 0 => self
+                        .trunk_floods
+                        .entry(i)
+                        .or_insert_with(|| FloodGuard::new(flood, now))
+                        .check(ip, now),
+                    Some(_) => true,
+                    None => self.flood.check(ip, now),
+                };
+                if !allowed {
                     self.ctx.stats.flood_dropped.fetch_add(1, Ordering::Relaxed);
                     return;
                 }

@@ -34,8 +34,17 @@ pub struct CallSummary {
 pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
     let duration_s = s
         .answered_at
-        .map(|a| (s.ended_at.as_millisecond() - a.as_millisecond()).max(0) as f64 / 1000.0)
+        .map(|a| (s.ended_at.as_microsecond() - a.as_microsecond()).max(0) as f64 / 1e6)
         .unwrap_or(0.0);
+    // An answered call bills at least the minimum, however short it was.
+    let billable_s = match s.answered_at {
+        Some(_) => billable_seconds(
+            duration_s.max(0.001),
+            billing.minimum_s,
+            billing.increment_s,
+        ),
+        None => 0,
+    };
     let talk = |segs: &[Segment]| {
         segs.iter()
             .map(|g| g.end_ms.saturating_sub(g.start_ms))
@@ -67,7 +76,7 @@ pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
         answered_at: s.answered_at.map(|t| t.to_string()),
         ended_at: Some(s.ended_at.to_string()),
         duration_s,
-        billable_s: billable_seconds(duration_s, billing.minimum_s, billing.increment_s),
+        billable_s,
         talk_s: TalkSeconds {
             caller: talk(&s.caller_talk),
             agent: talk(&s.agent_talk),

@@ -35,15 +35,6 @@ pub(crate) fn policy(
     let Some(raw) = raw else {
         return PolicyConfig::default();
     };
-    if prefix != "policy" {
-        // These run on every request before it is matched to a trunk or number.
-        if let Some(sp) = &raw.flood_per_source {
-            ctx.push(key(prefix, "flood_per_source"), &sp.span, "can only be set in [policy]: it applies to every request before a trunk or number is known");
-        }
-        if let Some(sp) = &raw.user_agent_blocklist {
-            ctx.push(key(prefix, "user_agent_blocklist"), &sp.span, "can only be set in [policy]: it applies to every request before a trunk or number is known");
-        }
-    }
     let hours = raw.hours.as_ref().map(|sp| {
         if sp.value.is_empty() {
             return None;

@@ -23,6 +23,9 @@ port_max = {}
 rtp_timeout = "30s"
 [api]
 listen = ""
+[callbacks]
+spool_dir = "{spool}"
+cdr_file = ""
 [log]
 level = "warn"
 format = "text"
@@ -34,7 +37,9 @@ flood_per_source = {{ burst = 100000, per_second = 100000 }}
 did = "*"
 agent = {{ url = "{agent_url}", dialect = "raw", sample_rate = 8000 }}
 "#,
-        ports.0, ports.1
+        ports.0,
+        ports.1,
+        spool = scratch_dir("spool").display()
     )
 }
 
@@ -62,6 +67,20 @@ pub async fn wait_event(
     tokio::time::timeout(wait, fut)
         .await
         .expect("timed out waiting for a gateway event")
+}
+
+/// A fresh directory under the system temp dir for one gateway's files (tests never write to
+/// /var/lib/trunkgate).
+pub fn scratch_dir(what: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "trunkgate-test-{}-{}-{what}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
 }
 
 /// Open file descriptors of this process.

@@ -4,11 +4,16 @@
 #![allow(dead_code)]
 
 pub mod admit;
+pub mod agent;
 #[allow(dead_code)]
 pub mod baresip;
+pub mod bridge;
 pub mod call;
+pub mod caller;
 pub mod daemon;
 pub mod gw;
+pub mod http;
+pub mod leg;
 pub mod rtp;
 pub mod sink;
 pub mod ua;

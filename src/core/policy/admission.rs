@@ -56,6 +56,8 @@ pub struct Admission {
     /// Origin of the ns sums; the first `now` seen.
     epoch: Option<Instant>,
     alerts: VecDeque<FraudAlertEvent>,
+    /// Per-source INVITE limits of number layers that set `flood_per_source`, by layer index.
+    number_floods: HashMap<usize, super::FloodGuard>,
 }
 
 impl Admission {
@@ -72,6 +74,7 @@ impl Admission {
             next_id: 1,
             epoch: None,
             alerts: VecDeque::new(),
+            number_floods: HashMap::new(),
         };
         adm.bind();
         adm
@@ -85,6 +88,7 @@ impl Admission {
     /// per-call and daily caps (which may make `calls_to_cut` return them).
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
+        self.number_floods.clear();
         self.bind();
         self.scopes.iter_mut().for_each(ScopeState::recheck_day);
         let Admission {
@@ -157,6 +161,7 @@ impl Admission {
             running,
             next_id,
             alerts,
+            number_floods,
             ..
         } = self;
         let chain = Chain {
@@ -218,6 +223,23 @@ impl Admission {
         let caller = caller.as_ref().map(E164::as_str);
         if let Some(d) = static_rules(&chain, a, source, caller, now) {
             return d;
+        }
+        // A number's own per-source limit on calls to it (INVITEs only: other requests are
+        // not addressed to a number; the global and trunk limits cover them).
+        if let Some(i) = chain.number {
+            let flood = policy
+                .layer(LayerRef::Number(i))
+                .and_then(|l| l.cfg.flood_per_source);
+            if let Some(flood) = flood.filter(|f| f.burst > 0) {
+                let guard = number_floods
+                    .entry(i)
+                    .or_insert_with(|| super::FloodGuard::new(flood, now.mono));
+                if !guard.check(source, now.mono) {
+                    return Decision::Drop {
+                        reason: RejectReason::Flood,
+                    };
+                }
+            }
         }
         // 5. Daily minutes.
         let mut minutes = None;

@@ -96,6 +96,13 @@ impl Policy {
         &self.global.cfg
     }
 
+    /// The trunk a source belongs to and the flood limit its own layer sets, if any.
+    pub fn trunk_flood(&self, source: IpAddr) -> Option<(usize, super::Flood)> {
+        let i = self.trunk_for(source.to_canonical())?;
+        let flood = self.trunks.get(i)?.layer.cfg.flood_per_source?;
+        Some((i, flood))
+    }
+
     /// Zone names no database knew; their hours are read in UTC. Log these after a (re)load.
     pub fn unknown_zones(&self) -> &[String] {
         &self.unknown_zones

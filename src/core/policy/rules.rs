@@ -30,6 +30,18 @@ pub(crate) fn static_rules(
     caller: Option<&str>,
     now: &Now,
 ) -> Option<Decision> {
+    // 0. User-Agent blocklist in force for this call (a trunk or number list replaces the
+    //    global one for its calls; the global list also runs on every request, before parsing).
+    if let (Some(ua), Some((list, _))) = (
+        a.user_agent,
+        chain.pick(|l| l.cfg.user_agent_blocklist.as_ref()),
+    ) {
+        if super::blocked_user_agent(ua, list) {
+            return Some(Decision::Drop {
+                reason: RejectReason::BlockedUserAgent,
+            });
+        }
+    }
     // 1. Source allowlist (empty → any).
     if let Some((cidrs, _)) = chain.pick(|l| l.cfg.allow_cidrs.as_ref()) {
         if !cidrs.is_empty() && !cidrs.iter().any(|n| n.contains(&source)) {

@@ -117,3 +117,60 @@ fn scanner_user_agents() {
     }
     assert!(!blocked_user_agent("anything", &[String::new()]));
 }
+
+#[test]
+fn layer_user_agent_blocklist_and_number_flood_apply_to_calls() {
+    let mut adm = Admission::new(policy(
+        PolicyConfig {
+            user_agent_blocklist: Some(Vec::new()),
+            ..PolicyConfig::default()
+        },
+        vec![trunk(
+            "pbx",
+            &["198.51.100.0/24"],
+            PolicyConfig {
+                user_agent_blocklist: Some(vec!["evil-pbx".into()]),
+                ..PolicyConfig::default()
+            },
+        )],
+        vec![number(
+            Some("+48111"),
+            PolicyConfig {
+                flood_per_source: Some(Flood {
+                    burst: 2,
+                    per_second: 1,
+                }),
+                ..PolicyConfig::default()
+            },
+        )],
+    ));
+    let now = start("2026-06-01T12:00:00Z");
+    let evil = Attempt {
+        user_agent: Some("Evil-PBX/2"),
+        ..call("198.51.100.7", Some("+48600"), Some("+48999"))
+    };
+    assert_eq!(
+        outcome(&adm.admit(&evil, &now)),
+        Err((0, "blocked_user_agent", None))
+    );
+    let elsewhere = Attempt {
+        user_agent: Some("Evil-PBX/2"),
+        ..call("192.0.2.10", Some("+48600"), Some("+48999"))
+    };
+    assert!(
+        matches!(adm.admit(&elsewhere, &now), Decision::Admit(_)),
+        "the trunk's list only"
+    );
+    // Two INVITEs to +48111 from one source pass at once, the third is dropped; another
+    // source still gets through.
+    for _ in 0..2 {
+        let t = ticket(adm.admit(&call("192.0.2.10", Some("+48600"), Some("+48111")), &now));
+        adm.call_ended(&t, &now);
+    }
+    let third = adm.admit(&call("192.0.2.10", Some("+48600"), Some("+48111")), &now);
+    assert_eq!(outcome(&third), Err((0, "flood", None)));
+    assert!(matches!(
+        adm.admit(&call("192.0.2.11", Some("+48600"), Some("+48111")), &now),
+        Decision::Admit(_)
+    ));
+}
