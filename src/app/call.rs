@@ -79,6 +79,8 @@ pub async fn run(
     let callback_url = number
         .and_then(|n| n.callback_url.clone())
         .or_else(|| config.callbacks.url.clone());
+    let from_number = routing::caller_number(&info);
+    let to_number = routing::dialled_did(&config, &info);
     let mut call = Call {
         key,
         call_id: call_id.clone(),
@@ -89,6 +91,8 @@ pub async fn run(
         config: config.clone(),
         ringing: false,
         admitted,
+        from_number,
+        to_number,
     };
     let result = call.run().instrument(span.clone()).await;
     let (rtp_in, rtp_out, caller_talk, agent_talk, reason) = match result.media {
@@ -104,16 +108,8 @@ pub async fn run(
     let summary = CallSummary {
         call_id: call_id.clone(),
         direction: Direction::Inbound,
-        from: call
-            .info
-            .from_user
-            .as_deref()
-            .and_then(routing::normalize_e164),
-        to: call
-            .info
-            .request_user
-            .as_deref()
-            .and_then(routing::normalize_e164),
+        from: call.from_number.clone(),
+        to: call.to_number.clone(),
         did: call.info.did.clone(),
         crt: call.info.crt.clone(),
         started_at,
@@ -161,6 +157,9 @@ struct Call {
     config: Arc<Config>,
     ringing: bool,
     admitted: Admitted,
+    /// E.164 caller and dialled numbers, as admission and routing saw them.
+    from_number: Option<String>,
+    to_number: Option<String>,
 }
 
 /// Who answers the call.
@@ -409,16 +408,8 @@ impl Call {
             call_id: self.call_id.clone(),
             stream_id: format!("MZ{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
             account_id: "trunkgate".into(),
-            from: self
-                .info
-                .from_user
-                .as_deref()
-                .and_then(routing::normalize_e164),
-            to: self
-                .info
-                .request_user
-                .as_deref()
-                .and_then(routing::normalize_e164),
+            from: self.from_number.clone(),
+            to: self.to_number.clone(),
             did: self.info.did.clone(),
             crt: self.info.crt.clone(),
             direction: "inbound".into(),
@@ -440,16 +431,8 @@ impl Call {
         request::IncomingCall {
             call_id: self.call_id.clone(),
             sip_call_id: self.info.sip_call_id.clone(),
-            from_number: self
-                .info
-                .from_user
-                .as_deref()
-                .and_then(routing::normalize_e164),
-            to_number: self
-                .info
-                .request_user
-                .as_deref()
-                .and_then(routing::normalize_e164),
+            from_number: self.from_number.clone(),
+            to_number: self.to_number.clone(),
             did: self.info.did.clone(),
             crt: self.info.crt.clone(),
             workspace_id: header("X-Workspace-ID"),

@@ -286,11 +286,7 @@ impl EndpointTask {
             self.ep.handle(at.mono, Input::Command { call, cmd });
             return;
         }
-        let caller = info
-            .from_user
-            .as_deref()
-            .and_then(routing::normalize_e164)
-            .or_else(|| info.did.clone());
+        let caller = routing::caller_number(&info);
         let dialled = routing::dialled_did(&self.ctx.config(), &info);
         let attempt = Attempt {
             source: info.source.ip(),

@@ -125,14 +125,8 @@ pub fn rejected(
     let summary = CallSummary {
         call_id: format!("tg-{:016x}", fastrand::u64(..)),
         direction: Direction::Inbound,
-        from: info
-            .from_user
-            .as_deref()
-            .and_then(super::routing::normalize_e164),
-        to: info
-            .request_user
-            .as_deref()
-            .and_then(super::routing::normalize_e164),
+        from: super::routing::caller_number(info),
+        to: super::routing::dialled_did(&config, info),
         did: info.did.clone(),
         crt: info.crt.clone(),
         started_at: now,

@@ -25,6 +25,14 @@ pub fn normalize_e164(raw: &str) -> Option<String> {
     Some(format!("+{digits}"))
 }
 
+/// The caller's number as E.164: the From user, else the DID of a `"DID|CRT"` display name.
+pub fn caller_number(call: &IncomingCall) -> Option<String> {
+    call.from_user
+        .as_deref()
+        .and_then(normalize_e164)
+        .or_else(|| call.did.clone())
+}
+
 /// The dialled DID, as routing and admission both see it: the first candidate (Request-URI
 /// user, To user, display-name DID; `;params` cut, E.164-normalised) that has its own
 /// `[[number]]`, else the first that is a number at all.
