@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Default)]
@@ -29,7 +30,13 @@ pub async fn serve(
             let _ = stream.set_nodelay(true);
             let stats = stats.clone();
             tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                // Small read buffer: tungstenite zero-fills it before every read.
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(4096)
+                    .write_buffer_size(0);
+                let accepted =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await;
+                let Ok(ws) = accepted else {
                     return;
                 };
                 stats.connections.fetch_add(1, Ordering::Relaxed);
