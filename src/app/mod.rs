@@ -119,6 +119,8 @@ impl Ctx {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0} is not implemented yet; remove it from the configuration")]
+    Unsupported(&'static str),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
     #[error("HTTP client: {0}")]
@@ -248,6 +250,13 @@ pub fn endpoint_settings(config: &Config) -> Settings {
 impl Gateway {
     /// Binds every listener of `config` and starts serving.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        // Refuse rather than silently ignore what the configuration asks for and we lack.
+        if !config.sip.listen_tls.is_empty() {
+            return Err(StartError::Unsupported("SIP over TLS (sip.listen_tls)"));
+        }
+        if config.rtp.srtp == crate::config::SrtpMode::Required {
+            return Err(StartError::Unsupported("SRTP (rtp.srtp = \"required\")"));
+        }
         let (events, _) = broadcast::channel(1024);
         let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
         let settings = endpoint_settings(&config);
