@@ -30,6 +30,10 @@ pub struct CallResult {
     pub late: u32,
     pub error: Option<String>,
     pub seconds: f64,
+    /// INVITE sent → BYE answered (or failure).
+    pub total: Option<Duration>,
+    /// BYE sent → 200.
+    pub bye: Option<Duration>,
 }
 
 impl CallResult {
@@ -344,7 +348,10 @@ async fn call_inner(args: &Args, n: usize, result: &mut CallResult) -> Result<()
     result.seconds = answered.elapsed().as_secs_f64();
     if !hung_up {
         let bye = leg.request("BYE", &format!("b{n}"), 2, to_tag.as_deref(), "");
+        let t_bye = Instant::now();
         let r = leg.transact(&bye, "BYE", Duration::from_secs(32)).await?;
+        result.bye = Some(t_bye.elapsed());
+        result.total = Some(t0.elapsed());
         if r.status() != Some(200) {
             return Err(format!("BYE answered {}", r.status().unwrap_or(0)));
         }

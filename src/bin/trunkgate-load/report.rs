@@ -13,6 +13,9 @@ pub struct Report {
     pub completed: usize,
     pub failures: BTreeMap<String, usize>,
     pub setup_ms: [f64; 3],
+    pub setup_max_ms: f64,
+    pub bye_ms: [f64; 3],
+    pub call_max_s: f64,
     pub rtt_ms: [f64; 3],
     pub rtt_samples: usize,
     pub sent: u64,
@@ -79,6 +82,22 @@ impl Report {
                     .filter_map(|c| c.setup.as_ref().map(ms))
                     .collect(),
             ),
+            setup_max_ms: r
+                .calls
+                .iter()
+                .filter_map(|c| c.setup.as_ref().map(ms))
+                .fold(0.0, f64::max),
+            bye_ms: percentiles(
+                r.calls
+                    .iter()
+                    .filter_map(|c| c.bye.as_ref().map(ms))
+                    .collect(),
+            ),
+            call_max_s: r
+                .calls
+                .iter()
+                .filter_map(|c| c.total.map(|t| t.as_secs_f64()))
+                .fold(0.0, f64::max),
             rtt_samples: rtts.len(),
             rtt_ms: percentiles(rtts),
             sent: r.calls.iter().map(|c| u64::from(c.sent)).sum(),
@@ -115,7 +134,17 @@ impl Report {
             self.cps, self.wall_s
         );
         let [a, b, c] = self.setup_ms;
-        let _ = writeln!(s, "setup INVITE→200 ms p50/95/99 {a:.1} / {b:.1} / {c:.1}");
+        let _ = writeln!(
+            s,
+            "setup INVITE→200 ms p50/95/99 {a:.1} / {b:.1} / {c:.1}  (max {:.1})",
+            self.setup_max_ms
+        );
+        let [a, b, c] = self.bye_ms;
+        let _ = writeln!(
+            s,
+            "BYE→200 ms p50/95/99          {a:.1} / {b:.1} / {c:.1}  (longest call {:.1} s)",
+            self.call_max_s
+        );
         let [a, b, c] = self.rtt_ms;
         let _ = writeln!(
             s,
