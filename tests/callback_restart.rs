@@ -189,6 +189,13 @@ async fn spooled_callback_survives_kill_9() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(dead, 0, "nothing given up");
-    let log = second.log.lock().map(|l| l.clone()).unwrap_or_default();
-    assert!(log.contains("callback delivered"), "{log}");
+    // The daemon's stderr is read by another thread: wait for the line rather than race it.
+    poll_until("the delivery to be logged", WAIT, || {
+        second
+            .log
+            .lock()
+            .map(|l| l.contains("callback delivered"))
+            .unwrap_or(false)
+    })
+    .await;
 }

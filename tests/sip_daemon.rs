@@ -280,3 +280,47 @@ async fn no_common_codec_is_488_and_options_is_200() {
         .is_some_and(|a| a.contains("INVITE") && a.contains("BYE")));
     assert_eq!(gw.rtp_ports_in_use(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_refuses_new_calls_and_ends_running_ones() {
+    let gw = gw::start((30700, 30799), "builtin:echo", "").await;
+    let mut events = gw.subscribe();
+    let addr = gw.udp_addrs[0];
+    let mut ua = Ua::udp(addr).await;
+    let rtp = RtpPeer::bind().await;
+    let (_tag, _) = establish(&mut ua, &rtp).await;
+    gw.drain(Duration::from_millis(300)).await;
+    // A new call while draining: 503 with Retry-After.
+    let mut late = Ua::udp(addr).await;
+    late.send(&late.request("INVITE", "late1", 1, None, &offer(rtp.addr(), "0")))
+        .await;
+    let refused = late.expect_status(503).await;
+    assert!(refused.header("Retry-After").is_some());
+    // The running call is hung up once the grace period is over.
+    let bye = ua
+        .expect(WAIT, "BYE at the end of the grace period", |m| {
+            m.method() == Some("BYE")
+        })
+        .await;
+    let answer = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        bye.header("Via").unwrap(),
+        bye.header("From").unwrap(),
+        bye.header("To").unwrap(),
+        bye.header("Call-ID").unwrap(),
+        bye.header("CSeq").unwrap()
+    );
+    ua.send(&answer).await;
+    let ended = wait_event(&mut events, WAIT, |e| {
+        matches!(e, GatewayEvent::CallEnded { .. })
+    })
+    .await;
+    let GatewayEvent::CallEnded { end_reason, .. } = ended else {
+        unreachable!()
+    };
+    assert_eq!(end_reason, "shutdown");
+    // Everything has ended: shutdown returns at once.
+    tokio::time::timeout(WAIT, gw.shutdown(Duration::ZERO))
+        .await
+        .expect("shutdown completes");
+}

@@ -57,6 +57,37 @@ impl CallResult {
     }
 }
 
+/// Runs a call task; if it panics (a bug), the call is still ended towards the caller and a
+/// record is still written, so no call is left hanging or unreported.
+pub async fn run_guarded(
+    key: CallKey,
+    info: IncomingCall,
+    admitted: Admitted,
+    events: mpsc::UnboundedReceiver<CallMsg>,
+    ctl: mpsc::Sender<EndpointMsg>,
+    ctx: Arc<Ctx>,
+) {
+    use futures_util::FutureExt;
+    let saved = info.clone();
+    let task = run(key, info, admitted, events, ctl.clone(), ctx.clone());
+    if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(panic = %what, sip_call_id = %saved.sip_call_id, "call task failed; ending the call");
+        let _ = ctl
+            .send(EndpointMsg::Command {
+                call: key,
+                cmd: CallCommand::Hangup,
+            })
+            .await;
+        record::rejected(&ctx, &saved, 500, "internal_error");
+        ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 pub async fn run(
     key: CallKey,
     info: IncomingCall,

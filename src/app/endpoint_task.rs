@@ -34,8 +34,10 @@ pub enum EndpointMsg {
         policy: Box<Policy>,
         done: tokio::sync::oneshot::Sender<()>,
     },
+    /// Refuse new calls (503), end running ones after `grace`; `done` fires once draining.
     Drain {
         grace: Duration,
+        done: tokio::sync::oneshot::Sender<()>,
     },
 }
 
@@ -176,9 +178,10 @@ impl EndpointTask {
                 self.trunk_floods.clear();
                 let _ = done.send(());
             }
-            EndpointMsg::Drain { grace } => {
+            EndpointMsg::Drain { grace, done } => {
                 self.ctx.draining.store(true, Ordering::Relaxed);
                 self.drain_deadline = Some(Instant::now() + grace);
+                let _ = done.send(());
             }
         }
     }
@@ -284,6 +287,7 @@ impl EndpointTask {
                 headers: vec![("Retry-After".into(), "30".into())],
             };
             self.ep.handle(at.mono, Input::Command { call, cmd });
+            record::rejected(&self.ctx, &info, 503, "shutdown");
             return;
         }
         let caller = routing::caller_number(&info);
@@ -312,7 +316,7 @@ impl EndpointTask {
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.insert(call, Running { tx, ticket });
-                tokio::spawn(super::call::run(
+                tokio::spawn(super::call::run_guarded(
                     call,
                     info,
                     admitted,

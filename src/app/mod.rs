@@ -379,10 +379,24 @@ impl Gateway {
         }
     }
 
+    /// Starts draining and returns once it is in force: from then on new calls get 503
+    /// and running calls are hung up after `grace` (see [`Gateway::shutdown`]).
+    pub async fn drain(&self, grace: Duration) {
+        let (done, in_force) = oneshot::channel();
+        if self
+            .ctl
+            .send(EndpointMsg::Drain { grace, done })
+            .await
+            .is_ok()
+        {
+            let _ = in_force.await;
+        }
+    }
+
     /// Graceful drain: new calls get 503, running calls may finish for up to `grace`, then
     /// they are hung up; returns when every call has ended (or after `grace` + 5 s).
     pub async fn shutdown(mut self, grace: Duration) {
-        let _ = self.ctl.send(EndpointMsg::Drain { grace }).await;
+        self.drain(grace).await;
         if let Some(done) = self.done.take() {
             let _ = tokio::time::timeout(grace + Duration::from_secs(5), done).await;
         }

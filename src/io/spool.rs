@@ -183,9 +183,9 @@ async fn attempt(spool: &Spool, client: &reqwest::Client, path: PathBuf) {
     let outcome = req.send().await;
     let ok = matches!(&outcome, Ok(r) if r.status().is_success());
     if ok {
-        let _ = tokio::fs::remove_file(&path).await;
-        spool.stats.delivered.fetch_add(1, Ordering::Relaxed);
         tracing::info!(event_id = %env.event_id, "callback delivered");
+        spool.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        let _ = tokio::fs::remove_file(&path).await;
         return;
     }
     spool.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
