@@ -1,14 +1,17 @@
-//! A call's link to a WebSocket agent: the dialect codec, a writer task (so a slow agent never
-//! stalls the RTP pacing), resampling between 8 kHz and the agent's rate, and re-chunking
-//! caller audio into 20 ms frames.
+//! A call's link to a WebSocket agent: the dialect codec, the socket (owned by the call task:
+//! reads are a branch of the media loop, writes never wait), resampling between 8 kHz and the
+//! agent's rate, and re-chunking caller audio into 20 ms frames.
+//!
+//! Writes go straight into tungstenite (no writer task, no channel, no lock per frame): a
+//! frame is written to the socket at once when it has room, else kept in tungstenite's buffer
+//! and flushed by the next write or tick. An agent that stops reading fills that buffer; past
+//! [`MAX_BACKLOG`] its frames are dropped and counted, so it can never stall the caller's RTP.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Ctx;
@@ -17,9 +20,9 @@ use crate::core::media::rechunk::Rechunker;
 use crate::core::media::resample::{resampler, Resample, Resampler};
 use crate::io::agent_ws::{self, AgentStream, ConnectError};
 
-/// Frames waiting for the agent's socket; beyond this the agent is not keeping up and frames
-/// are dropped (and counted) rather than delaying the call.
-const WRITE_QUEUE: usize = 512;
+/// Frames that could not be written at once (the agent is not reading) beyond which new
+/// frames are dropped.
+const MAX_BACKLOG: usize = 256;
 
 /// Where and how to reach an agent.
 #[derive(Debug, Clone)]
@@ -31,8 +34,10 @@ pub struct WsTarget {
 
 pub struct WsAgent {
     pub codec: Box<dyn DialectCodec>,
-    tx: mpsc::Sender<Message>,
-    pub rx: SplitStream<AgentStream>,
+    ws: AgentStream,
+    /// Frames accepted by tungstenite but not yet confirmed written (reset by a flush).
+    backlog: usize,
+    closed: bool,
     up: Resampler,
     down: Resampler,
     other_down: Option<(u32, Resampler)>,
@@ -48,24 +53,21 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+fn to_message(m: WsOut) -> Message {
+    match m {
+        WsOut::Text(t) => Message::Text(t.into()),
+        WsOut::Binary(b) => Message::Binary(b.into()),
+    }
+}
+
 impl WsAgent {
-    /// Connects and starts the writer; the opening messages are sent by [`WsAgent::start`].
+    /// Connects; the opening messages are sent by [`WsAgent::start`].
     pub async fn connect(
         target: &WsTarget,
         ctx: &Arc<Ctx>,
         deadline: Duration,
     ) -> Result<WsAgent, ConnectError> {
         let ws = agent_ws::connect(&target.url, &[], ctx.tls.clone(), deadline).await?;
-        let (mut sink, rx) = ws.split();
-        let (tx, mut wrx) = mpsc::channel::<Message>(WRITE_QUEUE);
-        tokio::spawn(async move {
-            while let Some(m) = wrx.recv().await {
-                if sink.send(m).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
         let codec = agent::codec(target.dialect, target.meta.clone());
         let rate = codec.sample_rate();
         Ok(WsAgent {
@@ -75,8 +77,9 @@ impl WsAgent {
             chunker: Rechunker::twenty_ms(rate),
             scratch: Vec::with_capacity(640),
             codec,
-            tx,
-            rx,
+            ws,
+            backlog: 0,
+            closed: false,
             ctx: ctx.clone(),
         })
     }
@@ -87,13 +90,29 @@ impl WsAgent {
         }
     }
 
-    pub fn send(&self, m: WsOut) {
-        if self.tx.try_send(to_message(m)).is_err() {
-            self.ctx
-                .stats
-                .agent_dropped_frames
-                .fetch_add(1, Ordering::Relaxed);
+    /// Hands one frame to the socket without waiting.
+    pub fn send(&mut self, m: WsOut) {
+        write_now(
+            &mut self.ws,
+            &mut self.backlog,
+            self.closed,
+            &self.ctx,
+            to_message(m),
+        );
+    }
+
+    /// Pushes out frames an earlier write could not finish; called once per media tick.
+    pub fn flush(&mut self) {
+        if self.backlog > 0 && !self.closed {
+            if let Some(Ok(())) = self.ws.flush().now_or_never() {
+                self.backlog = 0;
+            }
         }
+    }
+
+    /// The next message from the agent (a branch of the media loop's select).
+    pub async fn next(&mut self) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+        self.ws.next().await
     }
 
     /// One 20 ms frame of caller audio at 8 kHz.
@@ -104,17 +123,16 @@ impl WsAgent {
             chunker,
             codec,
             scratch,
-            tx,
+            ws,
+            backlog,
+            closed,
             ctx,
             ..
         } = self;
         let now = now_ms();
         chunker.push(scratch, |frame| {
-            if tx.try_send(to_message(codec.audio(frame, now))).is_err() {
-                ctx.stats
-                    .agent_dropped_frames
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            let msg = to_message(codec.audio(frame, now));
+            write_now(ws, backlog, *closed, ctx, msg);
         });
     }
 
@@ -145,7 +163,10 @@ impl WsAgent {
         let decoded = match &msg {
             Message::Text(t) => self.codec.decode(WsIn::Text(t.as_str())),
             Message::Binary(b) => self.codec.decode(WsIn::Binary(b)),
-            Message::Close(_) => return None,
+            Message::Close(_) => {
+                self.closed = true;
+                return None;
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Some(Vec::new()),
         };
         match decoded {
@@ -161,19 +182,48 @@ impl WsAgent {
         }
     }
 
-    /// Sends the closing message and lets the writer close the socket.
-    pub fn stop(self, reason: &str) {
-        let mut codec = self.codec;
-        if let Some(m) = codec.stop(reason, now_ms()) {
-            let _ = self.tx.try_send(to_message(m));
+    /// Sends the closing messages and closes the socket in the background (bounded), so the
+    /// call's end is never held up by a slow agent.
+    pub fn stop(mut self, reason: &str) {
+        if let Some(m) = self.codec.stop(reason, now_ms()) {
+            self.send(m);
         }
-        let _ = self.tx.try_send(Message::Close(None));
+        let mut ws = self.ws;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+        });
     }
 }
 
-fn to_message(m: WsOut) -> Message {
-    match m {
-        WsOut::Text(t) => Message::Text(t.into()),
-        WsOut::Binary(b) => Message::Binary(b.into()),
+/// Writes `msg` without waiting: into the socket if it has room, else into tungstenite's
+/// buffer (flushed later); dropped and counted when the agent has stopped reading.
+fn write_now(ws: &mut AgentStream, backlog: &mut usize, closed: bool, ctx: &Ctx, msg: Message) {
+    if closed || *backlog >= MAX_BACKLOG {
+        ctx.stats
+            .agent_dropped_frames
+            .fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    match ws.feed(msg).now_or_never() {
+        Some(Ok(())) => {
+            // `feed` wrote the frame through (write buffer size 0) or buffered the rest.
+            match ws.flush().now_or_never() {
+                Some(Ok(())) => *backlog = 0,
+                Some(Err(_)) => {}
+                None => *backlog += 1,
+            }
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "agent write failed");
+            ctx.stats
+                .agent_dropped_frames
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            *backlog += 1;
+            ctx.stats
+                .agent_dropped_frames
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -333,6 +332,7 @@ impl MediaSession {
                 let m = ws.codec.mark_played(&mark, now_ms());
                 ws.send(m);
             }
+            ws.flush();
         }
         let samples = pcm.len() as u32;
         let sending = self.remote.is_some()
@@ -586,7 +586,7 @@ type WsItem =
 /// The next agent message, or never for the built-in agent.
 async fn next_ws(agent: &mut Agent) -> WsItem {
     match agent {
-        Agent::Ws(ws) => ws.rx.next().await,
+        Agent::Ws(ws) => ws.next().await,
         Agent::Echo(_) => std::future::pending().await,
     }
 }
