@@ -27,6 +27,8 @@ use crate::core::sip::sdp::{self, AnswerParams, Codec, Direction, Negotiated, Se
 
 /// Agent audio queued beyond this (60 s) is refused and counted.
 const MAX_QUEUED: usize = 8000 * 60;
+/// RFC 4733 packets waiting to go out (about 40 digits).
+const MAX_QUEUED_DTMF_PACKETS: usize = 400;
 
 pub enum Agent {
     Echo(EchoAgent),
@@ -472,6 +474,11 @@ impl MediaSession {
         // Event timestamps continue from where the queue ends.
         let mut ts = self.ts.wrapping_add(frame * self.dtmf_out.len() as u32);
         for d in digits.chars().take(32) {
+            // Bounded: an agent sending digits faster than they play loses the excess.
+            if self.dtmf_out.len() >= MAX_QUEUED_DTMF_PACKETS {
+                tracing::info!("agent DTMF queue full; digits dropped");
+                break;
+            }
             let Ok(packets) = DtmfSender::new(8000).packets(d, 100, ptime, 10) else {
                 continue;
             };
