@@ -15,6 +15,7 @@
 //! port and answers 200 OK → the media loop bridges RTP and the agent → BYE from either side
 //! (or an RTP timeout) ends it, the port goes back to the pool and the end is reported.
 
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod core;

@@ -100,6 +100,9 @@ async fn serve(config: Config, demo: bool, path: Option<PathBuf>, drain: Duratio
         for addr in &gateway.tcp_addrs {
             println!("trunkgate demo: call sip:echo@{addr};transport=tcp (TCP)");
         }
+        if let Some(addr) = gateway.api_addr {
+            println!("trunkgate demo: health http://{addr}/healthz, metrics http://{addr}/metrics");
+        }
     }
     tracing::info!(udp = ?gateway.udp_addrs, tcp = ?gateway.tcp_addrs, "trunkgate started");
     notify("READY=1");

@@ -191,6 +191,8 @@ fn open_cdr(path: &std::path::Path) -> Option<Mutex<std::fs::File>> {
 pub struct Gateway {
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
+    /// The control API's address, when `[api] listen` is set.
+    pub api_addr: Option<SocketAddr>,
     ctx: Arc<Ctx>,
     ctl: mpsc::Sender<EndpointMsg>,
     done: Option<oneshot::Receiver<()>>,
@@ -325,6 +327,35 @@ impl Gateway {
             tokio::spawn(sip_tcp::accept_loop(listener, limits.clone(), ttx.clone()));
         }
         drop(ttx);
+        let api_addr = match config.api.listen {
+            Some(addr) => {
+                let token = match &config.api.token_file {
+                    Some(path) => Some(
+                        String::from_utf8_lossy(&read_secret(path).map_err(|e| match e {
+                            StartError::File { path, source, .. } => StartError::File {
+                                what: "API token file",
+                                path,
+                                source,
+                            },
+                            other => other,
+                        })?)
+                        .into_owned(),
+                    ),
+                    None => None,
+                };
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        transport: "HTTP API",
+                        addr,
+                        source,
+                    })?;
+                let bound = listener.local_addr().ok();
+                crate::api::spawn(listener, ctx.clone(), token, config.api.is_open());
+                bound
+            }
+            None => None,
+        };
         let (done_tx, done_rx) = oneshot::channel();
         let task = endpoint_task::EndpointTask::new(
             settings,
@@ -340,6 +371,7 @@ impl Gateway {
         Ok(Gateway {
             udp_addrs,
             tcp_addrs,
+            api_addr,
             ctx,
             ctl: tx,
             done: Some(done_rx),
