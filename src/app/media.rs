@@ -189,11 +189,6 @@ impl MediaSession {
             ws.start();
         }
         let reason = loop {
-            let on_hold = matches!(
-                self.neg.direction,
-                Direction::SendOnly | Direction::Inactive
-            ) || self.remote.is_none();
-            let timeout_at = last_rx + self.setup.rtp_timeout;
             tokio::select! {
                 r = self.sock.recv_from(&mut buf) => {
                     if let Ok((n, from)) = r {
@@ -203,6 +198,16 @@ impl MediaSession {
                 }
                 _ = ticker.tick() => {
                     self.send_frame(&mut pcm, &mut payload, &mut packet).await;
+                    // The RTP timeout is checked on the tick (20 ms resolution) rather than
+                    // with a timer re-armed for every packet. A held call is not silent.
+                    let on_hold = matches!(self.neg.direction, Direction::SendOnly | Direction::Inactive)
+                        || self.remote.is_none();
+                    if on_hold {
+                        last_rx = Instant::now();
+                    } else if self.hangup_sent.is_none() && last_rx.elapsed() >= self.setup.rtp_timeout {
+                        tracing::info!("RTP timeout: no media for {:?}", self.setup.rtp_timeout);
+                        self.hangup(ctl, LocalEnd::RtpTimeout).await;
+                    }
                 }
                 msg = next_ws(&mut self.agent) => {
                     self.on_agent_message(msg, ctl, ctx).await;
@@ -220,10 +225,6 @@ impl MediaSession {
                     }
                     None => break EndReason::LocalBye(0),
                 },
-                _ = tokio::time::sleep_until(timeout_at), if !on_hold && self.hangup_sent.is_none() => {
-                    tracing::info!("RTP timeout: no media for {:?}", self.setup.rtp_timeout);
-                    self.hangup(ctl, LocalEnd::RtpTimeout).await;
-                }
             }
         };
         let end_ms = self.elapsed_ms();

@@ -152,13 +152,15 @@ impl Leg {
 
     /// The next SIP message, or None at the deadline.
     async fn recv(&mut self, until: Instant) -> Option<Message> {
+        tokio::time::timeout_at(until, self.recv_any()).await.ok()?
+    }
+
+    /// The next SIP message (None when the connection closed).
+    async fn recv_any(&mut self) -> Option<Message> {
         let limits = Limits::default();
         match &mut self.sig {
             Sig::Udp(s) => loop {
-                let (n, _) = tokio::time::timeout_at(until, s.recv_from(&mut self.buf))
-                    .await
-                    .ok()?
-                    .ok()?;
+                let (n, _) = s.recv_from(&mut self.buf).await.ok()?;
                 if let Ok(m) = Message::parse(&self.buf[..n], &limits) {
                     return Some(m);
                 }
@@ -171,10 +173,7 @@ impl Leg {
                         }
                     }
                 }
-                let n = tokio::time::timeout_at(until, s.read(&mut self.buf))
-                    .await
-                    .ok()?
-                    .ok()?;
+                let n = s.read(&mut self.buf).await.ok()?;
                 if n == 0 {
                     return None;
                 }
@@ -398,6 +397,9 @@ async fn stream(
     let mut dtmf: Vec<(u32, trunkgate::core::media::dtmf::DtmfPacket)> = Vec::new();
     let mut sent = 0u32;
     let end = Instant::now() + Duration::from_secs_f64(args.duration) + Duration::from_millis(200);
+    let finish = tokio::time::sleep_until(end);
+    tokio::pin!(finish);
+    let mut sig_closed = false;
     loop {
         tokio::select! {
             _ = tick.tick(), if sent < frames => {
@@ -453,13 +455,14 @@ async fn stream(
                     }
                 }
             }
-            m = leg.recv(end) => {
-                if let Some(m) = m {
-                    if m.is_request() && leg.answer_request(&m).await {
-                        return true;
-                    }
+            // One timer for the whole call, not one per loop turn.
+            () = &mut finish => break,
+            m = leg.recv_any(), if !sig_closed => {
+                match m {
+                    Some(m) if m.is_request() && leg.answer_request(&m).await => return true,
+                    Some(_) => {}
+                    None => sig_closed = true,
                 }
-                if Instant::now() >= end { break; }
             }
         }
         if sent >= frames && Instant::now() >= end {
