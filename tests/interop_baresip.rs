@@ -1,5 +1,6 @@
-//! Interop with a real SIP UA: baresip (Debian package) calls the gateway's built-in echo
-//! agent over UDP and over TCP, plays a 1000 Hz tone, sends RFC 4733 DTMF, and hangs up when
+//! Interop with a real SIP UA: baresip (Debian package) calls `trunkgate demo` — the embedded
+//! demo configuration, with its fixed ports swapped for free ones so tests can run side by
+//! side — over UDP and over TCP, plays a 1000 Hz tone, sends RFC 4733 DTMF, and hangs up when
 //! its play file ends. The test checks that the gateway saw the digits and that baresip's
 //! recording holds its own tone (echoed) and the digits' tones (played back by the agent).
 
@@ -16,8 +17,26 @@ use trunkgate::core::sip::endpoint::EndReason;
 
 const DIGITS: &str = "159#";
 
+/// The embedded demo config on free ports, with its files in a temp dir.
+fn demo_config(ports: (u16, u16)) -> trunkgate::config::Config {
+    let files = gw::scratch_dir("demo");
+    let text = trunkgate::config::DEMO_TOML
+        .replace("127.0.0.1:5060", "127.0.0.1:0")
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("port_min = 20000", &format!("port_min = {}", ports.0))
+        .replace("port_max = 20999", &format!("port_max = {}", ports.1))
+        .replace("./trunkgate-data", &files.display().to_string());
+    assert!(
+        text.contains(&format!("port_min = {}", ports.0)),
+        "demo config layout changed"
+    );
+    trunkgate::config::parse(&text, "demo.toml").expect("demo config")
+}
+
 async fn call_through(transport: Transport, ports: (u16, u16)) {
-    let gw = gw::start(ports, "builtin:echo", "").await;
+    let gw = trunkgate::app::Gateway::start(demo_config(ports))
+        .await
+        .expect("demo starts");
     let mut events = gw.subscribe();
     let dir = TempDir::new("tg-interop").expect("temp dir");
     // 4.5 s of audio: the call ends (baresip sends BYE) when the file ends.
