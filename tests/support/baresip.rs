@@ -55,7 +55,6 @@
 
 mod config;
 mod ctrl;
-mod json;
 
 use std::collections::VecDeque;
 use std::io;

@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
-use super::json::{self, Json};
+use serde_json::Value;
 
 /// Upper bound for one netstring; baresip's own buffer is smaller, so more means garbage.
 const MAX_FRAME: usize = 1 << 20;
@@ -47,11 +47,11 @@ pub enum CtrlMsg {
 
 /// Frames one command as a netstring. `params` is appended after a space by baresip itself.
 pub fn encode_command(command: &str, params: Option<&str>, token: &str) -> Vec<u8> {
-    let mut body = format!("{{\"command\":{}", json::quote(command));
+    let mut cmd = serde_json::json!({ "command": command, "token": token });
     if let Some(p) = params {
-        body.push_str(&format!(",\"params\":{}", json::quote(p)));
+        cmd["params"] = Value::from(p);
     }
-    body.push_str(&format!(",\"token\":{}}}", json::quote(token)));
+    let body = cmd.to_string();
     let mut out = format!("{}:", body.len()).into_bytes();
     out.extend_from_slice(body.as_bytes());
     out.push(b',');
@@ -59,23 +59,29 @@ pub fn encode_command(command: &str, params: Option<&str>, token: &str) -> Vec<u
 }
 
 pub fn decode_message(text: &str) -> Result<CtrlMsg, String> {
-    let v = json::parse(text)?;
-    if v.get("event").is_some_and(Json::truthy) {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    // baresip writes booleans, but "true" strings are accepted too.
+    let truthy = |k: &str| {
+        v.get(k)
+            .is_some_and(|x| x.as_bool() == Some(true) || x.as_str() == Some("true"))
+    };
+    let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    if truthy("event") {
         return Ok(CtrlMsg::Event(Event {
-            kind: v.str_field("type").unwrap_or_default(),
-            class: v.str_field("class").unwrap_or_default(),
-            param: v.str_field("param"),
-            call_id: v.str_field("id"),
-            peer_uri: v.str_field("peeruri"),
-            direction: v.str_field("direction"),
+            kind: field("type").unwrap_or_default(),
+            class: field("class").unwrap_or_default(),
+            param: field("param"),
+            call_id: field("id"),
+            peer_uri: field("peeruri"),
+            direction: field("direction"),
             raw: text.to_owned(),
         }));
     }
-    if v.get("response").is_some_and(Json::truthy) {
+    if truthy("response") {
         return Ok(CtrlMsg::Response {
-            ok: v.get("ok").is_some_and(Json::truthy),
-            data: v.str_field("data").unwrap_or_default(),
-            token: v.str_field("token"),
+            ok: truthy("ok"),
+            data: field("data").unwrap_or_default(),
+            token: field("token"),
         });
     }
     Err(format!("neither event nor response: {text}"))
