@@ -324,3 +324,26 @@ async fn drain_refuses_new_calls_and_ends_running_ones() {
         .await
         .expect("shutdown completes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_address_is_advertised_in_contact_and_sdp() {
+    let text = gw::config_text((30900, 30999), "builtin:echo", "").replace(
+        "listen_tcp = [\"127.0.0.1:0\"]",
+        "listen_tcp = [\"127.0.0.1:0\"]\npublic_address = \"203.0.113.9\"",
+    );
+    assert!(text.contains("public_address"), "config layout changed");
+    let cfg = trunkgate::config::parse(&text, "test").expect("config");
+    let gw = trunkgate::app::Gateway::start(cfg).await.expect("start");
+    let mut ua = Ua::udp(gw.udp_addrs[0]).await;
+    let rtp = RtpPeer::bind().await;
+    ua.send(&ua.request("INVITE", "pa1", 1, None, &offer(rtp.addr(), "0")))
+        .await;
+    let ok = ua.expect_status(200).await;
+    let contact = ok.header("Contact").expect("Contact");
+    assert!(contact.contains("@203.0.113.9:"), "{contact}");
+    assert!(ok.body.contains("c=IN IP4 203.0.113.9"), "{}", ok.body);
+    let tag = ok.to_tag().expect("tag");
+    ua.send(&ua.request("ACK", "pa2", 1, Some(&tag), "")).await;
+    ua.send(&ua.request("BYE", "pa3", 2, Some(&tag), "")).await;
+    ua.expect_status(200).await;
+}
