@@ -280,10 +280,9 @@ impl Call {
                     // The built-in agent can be told to take its time, as a webhook or a
                     // remote agent would: the caller hears ringing and may cancel.
                     self.ring().await;
-                    let ctx = self.ctx.clone();
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        r = self.wait_end() => return ended_early(r, &ctx),
+                        r = self.wait_end() => return ended_early(r),
                     }
                 }
                 (Agent::Echo(EchoAgent::new(8000)), None)
@@ -294,7 +293,7 @@ impl Call {
                 let ctx = self.ctx.clone();
                 let connected = tokio::select! {
                     c = WsAgent::connect(&t, &ctx, deadline) => c,
-                    r = self.wait_end() => return ended_early(r, &ctx),
+                    r = self.wait_end() => return ended_early(r),
                 };
                 match connected {
                     Ok(ws) => (Agent::Ws(Box::new(ws)), Some(t)),
@@ -371,7 +370,7 @@ impl Call {
         let ctx = self.ctx.clone();
         let answer = tokio::select! {
             a = webhook::ask(&ctx, &config, &url, &req) => a,
-            r = self.wait_end() => return Err(ended_early(r, &ctx)),
+            r = self.wait_end() => return Err(ended_early(r)),
         };
         match answer {
             Ok(WebhookAnswer::Connect {
@@ -491,7 +490,7 @@ impl Call {
 }
 
 /// The caller hung up (CANCEL) while we were still working on the call.
-fn ended_early(r: EndReason, _ctx: &Arc<Ctx>) -> CallResult {
+fn ended_early(r: EndReason) -> CallResult {
     match r {
         EndReason::Canceled => CallResult::canceled(),
         EndReason::Rejected(s) => CallResult::rejected(s, "rejected"),

@@ -83,7 +83,10 @@ pub struct Stats {
 
 impl Stats {
     pub fn active_calls(&self) -> u64 {
-        self.calls_started.load(Ordering::Relaxed) - self.calls_ended.load(Ordering::Relaxed)
+        // Saturating: the two counters are read separately and may be a moment apart.
+        self.calls_started
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.calls_ended.load(Ordering::Relaxed))
     }
 }
 
