@@ -1,5 +1,6 @@
 //! A call's media loop: RTP in → G.711 decode → agent; agent → pacer → G.711 encode → RTP
-//! out, paced by one timer from a per-call clock; RFC 4733 DTMF both ways; symmetric RTP; RTP
+//! out, paced by one timer from a per-call clock (the first frame of an agent turn leaves at
+//! once: [`FrameClock`]); RFC 4733 DTMF both ways; symmetric RTP; RTP
 //! timeout; talk detection on both sides.
 
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 mod agent_events;
 
@@ -19,6 +20,7 @@ use super::{CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::OnDisconnect;
 use crate::core::agent::echo::EchoAgent;
 use crate::core::media::dtmf::{DtmfPacket, DtmfReceiver};
+use crate::core::media::frame_clock::FrameClock;
 use crate::core::media::pacer::{FrameKind, Pacer};
 use crate::core::media::rechunk::Rechunker;
 use crate::core::media::vad::{Segment, Vad};
@@ -179,14 +181,15 @@ impl MediaSession {
         ctx: &Arc<Ctx>,
     ) -> MediaOutcome {
         let ptime = Duration::from_millis(u64::from(self.neg.ptime_ms.clamp(10, 60)));
-        let mut ticker = tokio::time::interval(ptime);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut clock = FrameClock::new(ptime);
         let mut buf = vec![0u8; 2048];
         let mut pcm = vec![0i16; self.frame_samples()];
         let mut payload = vec![0u8; self.frame_samples()];
         let mut packet = Vec::with_capacity(12 + payload.len());
         let mut last_rx = Instant::now();
         self.started = Instant::now();
+        let tick = tokio::time::sleep_until(self.started);
+        tokio::pin!(tick);
         if let Agent::Ws(ws) = &mut self.agent {
             ws.start();
         }
@@ -198,8 +201,10 @@ impl MediaSession {
                         self.on_rtp(&buf[..n], from, &mut pcm, ctx);
                     }
                 }
-                _ = ticker.tick() => {
-                    self.send_frame(&mut pcm, &mut payload, &mut packet).await;
+                () = &mut tick => {
+                    let kind = self.send_frame(&mut pcm, &mut payload, &mut packet).await;
+                    clock.on_tick(kind == FrameKind::Silence);
+                    tick.as_mut().reset(self.started + clock.deadline());
                     // The RTP timeout is checked on the tick (20 ms resolution) rather than
                     // with a timer re-armed for every packet. A held call is not silent.
                     let on_hold = matches!(self.neg.direction, Direction::SendOnly | Direction::Inactive)
@@ -213,6 +218,13 @@ impl MediaSession {
                 }
                 msg = next_ws(&mut self.agent) => {
                     self.on_agent_message(msg, ctl, ctx).await;
+                    // The first frame of an agent turn goes out now, not at the next tick.
+                    if self.pacer.queued_samples() >= self.frame_samples()
+                        && clock.early_start(self.started.elapsed())
+                    {
+                        self.send_frame(&mut pcm, &mut payload, &mut packet).await;
+                        tick.as_mut().reset(self.started + clock.deadline());
+                    }
                 }
                 ev = events.recv() => match ev {
                     Some(CallMsg::Sip(CallEvent::Ended(reason))) => break reason,
@@ -320,7 +332,13 @@ impl MediaSession {
         });
     }
 
-    async fn send_frame(&mut self, pcm: &mut [i16], payload: &mut [u8], packet: &mut Vec<u8>) {
+    /// Sends the next frame (agent audio, DTMF or silence); says whether it carried agent audio.
+    async fn send_frame(
+        &mut self,
+        pcm: &mut [i16],
+        payload: &mut [u8],
+        packet: &mut Vec<u8>,
+    ) -> FrameKind {
         let kind = match &mut self.agent {
             Agent::Echo(a) => {
                 a.next_frame(pcm);
@@ -377,6 +395,7 @@ impl MediaSession {
             }
         }
         self.ts = self.ts.wrapping_add(samples);
+        kind
     }
 
     async fn on_event(&mut self, ev: CallEvent, ctl: &mpsc::Sender<EndpointMsg>, ctx: &Arc<Ctx>) {

@@ -1,14 +1,22 @@
 //! The load tool's echo agent: a WebSocket server that sends every audio frame straight back
 //! (raw: binary PCM16; twilio: the media payload re-sent as an outbound media message).
+//!
+//! One thread, level-triggered epoll, plain non-blocking sockets and its own RFC 6455 framing
+//! (server side: masked frames in, unmasked frames out): per readable connection one `read`,
+//! every complete frame in it answered, the answers written with one `write`. A task per
+//! connection cost the load tool as much CPU as the gateway it measures; this leaves the
+//! machine's cores to the gateway. Fragmented messages are not needed by the gateway's
+//! dialects and close the connection.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 #[derive(Debug, Default)]
 pub struct AgentStats {
@@ -16,51 +24,235 @@ pub struct AgentStats {
     pub frames: AtomicU64,
 }
 
+const LISTENER: u64 = u64::MAX;
+/// A handshake or a backlog of frames larger than this closes the connection.
+const MAX_BUFFERED: usize = 1 << 20;
+
 /// Binds the agent on `addr`'s IP (port 0) and serves until the process ends.
-pub async fn serve(
+pub fn serve(
     addr: SocketAddr,
     dialect: &str,
     stats: Arc<AgentStats>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+    let listener = TcpListener::bind(SocketAddr::new(addr.ip(), 0))?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+    epoll.add(&listener, EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))?;
     let twilio = dialect.eq_ignore_ascii_case("twilio");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let stats = stats.clone();
-            tokio::spawn(async move {
-                // Small read buffer: tungstenite zero-fills it before every read.
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(4096)
-                    .write_buffer_size(0);
-                let accepted =
-                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await;
-                let Ok(ws) = accepted else {
-                    return;
-                };
-                stats.connections.fetch_add(1, Ordering::Relaxed);
-                let (mut tx, mut rx) = ws.split();
-                let mut stream_sid = String::new();
-                while let Some(Ok(msg)) = rx.next().await {
-                    let reply = match msg {
-                        Message::Binary(b) if !twilio => Some(Message::Binary(b)),
-                        Message::Text(t) if twilio => echo_twilio(t.as_str(), &mut stream_sid)
-                            .map(|s| Message::Text(s.into())),
-                        Message::Close(_) => break,
-                        _ => None,
-                    };
-                    if let Some(r) = reply {
-                        stats.frames.fetch_add(1, Ordering::Relaxed);
-                        if tx.send(r).await.is_err() {
-                            break;
-                        }
+    std::thread::Builder::new()
+        .name("load-agent".into())
+        .spawn(move || run(epoll, listener, twilio, stats))?;
+    Ok(local)
+}
+
+struct Conn {
+    stream: TcpStream,
+    open: bool,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    stream_sid: String,
+}
+
+fn run(epoll: Epoll, listener: TcpListener, twilio: bool, stats: Arc<AgentStats>) {
+    let mut conns: HashMap<u64, Conn> = HashMap::new();
+    let mut next_id: u64 = 0;
+    let mut events = vec![EpollEvent::empty(); 256];
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(n) = epoll.wait(&mut events, EpollTimeout::NONE) else {
+            continue;
+        };
+        for ev in &events[..n] {
+            let id = ev.data();
+            if id == LISTENER {
+                while let Ok((stream, _)) = listener.accept() {
+                    let _ = stream.set_nodelay(true);
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+                    if epoll
+                        .add(stream.as_fd(), EpollEvent::new(flags, next_id))
+                        .is_ok()
+                    {
+                        conns.insert(
+                            next_id,
+                            Conn {
+                                stream,
+                                open: false,
+                                inbuf: Vec::new(),
+                                outbuf: Vec::new(),
+                                stream_sid: String::new(),
+                            },
+                        );
+                        next_id += 1;
                     }
                 }
-            });
+                continue;
+            }
+            let Some(conn) = conns.get_mut(&id) else {
+                continue;
+            };
+            let keep = serve_readable(conn, &mut chunk, twilio, &stats);
+            if !keep {
+                if let Some(c) = conns.remove(&id) {
+                    let _ = epoll.delete(c.stream.as_fd());
+                }
+            }
         }
-    });
-    Ok(local)
+    }
+}
+
+/// One read, every complete frame answered, one write. False: close the connection.
+fn serve_readable(conn: &mut Conn, chunk: &mut [u8], twilio: bool, stats: &AgentStats) -> bool {
+    let n = match conn.stream.read(chunk) {
+        Ok(0) => return false,
+        Ok(n) => n,
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+            return true
+        }
+        Err(_) => return false,
+    };
+    conn.inbuf.extend_from_slice(&chunk[..n]);
+    if conn.inbuf.len() > MAX_BUFFERED {
+        return false;
+    }
+    if !conn.open {
+        let Some(end) = find(&conn.inbuf, b"\r\n\r\n") else {
+            return true;
+        };
+        let Some(reply) = handshake(&conn.inbuf[..end]) else {
+            return false;
+        };
+        conn.inbuf.drain(..end + 4);
+        conn.outbuf.extend_from_slice(reply.as_bytes());
+        conn.open = true;
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut used = 0;
+    let mut keep = true;
+    while let Some((opcode, payload, len)) = next_frame(&conn.inbuf[used..]) {
+        used += len;
+        match opcode {
+            // Text (twilio) or binary (raw).
+            1 | 2 => {
+                let reply = if opcode == 2 && !twilio {
+                    Some((2, payload))
+                } else if opcode == 1 && twilio {
+                    std::str::from_utf8(&payload)
+                        .ok()
+                        .and_then(|t| echo_twilio(t, &mut conn.stream_sid))
+                        .map(|s| (1, s.into_bytes()))
+                } else {
+                    None
+                };
+                if let Some((op, body)) = reply {
+                    stats.frames.fetch_add(1, Ordering::Relaxed);
+                    write_frame(&mut conn.outbuf, op, &body);
+                }
+            }
+            // Ping → pong.
+            9 => write_frame(&mut conn.outbuf, 10, &payload),
+            10 => {}
+            // Close (answered), or a fragment this agent does not reassemble.
+            _ => {
+                if opcode == 8 {
+                    write_frame(&mut conn.outbuf, 8, &payload[..payload.len().min(2)]);
+                }
+                keep = false;
+                break;
+            }
+        }
+    }
+    conn.inbuf.drain(..used);
+    if !conn.outbuf.is_empty() {
+        match conn.stream.write(&conn.outbuf) {
+            Ok(k) => {
+                conn.outbuf.drain(..k);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+        // What the socket did not take goes with the next write (the gateway reads steadily).
+        if conn.outbuf.len() > MAX_BUFFERED {
+            return false;
+        }
+    }
+    keep
+}
+
+/// The 101 answer to an upgrade request, if it is one.
+fn handshake(head: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(head).ok()?;
+    let key = text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("sec-websocket-key")
+            .then(|| value.trim().to_string())
+    })?;
+    Some(format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    ))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One complete frame at the start of `buf`: (opcode, unmasked payload, bytes used).
+/// Fragments (FIN clear or continuation) come back as opcode 0.
+fn next_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    let b0 = *buf.first()?;
+    let b1 = *buf.get(1)?;
+    let fin = b0 & 0x80 != 0;
+    let opcode = if fin { b0 & 0x0f } else { 0 };
+    let masked = b1 & 0x80 != 0;
+    let (len, mut at) = match b1 & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+            4,
+        ),
+        127 => {
+            let b: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
+            (u64::from_be_bytes(b), 10)
+        }
+        l => (u64::from(l), 2),
+    };
+    let mask: Option<[u8; 4]> = if masked {
+        let m = buf.get(at..at + 4)?.try_into().ok()?;
+        at += 4;
+        Some(m)
+    } else {
+        None
+    };
+    let len = usize::try_from(len).ok()?;
+    let end = at.checked_add(len)?;
+    let mut payload = buf.get(at..end)?.to_vec();
+    if let Some(m) = mask {
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= m[i % 4];
+        }
+    }
+    Some((opcode, payload, end))
+}
+
+fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= 0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
 }
 
 /// Twilio media in → the same payload out; `start` gives the streamSid. Media frames are the

@@ -1,6 +1,6 @@
 //! One scripted caller per call: INVITE (retransmitted on UDP) → 200 → ACK → real-time PCMU
-//! with a 100 ms 1 kHz burst each second → BYE. Measures setup time, the round trip of each
-//! burst (sent onset → echoed onset), RTP loss and late packets.
+//! with a 100 ms 1 kHz burst each second (streamed by [`media::Engine`], which measures the
+//! round trips, loss and late packets) → BYE. Measures setup and BYE times.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,13 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
-use trunkgate::core::media::dtmf::DtmfSender;
-use trunkgate::core::media::tone::ToneGen;
-use trunkgate::core::media::{g711, rtp};
 use trunkgate::core::sip::framing::{Frame, Framer};
 use trunkgate::core::sip::message::{Limits, Message};
 
-use crate::{procfs, Args};
+use crate::{media, procfs, Args};
 
 /// What happened to one call.
 #[derive(Debug, Default, Clone)]
@@ -55,11 +52,8 @@ impl Results {
     }
 }
 
-const BURST_EVERY: u32 = 50; // frames (1 s)
-const BURST_LEN: u32 = 5; // frames (100 ms)
-const ONSET_ENERGY: f64 = 2000.0; // mean |sample| of an echoed burst frame is ~6000
-
-pub async fn run_all(args: &Args, pid: Option<u32>) -> Results {
+pub async fn run_all(args: &Args, pid: Option<u32>) -> Result<Results, String> {
+    let engine = media::Engine::start(args.bind).map_err(|e| format!("rtp engine: {e}"))?;
     let slots = Arc::new(Semaphore::new(args.concurrency));
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(args.calls);
@@ -75,9 +69,10 @@ pub async fn run_all(args: &Args, pid: Option<u32>) -> Results {
         };
         let args = args.clone();
         let active = active.clone();
+        let engine = engine.clone();
         handles.push(tokio::spawn(async move {
             active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let r = one_call(&args, n).await;
+            let r = one_call(&args, &engine, n).await;
             active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(permit);
             r
@@ -93,12 +88,13 @@ pub async fn run_all(args: &Args, pid: Option<u32>) -> Results {
     let wall = start.elapsed();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (peak, peak_active) = sampler.await.ok().flatten().unwrap_or((None, 0));
-    Results {
+    engine.shutdown();
+    Ok(Results {
         calls,
         wall,
         peak,
         peak_active,
-    }
+    })
 }
 
 /// Samples the gateway while calls run; keeps the sample with the most active calls (and,
@@ -289,16 +285,21 @@ fn sdp_offer(rtp: SocketAddr) -> String {
     )
 }
 
-async fn one_call(args: &Args, n: usize) -> CallResult {
+async fn one_call(args: &Args, engine: &media::Engine, n: usize) -> CallResult {
     let mut result = CallResult::default();
-    match call_inner(args, n, &mut result).await {
+    match call_inner(args, engine, n, &mut result).await {
         Ok(()) => {}
         Err(e) => result.error = Some(e),
     }
     result
 }
 
-async fn call_inner(args: &Args, n: usize, result: &mut CallResult) -> Result<(), String> {
+async fn call_inner(
+    args: &Args,
+    engine: &media::Engine,
+    n: usize,
+    result: &mut CallResult,
+) -> Result<(), String> {
     let bind = SocketAddr::new(args.bind, 0);
     let (sig, local, transport) = if args.transport.eq_ignore_ascii_case("tcp") {
         let s = TcpStream::connect(args.target)
@@ -323,11 +324,13 @@ async fn call_inner(args: &Args, n: usize, result: &mut CallResult) -> Result<()
         call_id: format!("load-{n}-{:x}@trunkgate-load", fastrand::u64(..)),
         from_tag: format!("{:x}", fastrand::u32(..)),
     };
-    let rtp_sock = UdpSocket::bind(bind)
-        .await
-        .map_err(|e| format!("rtp bind: {e}"))?;
-    let rtp_local = rtp_sock.local_addr().map_err(|e| e.to_string())?;
-    let invite = leg.request("INVITE", &format!("i{n}"), 1, None, &sdp_offer(rtp_local));
+    let invite = leg.request(
+        "INVITE",
+        &format!("i{n}"),
+        1,
+        None,
+        &sdp_offer(engine.local()),
+    );
     let t0 = Instant::now();
     let resp = leg
         .transact(&invite, "INVITE", Duration::from_secs(32))
@@ -343,7 +346,7 @@ async fn call_inner(args: &Args, n: usize, result: &mut CallResult) -> Result<()
     leg.send(&ack).await.map_err(|e| e.to_string())?;
     let remote = answer_media(&resp).ok_or("200 OK without usable SDP")?;
     let answered = Instant::now();
-    let hung_up = stream(args, &rtp_sock, remote, &mut leg, result).await;
+    let hung_up = stream(args, engine, remote, &mut leg, result).await;
     result.seconds = answered.elapsed().as_secs_f64();
     if !hung_up {
         let bye = leg.request("BYE", &format!("b{n}"), 2, to_tag.as_deref(), "");
@@ -371,107 +374,43 @@ fn answer_media(resp: &Message) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, m.port))
 }
 
-/// Streams audio for the call's duration; returns true if the gateway hung up first.
+/// Streams audio for the call's duration (on the shared engine) while answering the gateway's
+/// requests; returns true if the gateway hung up first.
 async fn stream(
     args: &Args,
-    sock: &UdpSocket,
+    engine: &media::Engine,
     remote: SocketAddr,
     leg: &mut Leg,
     r: &mut CallResult,
 ) -> bool {
     let frames = (args.duration * 50.0).round() as u32;
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let mut gen = ToneGen::single(1000.0, 8000.0, 8000);
-    let (mut seq, mut ts, ssrc) = (fastrand::u16(..), fastrand::u32(..), fastrand::u32(..));
-    let mut pcm = [0i16; 160];
-    let mut payload = [0u8; 160];
-    let mut out = Vec::with_capacity(172);
-    let mut buf = vec![0u8; 2048];
-    let mut dec = [0i16; 160];
-    let mut burst_sent: Option<Instant> = None;
-    let mut in_echo = false;
-    let mut last_arrival: Option<Instant> = None;
-    let (mut first_seq, mut max_seq): (Option<u16>, u16) = (None, 0);
-    let dtmf_at = frames / 2;
-    let mut dtmf: Vec<(u32, trunkgate::core::media::dtmf::DtmfPacket)> = Vec::new();
-    let mut sent = 0u32;
+    // 200 ms beyond the last frame for the last echoes to come back.
     let end = Instant::now() + Duration::from_secs_f64(args.duration) + Duration::from_millis(200);
+    engine.add(remote, frames, args.dtmf);
+    let mut hung_up = false;
+    let mut sig_closed = false;
     let finish = tokio::time::sleep_until(end);
     tokio::pin!(finish);
-    let mut sig_closed = false;
     loop {
         tokio::select! {
-            _ = tick.tick(), if sent < frames => {
-                let phase = sent % BURST_EVERY;
-                if args.dtmf && sent == dtmf_at {
-                    if let Ok(p) = DtmfSender::new(8000).packets('5', 100, 20, 10) {
-                        dtmf = p.into_iter().map(|p| (ts, p)).rev().collect();
-                    }
-                }
-                out.clear();
-                if let Some((event_ts, p)) = dtmf.pop() {
-                    let h = rtp::RtpHeader { marker: p.marker, payload_type: 101, sequence: seq, timestamp: event_ts, ssrc };
-                    rtp::write(&h, &p.payload, &mut out);
-                } else {
-                    if phase < BURST_LEN {
-                        gen.fill(&mut pcm);
-                        if phase == 0 { burst_sent = Some(Instant::now()); in_echo = false; }
-                    } else {
-                        pcm = [0; 160];
-                    }
-                    g711::encode_ulaw(&pcm, &mut payload);
-                    let h = rtp::RtpHeader { marker: sent == 0, payload_type: 0, sequence: seq, timestamp: ts, ssrc };
-                    rtp::write(&h, &payload, &mut out);
-                }
-                if sock.send_to(&out, remote).await.is_ok() { r.sent += 1; }
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(160);
-                sent += 1;
-            }
-            got = sock.recv_from(&mut buf) => {
-                let Ok((len, _)) = got else { continue };
-                let Ok(pkt) = rtp::parse(&buf[..len]) else { continue };
-                let now = Instant::now();
-                r.received += 1;
-                if let Some(prev) = last_arrival {
-                    if now.duration_since(prev) > Duration::from_millis(60) { r.late += 1; }
-                }
-                last_arrival = Some(now);
-                let s = pkt.header.sequence;
-                match first_seq {
-                    None => { first_seq = Some(s); max_seq = s; }
-                    Some(_) => if s.wrapping_sub(max_seq) < 0x8000 { max_seq = s; },
-                }
-                if pkt.header.payload_type != 0 { continue; }
-                let k = pkt.payload.len().min(160);
-                g711::decode_ulaw(&pkt.payload[..k], &mut dec[..k]);
-                let energy = dec[..k].iter().map(|&x| f64::from(x).abs()).sum::<f64>() / k.max(1) as f64;
-                if energy > ONSET_ENERGY && !in_echo {
-                    in_echo = true;
-                    if let Some(t) = burst_sent {
-                        let rtt = now.duration_since(t);
-                        if rtt < Duration::from_millis(900) { r.rtts.push(rtt); }
-                    }
-                }
-            }
-            // One timer for the whole call, not one per loop turn.
             () = &mut finish => break,
             m = leg.recv_any(), if !sig_closed => {
                 match m {
-                    Some(m) if m.is_request() && leg.answer_request(&m).await => return true,
+                    Some(m) if m.is_request() && leg.answer_request(&m).await => {
+                        hung_up = true;
+                        break;
+                    }
                     Some(_) => {}
                     None => sig_closed = true,
                 }
             }
         }
-        if sent >= frames && Instant::now() >= end {
-            break;
-        }
     }
-    if let Some(first) = first_seq {
-        let expected = u32::from(max_seq.wrapping_sub(first)) + 1;
-        r.lost = expected.saturating_sub(r.received);
-    }
-    false
+    let stats = engine.remove(remote);
+    r.rtts = stats.rtts;
+    r.sent = stats.sent;
+    r.received = stats.received;
+    r.lost = stats.lost;
+    r.late = stats.late;
+    hung_up
 }

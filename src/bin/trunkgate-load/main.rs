@@ -8,6 +8,7 @@
 
 mod agent;
 mod caller;
+mod media;
 mod procfs;
 mod report;
 mod webhook;
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> ExitCode {
     if let Some(addr) = args.serve {
         let stats = Arc::new(agent::AgentStats::default());
-        match agent::serve(addr, &args.dialect, stats).await {
+        match agent::serve(addr, &args.dialect, stats) {
             Ok(agent_addr) => {
                 if let Err(e) = webhook::serve(addr, agent_addr, &args.dialect).await {
                     eprintln!("webhook responder: {e}");
@@ -116,7 +117,11 @@ async fn run(args: Args) -> ExitCode {
     let before = pid.and_then(procfs::sample);
     let deadline = Duration::from_secs(args.max_seconds);
     let results = match tokio::time::timeout(deadline, caller::run_all(&args, pid)).await {
-        Ok(r) => r,
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
         Err(_) => {
             eprintln!("run exceeded --max-seconds; stopping");
             return ExitCode::FAILURE;

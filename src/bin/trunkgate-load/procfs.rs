@@ -27,14 +27,14 @@ pub fn sample(pid: u32) -> Option<Sample> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())?;
-    let mut inodes = Vec::new();
+    let mut inodes = std::collections::HashSet::new();
     let mut fds = 0;
     for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
         fds += 1;
         if let Ok(target) = std::fs::read_link(entry.path()) {
             let t = target.to_string_lossy();
             if let Some(inode) = t.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-                inodes.push(inode.to_string());
+                inodes.insert(inode.to_string());
             }
         }
     }
@@ -43,7 +43,7 @@ pub fn sample(pid: u32) -> Option<Sample> {
         if let Ok(text) = std::fs::read_to_string(table) {
             for line in text.lines().skip(1) {
                 if let Some(inode) = line.split_whitespace().nth(9) {
-                    if inodes.iter().any(|i| i == inode) {
+                    if inodes.contains(inode) {
                         udp_sockets += 1;
                     }
                 }

@@ -1,6 +1,7 @@
 //! Media-plane core: pure codecs and packet formats for the per-call RTP hot path.
 //! Nothing here touches sockets, timers or the clock; callers pass bytes, samples and timestamps.
 pub mod dtmf;
+pub mod frame_clock;
 pub mod g711;
 pub mod pacer;
 pub mod rechunk;
