@@ -69,9 +69,10 @@ CONF
   serve=(--serve 127.0.0.1:18080)
 fi
 
-# Wait (bounded) for the gateway to listen.
+# Wait (bounded) for the gateway to listen: its SIP TCP listener accepts a connection.
 for _ in $(seq 1 100); do
-  grep -q "started" "$work/gateway.log" 2>/dev/null && break
+  (exec 3<>"/dev/tcp/${target%:*}/${target##*:}") 2>/dev/null && break
+  kill -0 "$gateway_pid" 2>/dev/null || { cat "$work/gateway.log"; exit 1; }
   sleep 0.1
 done
 

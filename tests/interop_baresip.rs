@@ -24,7 +24,7 @@ fn demo_config(ports: (u16, u16)) -> trunkgate::config::Config {
         .replace("127.0.0.1:5060", "127.0.0.1:0")
         .replace("127.0.0.1:8080", "127.0.0.1:0")
         .replace("port_min = 20000", &format!("port_min = {}", ports.0))
-        .replace("port_max = 20999", &format!("port_max = {}", ports.1))
+        .replace("port_max = 29999", &format!("port_max = {}", ports.1))
         .replace("./trunkgate-data", &files.display().to_string());
     assert!(
         text.contains(&format!("port_min = {}", ports.0)),

@@ -316,7 +316,7 @@ impl EndpointTask {
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.insert(call, Running { tx, ticket });
-                tokio::spawn(super::call::run_guarded(
+                self.ctx.calls.spawn(super::call::run_guarded(
                     call,
                     info,
                     admitted,

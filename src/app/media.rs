@@ -28,6 +28,7 @@ use crate::core::media::{g711, rtp};
 use crate::core::policy::CutReason;
 use crate::core::sip::endpoint::{CallCommand, CallEvent, CallKey, EndReason};
 use crate::core::sip::sdp::{self, AnswerParams, Codec, Direction, Negotiated, SessionDescription};
+use crate::io::rtp_recv::RtpReceiver;
 
 /// Agent audio queued beyond this (60 s) is refused and counted.
 const MAX_QUEUED: usize = 8000 * 60;
@@ -182,7 +183,7 @@ impl MediaSession {
     ) -> MediaOutcome {
         let ptime = Duration::from_millis(u64::from(self.neg.ptime_ms.clamp(10, 60)));
         let mut clock = FrameClock::new(ptime);
-        let mut buf = vec![0u8; 2048];
+        let mut rx = RtpReceiver::new();
         let mut pcm = vec![0i16; self.frame_samples()];
         let mut payload = vec![0u8; self.frame_samples()];
         let mut packet = Vec::with_capacity(12 + payload.len());
@@ -195,10 +196,14 @@ impl MediaSession {
         }
         let reason = loop {
             tokio::select! {
-                r = self.sock.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = r {
+                r = rx.recv(&self.sock) => {
+                    if let Ok(n) = r {
                         last_rx = Instant::now();
-                        self.on_rtp(&buf[..n], from, &mut pcm, ctx);
+                        for i in 0..n {
+                            if let Some((data, from)) = rx.datagram(i) {
+                                self.on_rtp(data, from, &mut pcm, ctx);
+                            }
+                        }
                     }
                 }
                 () = &mut tick => {

@@ -12,6 +12,7 @@ pub mod notify;
 mod record;
 mod routing;
 mod webhook;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +106,8 @@ pub struct Ctx {
     pub cdr: Option<Mutex<std::fs::File>>,
     /// HMAC key for webhook and callback signatures.
     pub secret: Option<Arc<Vec<u8>>>,
+    /// Where call tasks run (see [`workers`]).
+    pub calls: workers::Spawner,
 }
 
 impl Ctx {
@@ -134,6 +137,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot start the call worker threads: {0}")]
+    Workers(std::io::Error),
     #[error("cannot bind SIP {transport} listener {addr}: {source}")]
     Bind {
         transport: &'static str,
@@ -199,6 +204,8 @@ pub struct Gateway {
     ctx: Arc<Ctx>,
     ctl: mpsc::Sender<EndpointMsg>,
     done: Option<oneshot::Receiver<()>>,
+    /// The call worker threads; they stop (cancelling leftover calls) with the gateway.
+    _workers: workers::Workers,
 }
 
 /// The admission policy of `config`: global layer, trunks by source CIDR, numbers by DID.
@@ -281,6 +288,7 @@ impl Gateway {
         };
         let spool = open_spool(&config, &http, secret.clone());
         let cdr = config.callbacks.cdr_file.as_ref().and_then(|p| open_cdr(p));
+        let workers = workers::Workers::start(0).map_err(StartError::Workers)?;
         let ctx = Arc::new(Ctx {
             config: RwLock::new(Arc::new(config.clone())),
             ports,
@@ -292,6 +300,7 @@ impl Gateway {
             spool,
             cdr,
             secret,
+            calls: workers.spawner(),
         });
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let (ttx, trx) = mpsc::channel(4096);
@@ -378,6 +387,7 @@ impl Gateway {
             ctx,
             ctl: tx,
             done: Some(done_rx),
+            _workers: workers,
         })
     }
 

@@ -131,7 +131,7 @@ fn demo_parses() {
     assert!(c.api.token_file.is_none() && c.api.is_open());
     assert_eq!(
         (c.rtp.bind, c.rtp.port_min, c.rtp.port_max),
-        (IpAddr::V4(Ipv4Addr::LOCALHOST), 20000, 20999)
+        (IpAddr::V4(Ipv4Addr::LOCALHOST), 20000, 29999)
     );
     assert_eq!(c.log.format, LogFormat::Text);
     assert_eq!(

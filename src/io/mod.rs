@@ -6,6 +6,7 @@
 pub mod agent_ws;
 pub mod http;
 pub mod rtp;
+pub mod rtp_recv;
 pub mod sip_tcp;
 pub mod sip_udp;
 pub mod spool;

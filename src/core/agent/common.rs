@@ -149,6 +149,11 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
 
+/// Appends the base64 of `bytes` to `out`.
+pub(crate) fn b64_encode_into(bytes: &[u8], out: &mut String) {
+    B64.encode_string(bytes, out);
+}
+
 /// Decodes a non-empty base64 payload of at most `max` bytes, checking the size before
 /// allocating.
 pub(crate) fn b64_decode(

@@ -12,8 +12,8 @@
 use serde::Serialize;
 
 use super::common::{
-    b64_decode, b64_encode, dtmf_digits, ignored, max_audio_bytes, parse_object, pcm_to_ulaw,
-    req_obj, req_str, to_json, transfer_target, ulaw_to_pcm, DialectError, Params,
+    b64_decode, b64_encode_into, dtmf_digits, ignored, max_audio_bytes, parse_object, req_obj,
+    req_str, to_json, transfer_target, ulaw_to_pcm, DialectError, Params,
 };
 use super::{AgentEvent, Dialect, DialectCodec, StreamMeta, WsIn, WsOut};
 
@@ -24,6 +24,10 @@ pub struct TwilioCodec {
     seq: u64,
     chunk: u64,
     start_ms: Option<u64>,
+    /// The streamSid as a JSON string literal (quoted, escaped), for the media hot path.
+    sid_json: String,
+    /// μ-law scratch for the media hot path.
+    ulaw: Vec<u8>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +65,8 @@ struct MediaFormat {
     channels: u32,
 }
 
+/// What `audio` writes by hand (kept for the test that holds the two equal).
+#[cfg(test)]
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Media<'a> {
@@ -70,6 +76,7 @@ struct Media<'a> {
     media: MediaBody,
 }
 
+#[cfg(test)]
 #[derive(Serialize)]
 struct MediaBody {
     track: &'static str,
@@ -126,10 +133,12 @@ struct StopBody<'a> {
 impl TwilioCodec {
     pub fn new(meta: StreamMeta) -> Self {
         TwilioCodec {
+            sid_json: serde_json::to_string(&meta.stream_id).unwrap_or_else(|_| "\"\"".into()),
             meta,
             seq: 0,
             chunk: 0,
             start_ms: None,
+            ulaw: Vec::with_capacity(160),
         }
     }
 
@@ -214,22 +223,26 @@ impl DialectCodec for TwilioCodec {
         ]
     }
 
+    /// The hot path (one message per 20 ms per call), written straight into one string: the
+    /// same JSON `Media` serialises to (a unit test holds them equal), without serde's
+    /// per-character escaping of the payload or the intermediate strings.
     fn audio(&mut self, pcm: &[i16], now_ms: u64) -> WsOut {
-        let timestamp = self.elapsed(now_ms).to_string();
-        let sequence_number = self.next_seq();
+        use std::fmt::Write as _;
+        let timestamp = self.elapsed(now_ms);
+        self.seq += 1;
         self.chunk += 1;
-        let msg = Media {
-            event: "media",
-            sequence_number,
-            stream_sid: &self.meta.stream_id,
-            media: MediaBody {
-                track: "inbound",
-                chunk: self.chunk.to_string(),
-                timestamp,
-                payload: b64_encode(&pcm_to_ulaw(pcm)),
-            },
-        };
-        WsOut::Text(to_json(&msg))
+        self.ulaw.clear();
+        self.ulaw.resize(pcm.len(), 0);
+        crate::core::media::g711::encode_ulaw(pcm, &mut self.ulaw);
+        let mut out = String::with_capacity(140 + self.sid_json.len() + pcm.len().div_ceil(3) * 4);
+        let _ = write!(
+            out,
+            "{{\"event\":\"media\",\"sequenceNumber\":\"{}\",\"streamSid\":{},\"media\":{{\"track\":\"inbound\",\"chunk\":\"{}\",\"timestamp\":\"{}\",\"payload\":\"",
+            self.seq, self.sid_json, self.chunk, timestamp
+        );
+        b64_encode_into(&self.ulaw, &mut out);
+        out.push_str("\"}}");
+        WsOut::Text(out)
     }
 
     fn dtmf(&mut self, digit: char, _duration_ms: u32, _now_ms: u64) -> WsOut {

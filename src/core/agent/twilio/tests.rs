@@ -3,6 +3,7 @@ use serde_json::json;
 
 use super::super::tests::{close_ulaw, json, meta, tone, T0};
 use super::*;
+use crate::core::agent::common::{b64_encode, pcm_to_ulaw};
 use crate::core::media::g711;
 
 fn b64(bytes: &[u8]) -> String {
@@ -232,4 +233,32 @@ fn malformed_messages_are_errors() {
         c.decode(WsIn::Binary(&[1, 2, 3])),
         Err(E::UnexpectedBinary(3))
     );
+}
+
+/// The hand-written media message is byte for byte what serde makes of `Media`, including a
+/// streamSid that needs escaping.
+#[test]
+fn hand_written_media_equals_serde() {
+    let mut m = meta(8_000);
+    m.stream_id = "MZ\"odd\\sid\u{1}".into();
+    let mut c = TwilioCodec::new(m.clone());
+    let _ = c.start(T0);
+    let pcm = tone(160, 8_000);
+    for k in 1..=3u64 {
+        let WsOut::Text(got) = c.audio(&pcm, T0 + 20 * k) else {
+            panic!("media is text");
+        };
+        let want = to_json(&Media {
+            event: "media",
+            sequence_number: c.seq.to_string(),
+            stream_sid: &m.stream_id,
+            media: MediaBody {
+                track: "inbound",
+                chunk: k.to_string(),
+                timestamp: (20 * k).to_string(),
+                payload: b64_encode(&pcm_to_ulaw(&pcm)),
+            },
+        });
+        assert_eq!(got, want);
+    }
 }
