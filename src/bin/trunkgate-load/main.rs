@@ -115,6 +115,8 @@ async fn run(args: Args) -> ExitCode {
     }
     let pid = args.gateway_pid.or_else(procfs::find_gateway);
     let before = pid.and_then(procfs::sample);
+    let own = std::process::id();
+    let own_before = procfs::cpu_ticks(own);
     let deadline = Duration::from_secs(args.max_seconds);
     let results = match tokio::time::timeout(deadline, caller::run_all(&args, pid)).await {
         Ok(Ok(r)) => r,
@@ -132,7 +134,11 @@ async fn run(args: Args) -> ExitCode {
         Some(p) => procfs::settle(p, before.as_ref()).await,
         None => None,
     };
-    let rep = report::Report::new(&args, &results, before, after);
+    let own_ticks = match (own_before, procfs::cpu_ticks(own)) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b)),
+        _ => None,
+    };
+    let rep = report::Report::new(&args, &results, before, after, own_ticks);
     print!("{}", rep.table());
     if args.json {
         println!("{}", rep.json());

@@ -9,18 +9,27 @@ pub struct Sample {
     pub rss_kb: u64,
     pub fds: usize,
     pub udp_sockets: usize,
+    /// Established TCP connections; after a drain these are the HTTP client's idle keep-alive
+    /// connections (webhook, callbacks), which it closes after 30 s idle.
+    pub tcp_established: usize,
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
 pub const TICKS_PER_SEC: f64 = 100.0;
 
-pub fn sample(pid: u32) -> Option<Sample> {
+/// utime + stime of `pid`, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the ")" that ends the command name: state is field 3; utime 14, stime 15.
     let after = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+pub fn sample(pid: u32) -> Option<Sample> {
+    let cpu_ticks = cpu_ticks(pid)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kb = status
         .lines()
@@ -50,11 +59,24 @@ pub fn sample(pid: u32) -> Option<Sample> {
             }
         }
     }
+    let mut tcp_established = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // st 01 = ESTABLISHED; inode is field 9.
+                if f.get(3) == Some(&"01") && f.get(9).is_some_and(|i| inodes.contains(*i)) {
+                    tcp_established += 1;
+                }
+            }
+        }
+    }
     Some(Sample {
-        cpu_ticks: utime + stime,
+        cpu_ticks,
         rss_kb,
         fds,
         udp_sockets,
+        tcp_established,
     })
 }
 
@@ -74,13 +96,19 @@ pub fn find_gateway() -> Option<u32> {
     None
 }
 
-/// Waits (bounded, 10 s) until the gateway's fds and UDP sockets are back to `before`, then
-/// samples. Teardown is asynchronous and has no event we can see from outside, hence polling.
+/// Waits (bounded, 10 s) until the gateway's fds (not counting idle HTTP keep-alive
+/// connections) and UDP sockets are back to `before`, then samples. Teardown is asynchronous and has no event we can see from outside, hence polling.
 pub async fn settle(pid: u32, before: Option<&Sample>) -> Option<Sample> {
     for _ in 0..100 {
         let s = sample(pid)?;
         match before {
-            Some(b) if s.fds <= b.fds && s.udp_sockets <= b.udp_sockets => return Some(s),
+            Some(b)
+                if s.fds.saturating_sub(s.tcp_established)
+                    <= b.fds.saturating_sub(b.tcp_established)
+                    && s.udp_sockets <= b.udp_sockets =>
+            {
+                return Some(s)
+            }
             None => return Some(s),
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }

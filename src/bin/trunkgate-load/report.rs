@@ -26,6 +26,8 @@ pub struct Report {
     pub wall_s: f64,
     pub cps: f64,
     pub cpu_pct_per_call: Option<f64>,
+    /// This tool's own CPU (callers' RTP, echo agent, webhook) per call, same unit.
+    pub load_cpu_pct_per_call: Option<f64>,
     pub rss_kb_per_call: Option<f64>,
     pub before: Option<Sample>,
     pub peak: Option<Sample>,
@@ -47,7 +49,13 @@ fn ms(d: &Duration) -> f64 {
 }
 
 impl Report {
-    pub fn new(args: &Args, r: &Results, before: Option<Sample>, after: Option<Sample>) -> Report {
+    pub fn new(
+        args: &Args,
+        r: &Results,
+        before: Option<Sample>,
+        after: Option<Sample>,
+        own_cpu_ticks: Option<u64>,
+    ) -> Report {
         let mut failures = BTreeMap::new();
         for c in r.calls.iter().filter(|c| !c.ok()) {
             let key = match (c.status, &c.error) {
@@ -63,6 +71,10 @@ impl Report {
                 let cpu_s = a.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 / TICKS_PER_SEC;
                 Some(cpu_s / call_seconds * 100.0)
             }
+            _ => None,
+        };
+        let load_cpu_pct_per_call = match own_cpu_ticks {
+            Some(t) if call_seconds > 0.0 => Some(t as f64 / TICKS_PER_SEC / call_seconds * 100.0),
             _ => None,
         };
         let rss_kb_per_call = match (&before, &r.peak) {
@@ -108,6 +120,7 @@ impl Report {
             wall_s: r.wall.as_secs_f64(),
             cps: args.rate,
             cpu_pct_per_call,
+            load_cpu_pct_per_call,
             rss_kb_per_call,
             before,
             peak: r.peak.clone(),
@@ -164,12 +177,20 @@ impl Report {
         );
         let _ = writeln!(
             s,
+            "load tool CPU per call        {}",
+            opt(self.load_cpu_pct_per_call, " % of one core")
+        );
+        let _ = writeln!(
+            s,
             "gateway RSS per active call   {}",
             opt(self.rss_kb_per_call, " KiB")
         );
         let fmt = |x: &Option<Sample>| {
             x.as_ref().map_or("n/a".into(), |s| {
-                format!("fds {} udp {} rss {} KiB", s.fds, s.udp_sockets, s.rss_kb)
+                format!(
+                    "fds {} (tcp {}) udp {} rss {} KiB",
+                    s.fds, s.tcp_established, s.udp_sockets, s.rss_kb
+                )
             })
         };
         let _ = writeln!(s, "gateway before                {}", fmt(&self.before));
@@ -185,7 +206,7 @@ impl Report {
 
     pub fn json(&self) -> String {
         let sample = |x: &Option<Sample>| {
-            x.as_ref().map(|s| serde_json::json!({"fds": s.fds, "udp_sockets": s.udp_sockets, "rss_kb": s.rss_kb, "cpu_ticks": s.cpu_ticks}))
+            x.as_ref().map(|s| serde_json::json!({"fds": s.fds, "tcp_established": s.tcp_established, "udp_sockets": s.udp_sockets, "rss_kb": s.rss_kb, "cpu_ticks": s.cpu_ticks}))
         };
         serde_json::json!({
             "offered": self.offered,
@@ -198,6 +219,7 @@ impl Report {
             "rtp": {"sent": self.sent, "received": self.received, "lost": self.lost, "late": self.late},
             "call_seconds": self.call_seconds,
             "cpu_pct_per_call": self.cpu_pct_per_call,
+            "load_tool_cpu_pct_per_call": self.load_cpu_pct_per_call,
             "rss_kb_per_call": self.rss_kb_per_call,
             "gateway": {"before": sample(&self.before), "peak": sample(&self.peak), "peak_active": self.peak_active, "after": sample(&self.after)},
         })

@@ -4,9 +4,14 @@
 //! Owns: the send schedule of one call (as offsets from the media start; the shell turns them
 //! into timer deadlines), and the "early start" rule.
 //!
-//! Early start: while the caller hears silence, agent audio that fills a whole frame is sent
-//! the moment it arrives and later frames follow one packet time apart from there, which takes
-//! up to one packet time (on average half) off the latency of every agent turn. Each early start
+//! Early start: while the caller hears silence, agent audio that fills a whole frame and would
+//! wait more than half a packet time for its tick is sent the moment it arrives; the next
+//! deadline is then one and a half packet times later. That takes 7.5 ms on average (up to
+//! 20 ms) off the start of every agent turn. The half period matters for agents that stream in
+//! real time (one frame per packet time): their next frame arrives one period after the first,
+//! and a deadline set exactly there would miss it at the slightest jitter (a silent frame in
+//! the middle of speech, then every frame of the turn a period late); half a period of slack
+//! either way keeps such a stream 10 ms behind its arrival, the average of a random phase. Each early start
 //! moves the schedule ahead of the RTP timestamps' clock; that lead is paid back while the agent
 //! is silent again (silent frames are sent up to half a packet time late each), and an early
 //! start is refused while the lead would exceed one packet time. So the packets never run more
@@ -54,19 +59,21 @@ impl FrameClock {
     }
 
     /// Agent audio now fills at least one frame. True: send that frame now (the clock has been
-    /// moved: the next deadline is one period from `now`); false: wait for the deadline.
+    /// moved: the next deadline is one and a half periods from `now`); false: wait for the
+    /// deadline.
     pub fn early_start(&mut self, now: Duration) -> bool {
         // Only the first frame of a turn, only if it saves a meaningful wait.
         if !self.silent || now >= self.next {
             return false;
         }
         let saved = self.next - now;
-        if saved < Duration::from_millis(2) || self.lead + saved > self.period {
+        let margin = self.period / 2;
+        if saved <= margin || self.lead + saved - margin > self.period {
             return false;
         }
-        self.lead += saved;
+        self.lead += saved - margin;
         self.silent = false;
-        self.next = now + self.period;
+        self.next = now + self.period + margin;
         true
     }
 
@@ -102,11 +109,11 @@ mod tests {
         c.on_tick(true); // 20
         c.on_tick(true); // 40; next 60
         assert!(c.early_start(ms(45)));
-        assert_eq!(c.deadline(), ms(65));
-        assert_eq!(c.lead(), ms(15));
+        assert_eq!(c.deadline(), ms(75));
+        assert_eq!(c.lead(), ms(5));
         // While audio plays, no more early starts and plain periods.
         c.on_tick(false);
-        assert_eq!(c.deadline(), ms(85));
+        assert_eq!(c.deadline(), ms(95));
         assert!(!c.early_start(ms(70)));
     }
 
@@ -115,19 +122,25 @@ mod tests {
         let mut c = FrameClock::new(P);
         c.on_tick(true); // next 20
         c.on_tick(true); // next 40
-        assert!(c.early_start(ms(21))); // lead 19, next 41
-        c.on_tick(false); // next 61
-        c.on_tick(true); // silent: +10 back → next 91, lead 9
-        assert_eq!(c.deadline(), ms(91));
-        assert_eq!(c.lead(), ms(9));
-        // Another turn that would save 19 ms: 9 + 19 > 20 → refused.
-        assert!(!c.early_start(ms(72)));
-        c.on_tick(true); // lead 0, next 91 + 20 + 9 = 120
-        assert_eq!(c.lead(), Duration::ZERO);
+        assert!(c.early_start(ms(21))); // saves 19: lead 9, next 51
+        c.on_tick(false); // next 71
+        c.on_tick(false); // next 91
+        assert!(!c.early_start(ms(95))); // not after audio: no turn starts
+        c.on_tick(true); // silent: +9 back → next 120, lead 0
         assert_eq!(c.deadline(), ms(120));
+        assert_eq!(c.lead(), Duration::ZERO);
+        // Turns back to back: each adds to the lead, which never passes a period.
+        assert!(c.early_start(ms(101))); // saves 19: lead 9, next 131
+        c.on_tick(false); // next 151
+        c.on_tick(true); // +9 back: next 180, lead 0
+        assert!(c.early_start(ms(161))); // lead 9, next 191
+        c.on_tick(true); // silent at once: +9 back: next 220
+        assert!(c.early_start(ms(201))); // lead 9, next 231
+        assert!(c.lead() <= P);
         // Back on the nominal grid (multiples of 20 ms).
         c.on_tick(true);
-        assert_eq!(c.deadline(), ms(140));
+        assert_eq!(c.deadline(), ms(260));
+        assert_eq!(c.lead(), Duration::ZERO);
     }
 
     #[test]
@@ -169,9 +182,30 @@ mod tests {
     fn late_or_tiny_savings_do_not_move_the_clock() {
         let mut c = FrameClock::new(P);
         c.on_tick(true); // next 20
-        assert!(!c.early_start(ms(19))); // saves 1 ms
+        assert!(!c.early_start(ms(10))); // would wait 10 ms: not more than half a period
         assert!(!c.early_start(ms(25))); // past the deadline: the tick sends it
         assert_eq!(c.deadline(), ms(20));
         assert_eq!(c.lead(), Duration::ZERO);
+    }
+
+    /// An agent streaming in real time after an early start: each next frame arrives one
+    /// period after the last (up to 9 ms late) and is in the queue before its deadline.
+    #[test]
+    fn a_real_time_stream_after_an_early_start_meets_every_deadline() {
+        let mut c = FrameClock::new(P);
+        c.on_tick(true);
+        c.on_tick(true); // next 40
+        let first = ms(27);
+        assert!(c.early_start(first));
+        for k in 1..=50u64 {
+            let jitter = if k % 2 == 0 { ms(9) } else { Duration::ZERO };
+            let arrival = first + P * k as u32 + jitter;
+            assert!(
+                arrival < c.deadline(),
+                "frame {k} at {arrival:?} misses {:?}",
+                c.deadline()
+            );
+            c.on_tick(false);
+        }
     }
 }
