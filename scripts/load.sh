@@ -4,6 +4,7 @@
 #
 #   scripts/load.sh                         # bridged calls: webhook + echo agent (twilio), 100 calls
 #   scripts/load.sh --mode demo             # against `trunkgate demo` (built-in echo agent)
+#   scripts/load.sh --runs 2 -- ...         # the same run twice against one gateway (RSS drift)
 #   scripts/load.sh -- --calls 1000 --concurrency 1000 --rate 200 --duration 20
 #
 # Everything after `--` goes to trunkgate-load (see `trunkgate-load --help`).
@@ -11,9 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=bridge
+runs=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) mode="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
     --) shift; break ;;
     *) break ;;
   esac
@@ -76,4 +79,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-"$bin/trunkgate-load" --target "$target" --gateway-pid "$gateway_pid" "${serve[@]}" "${load_args[@]}"
+status=0
+for run in $(seq 1 "$runs"); do
+  [ "$runs" -gt 1 ] && echo "== run $run of $runs"
+  "$bin/trunkgate-load" --target "$target" --gateway-pid "$gateway_pid" "${serve[@]}" "${load_args[@]}" || status=$?
+done
+exit $status

@@ -22,8 +22,10 @@ use tokio::net::UdpSocket;
 
 /// Datagrams asked for per call; two is enough to tell "drained" from "more waiting".
 pub const BATCH: usize = 2;
-/// Bytes per datagram (RTP of 60 ms G.711 is 492; larger is truncated and fails to parse).
-const DATAGRAM: usize = 1500;
+/// Bytes per datagram: RTP of 60 ms G.711 (the longest packet time we negotiate) is 492 with
+/// a plain header, room is left for CSRCs and header extensions; anything longer is truncated
+/// and fails to parse, like any other malformed packet.
+const DATAGRAM: usize = 1024;
 
 thread_local! {
     static HEADERS: RefCell<MultiHeaders<SockaddrStorage>> =

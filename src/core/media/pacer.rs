@@ -21,10 +21,10 @@
 
 use std::collections::VecDeque;
 
-/// Initial queue capacity in samples (5 s at 8 kHz); the queue grows beyond this by doubling,
-/// which is amortised, not per frame. Reserving the full maximum for every call would waste
-/// ~1 MB per call for agents that never queue that much.
-const INITIAL_CAPACITY: usize = 8000 / 2; // 0.5 s: grows on demand; a per-call reservation costs RSS at scale
+/// Initial queue capacity in samples (100 ms at 8 kHz); the queue grows beyond this by
+/// doubling, which is amortised, not per frame. Every call pays for the initial reservation
+/// (1.6 KB here) whether its agent queues ahead or streams in real time.
+const INITIAL_CAPACITY: usize = 800;
 
 /// What a tick handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
