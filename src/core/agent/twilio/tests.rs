@@ -262,3 +262,46 @@ fn hand_written_media_equals_serde() {
         assert_eq!(got, want);
     }
 }
+
+/// The media fast path and the general path agree: same audio for the same payload (escaped
+/// or not, extra fields or not), and what the fast path cannot read gets the general path's
+/// precise error.
+#[test]
+fn media_fast_path_matches_the_general_path() {
+    let pcm = tone(160, 8_000);
+    let b64 = b64_encode(&pcm_to_ulaw(&pcm));
+    let escaped = b64.replace('/', "\\/");
+    let want = ulaw_to_pcm(&pcm_to_ulaw(&pcm));
+    for text in [
+        format!(r#"{{"event":"media","streamSid":"MZ1","media":{{"payload":"{b64}"}}}}"#),
+        format!(r#"{{"media":{{"track":"outbound","payload":"{escaped}"}},"event":"media"}}"#),
+    ] {
+        match decode(&text).as_deref() {
+            Ok([AgentEvent::Audio(got)]) => assert_eq!(got, &want, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        decode(r#"{"event":"media","media":{"payload":7}}"#),
+        Err(DialectError::BadField {
+            field: "media.payload",
+            ..
+        })
+    ));
+    assert!(matches!(
+        decode(r#"{"event":"media","media":{"payload":"***"}}"#),
+        Err(DialectError::BadBase64 { .. })
+    ));
+    assert!(matches!(
+        decode(r#"{"event":"media"}"#),
+        Err(DialectError::MissingField("media"))
+    ));
+    // A media object on another event is not audio.
+    assert!(!matches!(
+        decode(&format!(
+            r#"{{"event":"mark","mark":{{"name":"m"}},"media":{{"payload":"{b64}"}}}}"#
+        ))
+        .as_deref(),
+        Ok([AgentEvent::Audio(_)])
+    ));
+}
