@@ -83,7 +83,7 @@ pub async fn run_guarded(
                 cmd: CallCommand::Hangup,
             })
             .await;
-        record::rejected(&ctx, &saved, 500, "internal_error");
+        record::rejected(&ctx, &saved, 500, "internal_error", || {});
         ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -163,7 +163,7 @@ pub async fn run(
             "call ended"
         )
     });
-    record::deliver(&ctx, &record, callback_url.as_deref());
+    record::deliver(&ctx, &record, callback_url.as_deref()).await;
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     ctx.emit(GatewayEvent::CallEnded {
         call_id,

@@ -277,7 +277,30 @@ impl EndpointTask {
         }
     }
 
-    /// Admission: decided here, at once, before anything is sent for the INVITE.
+    /// A refused INVITE's record goes to the record writer; the refusal is sent once the
+    /// record is on disk (the writer hands the command back through the control channel), so
+    /// a caller never sees a rejection that left no record, and this task never waits on
+    /// the disk. INVITE retransmissions meanwhile are absorbed by the transaction.
+    fn reject_after_record(
+        &mut self,
+        call: CallKey,
+        info: &IncomingCall,
+        cmd: CallCommand,
+        why: &str,
+    ) {
+        let status = match &cmd {
+            CallCommand::Reject { status, .. } => *status,
+            _ => 500,
+        };
+        let ctl = self.ctl.clone();
+        record::rejected(&self.ctx, info, status, why, move || {
+            // On the writer thread (never inside the runtime): waiting for room is fine.
+            let _ = ctl.blocking_send(EndpointMsg::Command { call, cmd });
+        });
+    }
+
+    /// Admission: decided here, at once; for a refusal nothing is sent before its record is
+    /// on disk.
     fn on_incoming(&mut self, call: CallKey, info: IncomingCall) {
         let at = now();
         if self.draining() {
@@ -286,8 +309,7 @@ impl EndpointTask {
                 reason: Some("Shutting Down".into()),
                 headers: vec![("Retry-After".into(), "30".into())],
             };
-            self.ep.handle(at.mono, Input::Command { call, cmd });
-            record::rejected(&self.ctx, &info, 503, "shutdown");
+            self.reject_after_record(call, &info, cmd, "shutdown");
             return;
         }
         let caller = routing::caller_number(&info);
@@ -349,13 +371,7 @@ impl EndpointTask {
                     reason: None,
                     headers,
                 };
-                self.ep.handle(at.mono, Input::Command { call, cmd });
-                record::rejected(
-                    &self.ctx,
-                    &info,
-                    status,
-                    &format!("policy_{}", reason.as_str()),
-                );
+                self.reject_after_record(call, &info, cmd, &format!("policy_{}", reason.as_str()));
             }
             Decision::Drop { reason } => {
                 self.ctx

@@ -10,13 +10,14 @@ mod endpoint_task;
 mod media;
 pub mod notify;
 mod record;
+mod record_writer;
 mod routing;
 mod webhook;
 pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -103,7 +104,8 @@ pub struct Ctx {
     pub http: reqwest::Client,
     /// Durable callback delivery; `None` when the spool directory could not be opened.
     pub spool: Option<Spool>,
-    pub cdr: Option<Mutex<std::fs::File>>,
+    /// Call records (callback spool + CDR), written off the call's path.
+    pub records: record_writer::RecordWriter,
     /// HMAC key for webhook and callback signatures.
     pub secret: Option<Arc<Vec<u8>>>,
     /// Where call tasks run (see [`workers`]).
@@ -137,7 +139,7 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot start the call worker threads: {0}")]
+    #[error("cannot start the call worker or record writer threads: {0}")]
     Workers(std::io::Error),
     #[error("cannot bind SIP {transport} listener {addr}: {source}")]
     Bind {
@@ -178,7 +180,7 @@ fn open_spool(
     }
 }
 
-fn open_cdr(path: &std::path::Path) -> Option<Mutex<std::fs::File>> {
+fn open_cdr(path: &std::path::Path) -> Option<std::fs::File> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -187,7 +189,7 @@ fn open_cdr(path: &std::path::Path) -> Option<Mutex<std::fs::File>> {
         .append(true)
         .open(path)
     {
-        Ok(f) => Some(Mutex::new(f)),
+        Ok(f) => Some(f),
         Err(e) => {
             tracing::error!(path = %path.display(), error = %e, "cannot open the CDR file");
             None
@@ -289,6 +291,8 @@ impl Gateway {
         let spool = open_spool(&config, &http, secret.clone());
         let cdr = config.callbacks.cdr_file.as_ref().and_then(|p| open_cdr(p));
         let workers = workers::Workers::start(0).map_err(StartError::Workers)?;
+        let records =
+            record_writer::RecordWriter::start(spool.clone(), cdr).map_err(StartError::Workers)?;
         let ctx = Arc::new(Ctx {
             config: RwLock::new(Arc::new(config.clone())),
             ports,
@@ -298,7 +302,7 @@ impl Gateway {
             tls,
             http,
             spool,
-            cdr,
+            records,
             secret,
             calls: workers.spawner(),
         });

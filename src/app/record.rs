@@ -1,7 +1,6 @@
 //! The end of a call: its record (PROTOCOLS.md §4), delivered to the callback URL through the
 //! durable spool and appended to the CDR file.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use super::Ctx;
@@ -88,33 +87,24 @@ pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
     }
 }
 
-/// Spools the callback (if a URL applies) and appends the CDR line. Never loses the record
-/// silently: a failure to write either is logged with the record itself.
-pub fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) {
+/// Spools the callback (if a URL applies) and appends the CDR line (by the record writer);
+/// returns once both are on disk. Never loses the record silently: a failure to write either
+/// is logged with the record itself.
+pub async fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) {
     let json = String::from_utf8(record.to_json()).unwrap_or_default();
-    if let (Some(url), Some(spool)) = (url, &ctx.spool) {
-        if let Err(e) = spool.submit(url, &record.event_id, json.clone()) {
-            tracing::error!(error = %e, record = %json, "cannot spool callback");
-        }
-    }
-    if let Some(cdr) = &ctx.cdr {
-        let written = cdr.lock().map(|mut f| {
-            f.write_all(json.as_bytes())
-                .and_then(|()| f.write_all(b"\n"))
-                .and_then(|()| f.sync_data())
-        });
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::error!(record = %json, "cannot append CDR");
-        }
-    }
+    ctx.records
+        .write_and_wait(json, &record.event_id, url)
+        .await;
 }
 
 /// The record of a call refused before any work (admission): CDR and callback like any other.
+/// `then` runs once the record is on disk (the rejection's response waits for it).
 pub fn rejected(
     ctx: &Arc<Ctx>,
     info: &crate::core::sip::endpoint::IncomingCall,
     status: u16,
     why: &str,
+    then: impl FnOnce() + Send + 'static,
 ) {
     let config = ctx.config();
     let number = super::routing::find_number(&config, info);
@@ -142,5 +132,7 @@ pub fn rejected(
         agent_talk: Vec::new(),
     };
     let record = build(&summary, &config.billing);
-    deliver(ctx, &record, url.as_deref());
+    let json = String::from_utf8(record.to_json()).unwrap_or_default();
+    ctx.records
+        .write(json, &record.event_id, url.as_deref(), then);
 }

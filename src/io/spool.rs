@@ -78,12 +78,55 @@ impl Spool {
 
     /// Durably records a callback, then queues it. Returns once the file is on disk.
     pub fn submit(&self, url: &str, event_id: &str, body: String) -> std::io::Result<PathBuf> {
-        let env = Envelope {
-            url: url.to_string(),
-            event_id: event_id.to_string(),
-            attempts: 0,
-            body,
-        };
+        self.submit_batch(&[(url, event_id, body.as_str())])
+            .pop()
+            .unwrap_or_else(|| Err(std::io::Error::other("nothing submitted")))
+    }
+
+    /// Durably records several callbacks — each written and synced, all renamed, then one
+    /// directory sync for the lot — then queues them. One result per item, in order; `Ok`
+    /// means that file is on disk. (`syncfs` once per batch instead of a sync per file was
+    /// measured slower: it flushes everything else on the filesystem too.)
+    pub fn submit_batch(&self, items: &[(&str, &str, &str)]) -> Vec<std::io::Result<PathBuf>> {
+        let staged: Vec<std::io::Result<(PathBuf, PathBuf)>> = items
+            .iter()
+            .map(|(url, event_id, body)| {
+                let env = Envelope {
+                    url: url.to_string(),
+                    event_id: event_id.to_string(),
+                    attempts: 0,
+                    body: body.to_string(),
+                };
+                let path = self.new_path(event_id);
+                let tmp = path.with_extension("tmp");
+                let bytes = serde_json::to_vec(&env).map_err(std::io::Error::other)?;
+                let mut f = fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_data()?;
+                Ok((tmp, path))
+            })
+            .collect();
+        let results: Vec<std::io::Result<PathBuf>> = staged
+            .into_iter()
+            .map(|s| {
+                let (tmp, path) = s?;
+                fs::rename(&tmp, &path)?;
+                Ok(path)
+            })
+            .collect();
+        if results.iter().any(Result::is_ok) {
+            if let Ok(d) = fs::File::open(&self.settings.dir) {
+                let _ = d.sync_all();
+            }
+        }
+        for path in results.iter().flatten() {
+            self.stats.submitted.fetch_add(1, Ordering::Relaxed);
+            let _ = self.tx.send(path.clone());
+        }
+        results
+    }
+
+    fn new_path(&self, event_id: &str) -> PathBuf {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -93,11 +136,7 @@ impl Spool {
             SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000,
             sanitize(event_id)
         );
-        let path = self.settings.dir.join(name);
-        write_atomic(&path, &env)?;
-        self.stats.submitted.fetch_add(1, Ordering::Relaxed);
-        let _ = self.tx.send(path.clone());
-        Ok(path)
+        self.settings.dir.join(name)
     }
 
     /// Files still waiting for delivery.
