@@ -106,7 +106,9 @@ async fn sample_peak(
 ) -> Option<(Option<procfs::Sample>, usize)> {
     let pid = pid?;
     let mut best: (Option<procfs::Sample>, usize) = (None, 0);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // A full sample walks the gateway's fds and the kernel's UDP and TCP tables (thousands of
+    // sockets at peak): every 250 ms that cost this tool a tenth of a core, hence 2 s.
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
         if done.load(std::sync::atomic::Ordering::Relaxed) {
