@@ -101,14 +101,14 @@ impl Pacer {
     /// silence, if shorter the samples that do not fit are still consumed (time must not drift).
     pub fn next_frame(&mut self, out: &mut [i16]) -> FrameKind {
         let n = self.frame_samples.min(self.queue.len());
-        let mut written = 0;
-        for (o, s) in out.iter_mut().zip(self.queue.drain(..n)) {
-            *o = s;
-            written += 1;
-        }
-        if let Some(rest) = out.get_mut(written..) {
-            rest.fill(0);
-        }
+        // Copied slice by slice (the queue is a ring: at most two pieces), then dropped.
+        let fit = n.min(out.len());
+        let (a, b) = self.queue.as_slices();
+        let from_a = fit.min(a.len());
+        out[..from_a].copy_from_slice(&a[..from_a]);
+        out[from_a..fit].copy_from_slice(&b[..fit - from_a]);
+        out[fit..].fill(0);
+        self.queue.drain(..n);
         self.head += n as u64;
         let head = self.head;
         self.released += self

@@ -75,6 +75,10 @@ pub struct Vad {
     open: Option<Segment>,
     segments: Vec<Segment>,
     talk_ms: u64,
+    /// The per-frame constants, as powers (computed once, not per frame).
+    on_gain: f64,
+    hysteresis_gain: f64,
+    abs_on: f64,
 }
 
 impl Vad {
@@ -91,6 +95,9 @@ impl Vad {
             open: None,
             segments: Vec::new(),
             talk_ms: 0,
+            on_gain: 10f64.powf(ON_ABOVE_FLOOR_DB / 10.0),
+            hysteresis_gain: 10f64.powf(-HYSTERESIS_DB / 10.0),
+            abs_on: from_db(ABS_ON_DB),
         }
     }
 
@@ -120,9 +127,9 @@ impl Vad {
             return;
         }
         let power = mean_power(frame);
-        let on = (self.floor() * 10f64.powf(ON_ABOVE_FLOOR_DB / 10.0)).max(from_db(ABS_ON_DB));
+        let on = (self.floor() * self.on_gain).max(self.abs_on);
         let threshold = if self.open.is_some() {
-            on * 10f64.powf(-HYSTERESIS_DB / 10.0)
+            on * self.hysteresis_gain
         } else {
             on
         };
