@@ -325,6 +325,54 @@ async fn drain_refuses_new_calls_and_ends_running_ones() {
         .expect("shutdown completes");
 }
 
+/// `shutdown` returns only once the records of the calls it hung up are on disk: the SIP side
+/// of a call ends before its task has written the record, and the process exits right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_with_the_hung_up_calls_records_on_disk() {
+    let dir = gw::scratch_dir("shutdown-cdr");
+    let cdr = dir.join("cdr.jsonl");
+    let text = gw::config_text((36600, 36699), "builtin:echo", "").replace(
+        "cdr_file = \"\"",
+        &format!("cdr_file = \"{}\"", cdr.display()),
+    );
+    let cfg = trunkgate::config::parse(&text, "test").expect("config");
+    let gw = trunkgate::app::Gateway::start(cfg).await.expect("gateway");
+    let addr = gw.udp_addrs[0];
+    let mut ua = Ua::udp(addr).await;
+    let rtp = RtpPeer::bind().await;
+    let (_tag, _) = establish(&mut ua, &rtp).await;
+    // The caller answers the gateway's BYE whenever it comes.
+    let answering = tokio::spawn(async move {
+        let bye = ua
+            .expect(WAIT, "BYE from the shutdown", |m| m.method() == Some("BYE"))
+            .await;
+        let answer = format!(
+            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+            bye.header("Via").unwrap_or_default(),
+            bye.header("From").unwrap_or_default(),
+            bye.header("To").unwrap_or_default(),
+            bye.header("Call-ID").unwrap_or_default(),
+            bye.header("CSeq").unwrap_or_default()
+        );
+        ua.send(&answer).await;
+    });
+    tokio::time::timeout(WAIT, gw.shutdown(Duration::from_millis(100)))
+        .await
+        .expect("shutdown completes");
+    let text = std::fs::read_to_string(&cdr).unwrap_or_default();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("CDR line is JSON"))
+        .collect();
+    assert_eq!(
+        records.len(),
+        1,
+        "one record, on disk when shutdown returns: {text}"
+    );
+    assert_eq!(records[0]["end_reason"], "shutdown");
+    let _ = answering.await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_address_is_advertised_in_contact_and_sdp() {
     let text = gw::config_text((30900, 30999), "builtin:echo", "").replace(

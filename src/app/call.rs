@@ -83,7 +83,13 @@ pub async fn run_guarded(
                 cmd: CallCommand::Hangup,
             })
             .await;
-        record::rejected(&ctx, &saved, 500, "internal_error", || {});
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let written = record::rejected(&ctx, &saved, 500, "internal_error", move || {
+            let _ = tx.send(());
+        });
+        if let super::record_writer::Written::Queued = written {
+            let _ = rx.await;
+        }
         ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::record_writer::Written;
 use super::{record, routing, Ctx};
 use crate::core::policy::{
     Admission, Attempt, CutReason, Decision, FloodGuard, Now, Policy, Scope, Ticket,
@@ -293,10 +294,15 @@ impl EndpointTask {
             _ => 500,
         };
         let ctl = self.ctl.clone();
-        record::rejected(&self.ctx, info, status, why, move || {
+        let later = cmd.clone();
+        let written = record::rejected(&self.ctx, info, status, why, move || {
             // On the writer thread (never inside the runtime): waiting for room is fine.
-            let _ = ctl.blocking_send(EndpointMsg::Command { call, cmd });
+            let _ = ctl.blocking_send(EndpointMsg::Command { call, cmd: later });
         });
+        if let Written::Inline = written {
+            // Written here already (the writer is behind): answer now.
+            self.ep.handle(now().mono, Input::Command { call, cmd });
+        }
     }
 
     /// Admission: decided here, at once; for a refusal nothing is sent before its record is
@@ -338,7 +344,7 @@ impl EndpointTask {
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.insert(call, Running { tx, ticket });
-                self.ctx.calls.spawn(super::call::run_guarded(
+                let spawned = self.ctx.calls.spawn(super::call::run_guarded(
                     call,
                     info,
                     admitted,
@@ -346,6 +352,17 @@ impl EndpointTask {
                     self.ctl.clone(),
                     self.ctx.clone(),
                 ));
+                if spawned.is_err() {
+                    // The gateway was dropped without a shutdown: nobody can run the call.
+                    self.calls.remove(&call);
+                    tracing::error!("call workers stopped; refusing the call");
+                    let cmd = CallCommand::Reject {
+                        status: 503,
+                        reason: None,
+                        headers: Vec::new(),
+                    };
+                    self.ep.handle(at.mono, Input::Command { call, cmd });
+                }
             }
             Decision::Reject {
                 status,

@@ -443,11 +443,23 @@ impl Gateway {
     }
 
     /// Graceful drain: new calls get 503, running calls may finish for up to `grace`, then
-    /// they are hung up; returns when every call has ended (or after `grace` + 5 s).
+    /// they are hung up; returns when every call has ended and its record is on disk (or
+    /// after `grace` + 5 s). The SIP side of a call ends before its task has written the
+    /// record, so the call tasks are waited for too before the workers stop.
     pub async fn shutdown(mut self, grace: Duration) {
+        let until = tokio::time::Instant::now() + grace + Duration::from_secs(5);
         self.drain(grace).await;
         if let Some(done) = self.done.take() {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(5), done).await;
+            let _ = tokio::time::timeout_at(until, done).await;
         }
+        // Polled: call tasks end on other threads and signal nothing here (bounded).
+        while self.ctx.calls.running() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        self.ctx
+            .records
+            .flush(left.max(Duration::from_secs(1)))
+            .await;
     }
 }

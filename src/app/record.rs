@@ -98,14 +98,16 @@ pub async fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) 
 }
 
 /// The record of a call refused before any work (admission): CDR and callback like any other.
-/// `then` runs once the record is on disk (the rejection's response waits for it).
+/// `then` runs once the record is on disk (the rejection's response waits for it), unless
+/// the writer's queue was full: then the record was written here, at once, `then` does not
+/// run, and the answer is [`Written::Inline`].
 pub fn rejected(
     ctx: &Arc<Ctx>,
     info: &crate::core::sip::endpoint::IncomingCall,
     status: u16,
     why: &str,
     then: impl FnOnce() + Send + 'static,
-) {
+) -> super::record_writer::Written {
     let config = ctx.config();
     let number = super::routing::find_number(&config, info);
     let url = number
@@ -134,5 +136,5 @@ pub fn rejected(
     let record = build(&summary, &config.billing);
     let json = String::from_utf8(record.to_json()).unwrap_or_default();
     ctx.records
-        .write(json, &record.event_id, url.as_deref(), then);
+        .write(json, &record.event_id, url.as_deref(), then)
 }

@@ -9,75 +9,134 @@
 //! offered at 3,000/s, all refused by policy, each with a callback: 7.1 s to refuse them all
 //! with the records written inline, 3.5 s through this writer.
 //!
-//! Owns: the CDR file, the batching. A record that cannot be written is logged whole (never
-//! dropped silently); its `then` runs all the same.
+//! Owns: the CDR file, the batching, the bounded queue (full → the caller writes its record
+//! itself, at once: backpressure instead of unbounded memory under a flood). A record that
+//! cannot be written is logged whole (never dropped silently); its `then` runs all the same.
 
 use std::fs::File;
 use std::io::Write;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::io::spool::Spool;
 
 /// Records written in one batch at most.
 const MAX_BATCH: usize = 256;
+/// Records queued at most. Beyond that the caller writes its record itself, at once (the old
+/// inline way): under a sustained flood the disk sets the pace instead of memory filling up.
+const QUEUE: usize = 4096;
 
-struct Job {
-    json: String,
-    event_id: String,
-    url: Option<String>,
-    then: Box<dyn FnOnce() + Send>,
+type Then = Box<dyn FnOnce() + Send>;
+
+enum Job {
+    Record {
+        json: String,
+        event_id: String,
+        url: Option<String>,
+        then: Then,
+    },
+    /// Runs once every record queued before it is on disk.
+    Barrier(Then),
+}
+
+/// What the writer thread and the inline path write to.
+struct Sink {
+    spool: Option<Spool>,
+    cdr: Mutex<Option<File>>,
 }
 
 /// Where records are sent; cheap to clone. The thread ends when every handle is gone.
 #[derive(Clone)]
 pub struct RecordWriter {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::SyncSender<Job>,
+    sink: Arc<Sink>,
+}
+
+/// How a record was taken.
+#[must_use]
+pub enum Written {
+    /// Queued: its `then` runs on the writer thread once the record is on disk.
+    Queued,
+    /// The queue was full (or the writer gone): the record was written by the caller, is on
+    /// disk now, and its `then` will not run.
+    Inline,
 }
 
 impl RecordWriter {
     pub fn start(spool: Option<Spool>, cdr: Option<File>) -> std::io::Result<RecordWriter> {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let sink = Arc::new(Sink {
+            spool,
+            cdr: Mutex::new(cdr),
+        });
+        let thread_sink = sink.clone();
         std::thread::Builder::new()
             .name("record-writer".into())
-            .spawn(move || run(rx, spool, cdr))?;
-        Ok(RecordWriter { tx })
+            .spawn(move || run(rx, &thread_sink))?;
+        Ok(RecordWriter { tx, sink })
     }
 
     /// Queues a record (spooled for `url` when given, and a CDR line); `then` runs once it is
-    /// on disk (or failed and was logged).
+    /// on disk (or failed and was logged). See [`Written`] for the full queue.
     pub fn write(
         &self,
         json: String,
         event_id: &str,
         url: Option<&str>,
         then: impl FnOnce() + Send + 'static,
-    ) {
-        let job = Job {
+    ) -> Written {
+        let job = Job::Record {
             json,
             event_id: event_id.to_string(),
             url: url.map(str::to_string),
             then: Box::new(then),
         };
-        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
-            tracing::error!(record = %job.json, "record writer gone; record not written");
-            // Not on the caller's thread: `then` may block (it runs on the writer otherwise).
-            let _ = std::thread::Builder::new()
-                .name("record-then".into())
-                .spawn(job.then);
+        match self.tx.try_send(job) {
+            Ok(()) => Written::Queued,
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => {
+                write_batch(std::slice::from_ref(&job), &self.sink);
+                Written::Inline
+            }
         }
     }
 
     /// Queues a record and returns once it is on disk.
     pub async fn write_and_wait(&self, json: String, event_id: &str, url: Option<&str>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.write(json, event_id, url, move || {
+        let written = self.write(json, event_id, url, move || {
             let _ = tx.send(());
         });
-        let _ = rx.await;
+        if let Written::Queued = written {
+            let _ = rx.await;
+        }
+    }
+
+    /// Returns once every record queued so far is on disk (bounded by `limit`).
+    pub async fn flush(&self, limit: Duration) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut job = Job::Barrier(Box::new(move || {
+            let _ = tx.send(());
+        }));
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            match self.tx.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(j)) => {
+                    if tokio::time::Instant::now() >= until {
+                        return;
+                    }
+                    job = j;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+        let _ = tokio::time::timeout_at(until, rx).await;
     }
 }
 
-fn run(rx: mpsc::Receiver<Job>, spool: Option<Spool>, mut cdr: Option<File>) {
+fn run(rx: mpsc::Receiver<Job>, sink: &Sink) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -86,40 +145,55 @@ fn run(rx: mpsc::Receiver<Job>, spool: Option<Spool>, mut cdr: Option<File>) {
                 Err(_) => break,
             }
         }
-        write_batch(&batch, spool.as_ref(), cdr.as_mut());
+        write_batch(&batch, sink);
         for job in batch {
-            (job.then)();
+            match job {
+                Job::Record { then, .. } | Job::Barrier(then) => then(),
+            }
         }
     }
 }
 
-fn write_batch(batch: &[Job], spool: Option<&Spool>, cdr: Option<&mut File>) {
-    if let Some(spool) = spool {
-        let wanted: Vec<(&Job, (&str, &str, &str))> = batch
+fn write_batch(batch: &[Job], sink: &Sink) {
+    let records: Vec<(&str, &str, Option<&str>)> = batch
+        .iter()
+        .filter_map(|j| match j {
+            Job::Record {
+                json,
+                event_id,
+                url,
+                ..
+            } => Some((json.as_str(), event_id.as_str(), url.as_deref())),
+            Job::Barrier(_) => None,
+        })
+        .collect();
+    if records.is_empty() {
+        return;
+    }
+    if let Some(spool) = &sink.spool {
+        let wanted: Vec<(&str, (&str, &str, &str))> = records
             .iter()
-            .filter_map(|j| {
-                let url = j.url.as_deref()?;
-                Some((j, (url, j.event_id.as_str(), j.json.as_str())))
-            })
+            .filter_map(|&(json, event_id, url)| Some((json, (url?, event_id, json))))
             .collect();
         if !wanted.is_empty() {
             let items: Vec<(&str, &str, &str)> = wanted.iter().map(|(_, i)| *i).collect();
-            for ((job, _), result) in wanted.iter().zip(spool.submit_batch(&items)) {
+            for ((json, _), result) in wanted.iter().zip(spool.submit_batch(&items)) {
                 if let Err(e) = result {
-                    tracing::error!(error = %e, record = %job.json, "cannot spool callback");
+                    tracing::error!(error = %e, record = %json, "cannot spool callback");
                 }
             }
         }
     }
-    if let Some(f) = cdr {
-        let mut lines = Vec::with_capacity(batch.iter().map(|j| j.json.len() + 1).sum());
-        for job in batch {
-            lines.extend_from_slice(job.json.as_bytes());
+    let mut cdr = sink.cdr.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(f) = cdr.as_mut() {
+        let mut lines = Vec::with_capacity(records.iter().map(|r| r.0.len() + 1).sum());
+        for (json, _, _) in &records {
+            lines.extend_from_slice(json.as_bytes());
             lines.push(b'\n');
         }
         if f.write_all(&lines).and_then(|()| f.sync_data()).is_err() {
-            for job in batch {
-                tracing::error!(record = %job.json, "cannot append CDR");
+            for (json, _, _) in &records {
+                tracing::error!(record = %json, "cannot append CDR");
             }
         }
     }
@@ -153,7 +227,7 @@ mod tests {
         for k in 0..300 {
             let tx = tx.clone();
             let path = path.clone();
-            w.write(
+            let queued = w.write(
                 format!("{{\"n\":{k}}}"),
                 &format!("e{k}"),
                 None,
@@ -163,6 +237,7 @@ mod tests {
                     let _ = tx.send(text.contains(&format!("{{\"n\":{k}}}\n")));
                 },
             );
+            assert!(matches!(queued, Written::Queued));
         }
         for _ in 0..300 {
             assert_eq!(rx.recv().await, Some(true));
@@ -182,6 +257,21 @@ mod tests {
         let w = RecordWriter::start(None, Some(file)).expect("writer");
         w.write_and_wait("{\"a\":1}".into(), "e", None).await;
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":1}\n");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn flush_returns_once_everything_queued_is_on_disk() {
+        let dir = scratch("flush");
+        let path = dir.join("cdr.jsonl");
+        let file = std::fs::File::create(&path).expect("cdr");
+        let w = RecordWriter::start(None, Some(file)).expect("writer");
+        for k in 0..50 {
+            let _ = w.write(format!("{k}"), "e", None, || {});
+        }
+        w.flush(Duration::from_secs(30)).await;
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 50);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -12,7 +12,7 @@
 //! Dropping [`Workers`] stops the threads; the calls still on them are cancelled.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
@@ -23,14 +23,22 @@ use tokio::sync::oneshot;
 pub struct Spawner {
     workers: Arc<[(Handle, AtomicUsize)]>,
     next: Arc<AtomicUsize>,
+    stopped: Arc<AtomicBool>,
 }
+
+/// The workers have stopped (the gateway was dropped): the call was not started.
+#[derive(Debug)]
+pub struct Stopped;
 
 impl Spawner {
     /// Runs `call` on the worker with the fewest calls (round-robin among equals).
-    pub fn spawn<F>(&self, call: F)
+    pub fn spawn<F>(&self, call: F) -> Result<(), Stopped>
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Stopped);
+        }
         let n = self.workers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         let mut best = start;
@@ -50,6 +58,12 @@ impl Spawner {
             let _done = Done(workers, best);
             call.await;
         });
+        Ok(())
+    }
+
+    /// Calls running on all workers.
+    pub fn running(&self) -> usize {
+        self.loads().iter().sum()
     }
 
     /// Calls running on each worker.
@@ -75,6 +89,12 @@ pub struct Workers {
     _stop: Vec<oneshot::Sender<()>>,
 }
 
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.spawner.stopped.store(true, Ordering::Release);
+    }
+}
+
 impl Workers {
     /// `threads` workers (0 → one per core).
     pub fn start(threads: usize) -> std::io::Result<Workers> {
@@ -86,24 +106,39 @@ impl Workers {
         let mut handles = Vec::with_capacity(n);
         let mut stop = Vec::with_capacity(n);
         for i in 0..n {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            handles.push((rt.handle().clone(), AtomicUsize::new(0)));
+            // The runtime is built (and dropped) on its own thread: a runtime must not be
+            // dropped inside another one's async context, which `Gateway::start` is.
+            let (handle_tx, handle_rx) = std::sync::mpsc::channel();
             let (tx, rx) = oneshot::channel::<()>();
-            stop.push(tx);
             std::thread::Builder::new()
                 .name(format!("call-worker-{i}"))
                 .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = handle_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = handle_tx.send(Ok(rt.handle().clone()));
                     rt.block_on(async {
                         let _ = rx.await;
                     });
                 })?;
+            let handle = handle_rx
+                .recv()
+                .map_err(|_| std::io::Error::other("call worker thread ended at start"))??;
+            handles.push((handle, AtomicUsize::new(0)));
+            stop.push(tx);
         }
         Ok(Workers {
             spawner: Spawner {
                 workers: handles.into(),
                 next: Arc::new(AtomicUsize::new(0)),
+                stopped: Arc::new(AtomicBool::new(false)),
             },
             _stop: stop,
         })
@@ -131,7 +166,8 @@ mod tests {
                 let name = std::thread::current().name().map(str::to_string);
                 let _ = tx.send(name);
                 let _ = release.wait_for(|r| *r).await;
-            });
+            })
+            .expect("workers running");
         }
         let mut names = Vec::new();
         for _ in 0..4 {
@@ -169,10 +205,13 @@ mod tests {
             let _ = started_tx.send(());
             std::future::pending::<()>().await;
             drop(tx);
-        });
+        })
+        .expect("workers running");
         let _ = started_rx.await;
         drop(workers);
         // The call's future is dropped with its runtime: the sender goes with it.
         assert!(rx.await.is_err());
+        // And no new call is taken on.
+        assert!(s.spawn(async {}).is_err());
     }
 }

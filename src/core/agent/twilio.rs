@@ -171,10 +171,15 @@ impl TwilioCodec {
     fn decode_text(&self, text: &str) -> Result<Vec<AgentEvent>, DialectError> {
         // The hot path (a media message every 20 ms per call) straight into a borrowed struct;
         // anything else, or anything off, goes through the general path and its errors.
-        if let Ok(MediaIn {
-            event,
-            media: Some(MediaInBody { payload }),
-        }) = serde_json::from_str::<MediaIn<'_>>(text)
+        // (Objects only: serde's derived structs would also take a JSON array.)
+        let object = text.trim_start().starts_with('{');
+        if let (
+            true,
+            Ok(MediaIn {
+                event,
+                media: Some(MediaInBody { payload }),
+            }),
+        ) = (object, serde_json::from_str::<MediaIn<'_>>(text))
         {
             if event == "media" {
                 let bytes = b64_decode(&payload, "media.payload", max_audio_bytes(RATE, 1))?;
