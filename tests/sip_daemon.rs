@@ -5,6 +5,7 @@ mod support;
 use std::time::Duration;
 
 use support::gw::{self, wait_event};
+use support::leg::ok_for;
 use support::rtp::RtpPeer;
 use support::ua::{offer, Ua};
 use trunkgate::app::GatewayEvent;
@@ -302,15 +303,7 @@ async fn drain_refuses_new_calls_and_ends_running_ones() {
             m.method() == Some("BYE")
         })
         .await;
-    let answer = format!(
-        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-        bye.header("Via").unwrap(),
-        bye.header("From").unwrap(),
-        bye.header("To").unwrap(),
-        bye.header("Call-ID").unwrap(),
-        bye.header("CSeq").unwrap()
-    );
-    ua.send(&answer).await;
+    ua.send(&ok_for(&bye)).await;
     let ended = wait_event(&mut events, WAIT, |e| {
         matches!(e, GatewayEvent::CallEnded { .. })
     })
@@ -346,15 +339,7 @@ async fn shutdown_returns_with_the_hung_up_calls_records_on_disk() {
         let bye = ua
             .expect(WAIT, "BYE from the shutdown", |m| m.method() == Some("BYE"))
             .await;
-        let answer = format!(
-            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-            bye.header("Via").unwrap_or_default(),
-            bye.header("From").unwrap_or_default(),
-            bye.header("To").unwrap_or_default(),
-            bye.header("Call-ID").unwrap_or_default(),
-            bye.header("CSeq").unwrap_or_default()
-        );
-        ua.send(&answer).await;
+        ua.send(&ok_for(&bye)).await;
     });
     tokio::time::timeout(WAIT, gw.shutdown(Duration::from_millis(100)))
         .await
