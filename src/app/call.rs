@@ -83,13 +83,7 @@ pub async fn run_guarded(
                 cmd: CallCommand::Hangup,
             })
             .await;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let written = record::rejected(&ctx, &saved, 500, "internal_error", move || {
-            let _ = tx.send(());
-        });
-        if let super::record_writer::Written::Queued = written {
-            let _ = rx.await;
-        }
+        record::rejected_and_wait(&ctx, &saved, 500, "internal_error").await;
         ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }

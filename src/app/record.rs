@@ -108,6 +108,30 @@ pub fn rejected(
     why: &str,
     then: impl FnOnce() + Send + 'static,
 ) -> super::record_writer::Written {
+    let (record, url) = rejected_record(ctx, info, status, why);
+    let json = String::from_utf8(record.to_json()).unwrap_or_default();
+    ctx.records
+        .write(json, &record.event_id, url.as_deref(), then)
+}
+
+/// [`rejected`] for a call task: returns once the record is on disk.
+pub async fn rejected_and_wait(
+    ctx: &Arc<Ctx>,
+    info: &crate::core::sip::endpoint::IncomingCall,
+    status: u16,
+    why: &str,
+) {
+    let (record, url) = rejected_record(ctx, info, status, why);
+    deliver(ctx, &record, url.as_deref()).await;
+}
+
+/// The record of a refused call and the callback URL that applies to it.
+fn rejected_record(
+    ctx: &Arc<Ctx>,
+    info: &crate::core::sip::endpoint::IncomingCall,
+    status: u16,
+    why: &str,
+) -> (CallCompleted, Option<String>) {
     let config = ctx.config();
     let number = super::routing::find_number(&config, info);
     let url = number
@@ -133,8 +157,5 @@ pub fn rejected(
         caller_talk: Vec::new(),
         agent_talk: Vec::new(),
     };
-    let record = build(&summary, &config.billing);
-    let json = String::from_utf8(record.to_json()).unwrap_or_default();
-    ctx.records
-        .write(json, &record.event_id, url.as_deref(), then)
+    (build(&summary, &config.billing), url)
 }

@@ -76,13 +76,6 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Durably records a callback, then queues it. Returns once the file is on disk.
-    pub fn submit(&self, url: &str, event_id: &str, body: String) -> std::io::Result<PathBuf> {
-        self.submit_batch(&[(url, event_id, body.as_str())])
-            .pop()
-            .unwrap_or_else(|| Err(std::io::Error::other("nothing submitted")))
-    }
-
     /// Durably records several callbacks — each written and synced, all renamed, then one
     /// directory sync for the lot — then queues them. One result per item, in order; `Ok`
     /// means that file is on disk. (`syncfs` once per batch instead of a sync per file was

@@ -172,14 +172,15 @@ impl TwilioCodec {
         // The hot path (a media message every 20 ms per call) straight into a borrowed struct;
         // anything else, or anything off, goes through the general path and its errors.
         // (Objects only: serde's derived structs would also take a JSON array.)
-        let object = text.trim_start().starts_with('{');
-        if let (
-            true,
-            Ok(MediaIn {
-                event,
-                media: Some(MediaInBody { payload }),
-            }),
-        ) = (object, serde_json::from_str::<MediaIn<'_>>(text))
+        let fast = if text.trim_start().starts_with('{') {
+            serde_json::from_str::<MediaIn<'_>>(text).ok()
+        } else {
+            None
+        };
+        if let Some(MediaIn {
+            event,
+            media: Some(MediaInBody { payload }),
+        }) = fast
         {
             if event == "media" {
                 let bytes = b64_decode(&payload, "media.payload", max_audio_bytes(RATE, 1))?;
