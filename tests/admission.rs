@@ -391,7 +391,7 @@ async fn call_until_cut(gw: &trunkgate::app::Gateway, did: &str) -> (Duration, S
         unreachable!()
     };
     assert_eq!(reason, EndReason::LocalBye(200));
-    assert_eq!(record.end_reason.as_deref(), Some(end_reason.as_str()));
+    assert_eq!(record.call.end_reason.as_deref(), Some(end_reason.as_str()));
     (after, end_reason)
 }
 

@@ -108,7 +108,7 @@ pub async fn check_end(
 fn check_record(body: &Value, record: &CallCompleted, want: &Expect<'_>) {
     assert_eq!(body["event"], "call.completed", "{body}");
     assert_eq!(body["event_id"], record.event_id.as_str(), "{body}");
-    assert_eq!(body["call_id"], record.call_id.as_str(), "{body}");
+    assert_eq!(body["call_id"], record.call.call_id.as_str(), "{body}");
     assert_eq!(body["direction"], "inbound");
     assert_eq!(body["status"], want.status, "{body}");
     assert_eq!(body["end_reason"], want.end_reason, "{body}");

@@ -157,7 +157,7 @@ pub async fn run(
         tracing::info!(
             end_reason = %result.end_reason,
             sip_status = ?result.sip_status,
-            duration_s = record.duration_s,
+            duration_s = record.call.duration_s,
             rtp_in,
             rtp_out,
             "call ended"

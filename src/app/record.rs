@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::Ctx;
 use crate::config::BillingConfig;
 use crate::core::hooks::callback::{
-    billable_seconds, CallCompleted, CallStatus, CallbackEvent, Direction, Speaker, TalkSeconds,
-    Turn,
+    billable_seconds, CallCompleted, CallStatus, CallView, CallbackEvent, Direction, Speaker,
+    TalkSeconds, Turn,
 };
 use crate::core::media::vad::{self, Segment};
 
@@ -64,26 +64,30 @@ pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
     CallCompleted {
         event: CallbackEvent::Completed,
         event_id: format!("evt-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
-        call_id: s.call_id.clone(),
-        direction: s.direction,
-        status: s.status,
-        from: s.from.clone(),
-        to: s.to.clone(),
-        did: s.did.clone(),
-        crt: s.crt.clone(),
-        started_at: s.started_at.to_string(),
-        answered_at: s.answered_at.map(|t| t.to_string()),
-        ended_at: Some(s.ended_at.to_string()),
-        duration_s,
-        billable_s,
-        talk_s: TalkSeconds {
-            caller: talk(&s.caller_talk),
-            agent: talk(&s.agent_talk),
+        seq: 1,
+        call: CallView {
+            call_id: s.call_id.clone(),
+            direction: s.direction,
+            status: s.status,
+            from: s.from.clone(),
+            to: s.to.clone(),
+            did: s.did.clone(),
+            crt: s.crt.clone(),
+            started_at: s.started_at.to_string(),
+            answered_at: s.answered_at.map(|t| t.to_string()),
+            ended_at: Some(s.ended_at.to_string()),
+            duration_s,
+            billable_s,
+            talk_s: TalkSeconds {
+                caller: talk(&s.caller_talk),
+                agent: talk(&s.agent_talk),
+            },
+            turns,
+            end_reason: Some(s.end_reason.clone()),
+            sip_status: s.sip_status,
+            recording_url: None,
+            billing: None,
         },
-        turns,
-        end_reason: Some(s.end_reason.clone()),
-        sip_status: s.sip_status,
-        recording_url: None,
     }
 }
 

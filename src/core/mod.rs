@@ -16,6 +16,7 @@
 //! Must not import: tokio, `crate::io`, `crate::app`, `crate::api`, `crate::config`.
 
 pub mod agent;
+pub mod call;
 pub mod hooks;
 pub mod media;
 pub mod policy;

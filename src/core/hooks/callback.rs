@@ -1,12 +1,16 @@
-//! Call status callbacks (PROTOCOLS.md §4): the `call.completed` payload (and the optional
-//! `call.ringing` / `call.answered`, which use the same shape), and billing rounding.
+//! Call status callbacks (PROTOCOLS.md §4): the envelope of `call.completed` (and of
+//! `call.ringing` / `call.answered`, which carry the same call view), and billing rounding.
 //!
-//! Owns: field names and types on the wire. Durations are seconds with 0.1 s precision;
-//! timestamps are ISO-8601 UTC strings made by the caller; absent parts are absent keys.
-//! Derives `Deserialize` too, so a spooled payload can be read back and re-sent as it was.
+//! Owns: the envelope's field names (`event`, `event_id`, `seq`); the call's own fields are
+//! [`CallView`]'s. Derives `Deserialize` too, so a spooled payload can be read back and
+//! re-sent as it was.
 //! Must not: read a clock, sign, send, or decide end reasons (the call machine does).
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+
+pub use crate::core::call::view::{
+    round_tenths, CallStatus, CallView, Direction, Speaker, TalkSeconds, Turn,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallbackEvent {
@@ -18,82 +22,27 @@ pub enum CallbackEvent {
     Completed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Inbound,
-    Outbound,
+impl CallbackEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackEvent::Ringing => "call.ringing",
+            CallbackEvent::Answered => "call.answered",
+            CallbackEvent::Completed => "call.completed",
+        }
+    }
 }
 
-/// The call statuses of PROTOCOLS.md §3, shared with `GET /v1/calls/{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CallStatus {
-    Queued,
-    Ringing,
-    InProgress,
-    Completed,
-    Busy,
-    Failed,
-    NoAnswer,
-    Canceled,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Speaker {
-    Caller,
-    Agent,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct TalkSeconds {
-    #[serde(serialize_with = "tenths")]
-    pub caller: f64,
-    #[serde(serialize_with = "tenths")]
-    pub agent: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Turn {
-    pub speaker: Speaker,
-    pub start_ms: u64,
-    pub end_ms: u64,
-}
-
+/// One status callback: the event, its id (for the receiver's de-duplication), its place in
+/// the call's sequence of events (from 1, for ordering), and the call as it stood.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallCompleted {
     pub event: CallbackEvent,
-    /// Unique per delivery attempt series, for the receiver's de-duplication.
     pub event_id: String,
-    pub call_id: String,
-    pub direction: Direction,
-    pub status: CallStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub did: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crt: Option<String>,
-    pub started_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answered_at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<String>,
-    #[serde(serialize_with = "tenths")]
-    pub duration_s: f64,
-    pub billable_s: u64,
-    pub talk_s: TalkSeconds,
+    /// Per call, from 1; 0 in records spooled before sequence numbers existed.
     #[serde(default)]
-    pub turns: Vec<Turn>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sip_status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recording_url: Option<String>,
+    pub seq: u32,
+    #[serde(flatten)]
+    pub call: CallView,
 }
 
 impl CallCompleted {
@@ -101,19 +50,6 @@ impl CallCompleted {
         // Plain data with string keys: serde_json cannot fail on it.
         serde_json::to_vec(self).unwrap_or_default()
     }
-}
-
-/// `x` rounded to 0.1; NaN and negatives become 0 so the payload is always valid JSON.
-pub fn round_tenths(x: f64) -> f64 {
-    if x.is_finite() && x > 0.0 {
-        (x * 10.0).round() / 10.0
-    } else {
-        0.0
-    }
-}
-
-fn tenths<S: Serializer>(x: &f64, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_f64(round_tenths(*x))
 }
 
 /// Billed seconds for an answered call of `duration_s`: 0 if it never connected
@@ -147,37 +83,41 @@ mod tests {
         CallCompleted {
             event: CallbackEvent::Completed,
             event_id: "evt-01".into(),
-            call_id: "tg-7f3a".into(),
-            direction: Direction::Inbound,
-            status: CallStatus::Completed,
-            from: Some("+919990152080".into()),
-            to: Some("+918035735900".into()),
-            did: Some("+919990152080".into()),
-            crt: None,
-            started_at: "2025-01-15T10:30:00.000Z".into(),
-            answered_at: Some("2025-01-15T10:30:04.100Z".into()),
-            ended_at: Some("2025-01-15T10:31:17.300Z".into()),
-            duration_s: 73.19999,
-            billable_s: billable_seconds(73.2, 0, 1),
-            talk_s: TalkSeconds {
-                caller: 31.24,
-                agent: 28.0,
+            seq: 3,
+            call: CallView {
+                call_id: "tg-7f3a".into(),
+                direction: Direction::Inbound,
+                status: CallStatus::Completed,
+                from: Some("+919990152080".into()),
+                to: Some("+918035735900".into()),
+                did: Some("+919990152080".into()),
+                crt: None,
+                started_at: "2025-01-15T10:30:00.000Z".into(),
+                answered_at: Some("2025-01-15T10:30:04.100Z".into()),
+                ended_at: Some("2025-01-15T10:31:17.300Z".into()),
+                duration_s: 73.19999,
+                billable_s: billable_seconds(73.2, 0, 1),
+                talk_s: TalkSeconds {
+                    caller: 31.24,
+                    agent: 28.0,
+                },
+                turns: vec![
+                    Turn {
+                        speaker: Speaker::Agent,
+                        start_ms: 0,
+                        end_ms: 2300,
+                    },
+                    Turn {
+                        speaker: Speaker::Caller,
+                        start_ms: 2600,
+                        end_ms: 5100,
+                    },
+                ],
+                end_reason: Some("caller_hangup".into()),
+                sip_status: Some(200),
+                recording_url: Some("https://tg.example/v1/calls/tg-7f3a/recording".into()),
+                billing: None,
             },
-            turns: vec![
-                Turn {
-                    speaker: Speaker::Agent,
-                    start_ms: 0,
-                    end_ms: 2300,
-                },
-                Turn {
-                    speaker: Speaker::Caller,
-                    start_ms: 2600,
-                    end_ms: 5100,
-                },
-            ],
-            end_reason: Some("caller_hangup".into()),
-            sip_status: Some(200),
-            recording_url: Some("https://tg.example/v1/calls/tg-7f3a/recording".into()),
         }
     }
 
@@ -185,7 +125,7 @@ mod tests {
     fn completed_snapshot() {
         let got = String::from_utf8(completed().to_json()).unwrap_or_default();
         let want = concat!(
-            r#"{"event":"call.completed","event_id":"evt-01","call_id":"tg-7f3a","direction":"inbound","#,
+            r#"{"event":"call.completed","event_id":"evt-01","seq":3,"call_id":"tg-7f3a","direction":"inbound","#,
             r#""status":"completed","from":"+919990152080","to":"+918035735900","did":"+919990152080","#,
             r#""started_at":"2025-01-15T10:30:00.000Z","answered_at":"2025-01-15T10:30:04.100Z","#,
             r#""ended_at":"2025-01-15T10:31:17.300Z","duration_s":73.2,"billable_s":74,"#,
@@ -197,8 +137,8 @@ mod tests {
         // Read back from a spool, it is the same payload (at wire precision).
         let back: Result<CallCompleted, _> = serde_json::from_str(&got);
         let mut rounded = completed();
-        rounded.duration_s = 73.2;
-        rounded.talk_s.caller = 31.2;
+        rounded.call.duration_s = 73.2;
+        rounded.call.talk_s.caller = 31.2;
         assert_eq!(back.ok(), Some(rounded));
     }
 
@@ -207,28 +147,32 @@ mod tests {
         let c = CallCompleted {
             event: CallbackEvent::Completed,
             event_id: "e".into(),
-            call_id: "c".into(),
-            direction: Direction::Outbound,
-            status: CallStatus::NoAnswer,
-            from: None,
-            to: Some("+1".into()),
-            did: None,
-            crt: None,
-            started_at: "2025-01-15T10:30:00Z".into(),
-            answered_at: None,
-            ended_at: Some("2025-01-15T10:30:30Z".into()),
-            duration_s: f64::NAN,
-            billable_s: billable_seconds(0.0, 60, 60),
-            talk_s: TalkSeconds::default(),
-            turns: vec![],
-            end_reason: Some("no_answer".into()),
-            sip_status: Some(480),
-            recording_url: None,
+            seq: 1,
+            call: CallView {
+                call_id: "c".into(),
+                direction: Direction::Outbound,
+                status: CallStatus::NoAnswer,
+                from: None,
+                to: Some("+1".into()),
+                did: None,
+                crt: None,
+                started_at: "2025-01-15T10:30:00Z".into(),
+                answered_at: None,
+                ended_at: Some("2025-01-15T10:30:30Z".into()),
+                duration_s: f64::NAN,
+                billable_s: billable_seconds(0.0, 60, 60),
+                talk_s: TalkSeconds::default(),
+                turns: vec![],
+                end_reason: Some("no_answer".into()),
+                sip_status: Some(480),
+                recording_url: None,
+                billing: None,
+            },
         };
         assert_eq!(
             String::from_utf8(c.to_json()).unwrap_or_default(),
             concat!(
-                r#"{"event":"call.completed","event_id":"e","call_id":"c","direction":"outbound","#,
+                r#"{"event":"call.completed","event_id":"e","seq":1,"call_id":"c","direction":"outbound","#,
                 r#""status":"no-answer","to":"+1","started_at":"2025-01-15T10:30:00Z","#,
                 r#""ended_at":"2025-01-15T10:30:30Z","duration_s":0.0,"billable_s":0,"#,
                 r#""talk_s":{"caller":0.0,"agent":0.0},"turns":[],"end_reason":"no_answer","sip_status":480}"#

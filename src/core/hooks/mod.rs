@@ -7,8 +7,10 @@
 
 pub mod answer;
 pub mod callback;
+pub mod failure;
 pub mod request;
 pub mod sign;
 
 pub use answer::{parse_answer, AnswerError, WebhookAnswer};
+pub use failure::WebhookFailure;
 pub use sign::{signature_header, verify_signature, SIGNATURE_HEADER};

@@ -1,0 +1,229 @@
+//! Why a call ended — one table for the SIP status the caller got, the call status the API
+//! and callbacks show, and the record's `end_reason`.
+//!
+//! Owns: the names of every end reason on the wire (they are stable: CDRs and platforms key
+//! on them). Must not: decide when a call ends (the machine does) or know about sockets.
+
+use super::view::CallStatus;
+use crate::core::hooks::failure::WebhookFailure;
+use crate::core::policy::RejectReason;
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndReason {
+    // Ended after the answer (or by the caller at any time).
+    /// The caller sent BYE.
+    CallerHangup,
+    AgentHangup,
+    /// The agent's WebSocket closed (and a reconnect, if configured, failed).
+    AgentDisconnected,
+    RtpTimeout,
+    /// `max_call_duration` reached.
+    DurationCap,
+    /// `daily_minutes_cap` reached.
+    MinutesCap,
+    /// `POST /v1/calls/{id}/hangup` or the Twilio-compatible `Status=completed`.
+    ApiHangup,
+    /// The gateway drained for shutdown (or refused the call while draining).
+    Shutdown,
+    /// Our 2xx was never acknowledged.
+    NoAck,
+    /// We hung up for a reason not listed above.
+    LocalHangup,
+    /// The daemon died with the call up; found in the journal on the next start.
+    GatewayRestart,
+    /// A bug ended the call (its task failed).
+    InternalError,
+
+    // Ended before the answer.
+    /// The caller cancelled while ringing.
+    Canceled,
+    /// No `[[number]]` and no webhook for the dialled DID.
+    NoRoute,
+    SdpUnparsable,
+    NoCommonCodec,
+    NoMediaPorts,
+    AgentConnectFailed,
+    /// The webhook answered with a rejection and this status.
+    WebhookReject(u16),
+    /// The webhook failed and no static agent could take over.
+    Webhook(WebhookFailure),
+    /// Admission refused the call.
+    Policy {
+        reason: RejectReason,
+        status: u16,
+    },
+    /// The endpoint ended the INVITE before we decided (e.g. it rejected it itself).
+    EndedBeforeAnswer,
+}
+
+impl EndReason {
+    /// The record's `end_reason`.
+    pub fn as_str(&self) -> String {
+        let s = match self {
+            EndReason::CallerHangup => "caller_hangup",
+            EndReason::AgentHangup => "agent_hangup",
+            EndReason::AgentDisconnected => "agent_disconnected",
+            EndReason::RtpTimeout => "rtp_timeout",
+            EndReason::DurationCap => "duration_cap",
+            EndReason::MinutesCap => "minutes_cap",
+            EndReason::ApiHangup => "api_hangup",
+            EndReason::Shutdown => "shutdown",
+            EndReason::NoAck => "no_ack",
+            EndReason::LocalHangup => "local_hangup",
+            EndReason::GatewayRestart => "gateway_restart",
+            EndReason::InternalError => "internal_error",
+            EndReason::Canceled => "canceled",
+            EndReason::NoRoute => "no_route",
+            EndReason::SdpUnparsable => "sdp_unparsable",
+            EndReason::NoCommonCodec => "no_common_codec",
+            EndReason::NoMediaPorts => "no_media_ports",
+            EndReason::AgentConnectFailed => "agent_connect_failed",
+            EndReason::WebhookReject(_) => "webhook_reject",
+            EndReason::Webhook(f) => f.as_str(),
+            EndReason::Policy { reason, .. } => return format!("policy_{}", reason.as_str()),
+            EndReason::EndedBeforeAnswer => "ended_before_answer",
+        };
+        s.to_string()
+    }
+
+    /// The final status of the caller's INVITE when this ends a call that was not answered
+    /// (an answered call's INVITE got 200).
+    pub fn reject_status(&self) -> Option<u16> {
+        Some(match self {
+            EndReason::Canceled => 487,
+            EndReason::NoRoute => 404,
+            EndReason::SdpUnparsable | EndReason::NoCommonCodec => 488,
+            EndReason::NoMediaPorts | EndReason::Shutdown => 503,
+            EndReason::AgentConnectFailed => 480,
+            EndReason::WebhookReject(s) => *s,
+            EndReason::Webhook(f) => f.sip_status(),
+            EndReason::Policy { status, .. } => *status,
+            EndReason::InternalError => 500,
+            // Hung up while ringing: the endpoint answers the INVITE with 480.
+            EndReason::AgentHangup
+            | EndReason::AgentDisconnected
+            | EndReason::RtpTimeout
+            | EndReason::DurationCap
+            | EndReason::MinutesCap
+            | EndReason::ApiHangup
+            | EndReason::LocalHangup => 480,
+            EndReason::CallerHangup
+            | EndReason::NoAck
+            | EndReason::GatewayRestart
+            | EndReason::EndedBeforeAnswer => return None,
+        })
+    }
+
+    /// The record's `sip_status`: 200 for an answered call, else the final INVITE status.
+    pub fn sip_status(&self, answered: bool) -> Option<u16> {
+        if answered {
+            Some(200)
+        } else {
+            self.reject_status()
+        }
+    }
+
+    /// The call status once ended.
+    pub fn call_status(&self, answered: bool) -> CallStatus {
+        if answered {
+            return CallStatus::Completed;
+        }
+        match self {
+            EndReason::Canceled | EndReason::ApiHangup => CallStatus::Canceled,
+            _ => match self.reject_status() {
+                Some(486 | 600) => CallStatus::Busy,
+                _ => CallStatus::Failed,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let rows: Vec<(EndReason, bool, &str, Option<u16>, CallStatus)> = vec![
+            (
+                EndReason::CallerHangup,
+                true,
+                "caller_hangup",
+                Some(200),
+                CallStatus::Completed,
+            ),
+            (
+                EndReason::ApiHangup,
+                true,
+                "api_hangup",
+                Some(200),
+                CallStatus::Completed,
+            ),
+            (
+                EndReason::ApiHangup,
+                false,
+                "api_hangup",
+                Some(480),
+                CallStatus::Canceled,
+            ),
+            (
+                EndReason::Canceled,
+                false,
+                "canceled",
+                Some(487),
+                CallStatus::Canceled,
+            ),
+            (
+                EndReason::NoRoute,
+                false,
+                "no_route",
+                Some(404),
+                CallStatus::Failed,
+            ),
+            (
+                EndReason::WebhookReject(486),
+                false,
+                "webhook_reject",
+                Some(486),
+                CallStatus::Busy,
+            ),
+            (
+                EndReason::Webhook(WebhookFailure::Timeout),
+                false,
+                "webhook_timeout",
+                Some(480),
+                CallStatus::Failed,
+            ),
+            (
+                EndReason::Policy {
+                    reason: RejectReason::Busy,
+                    status: 486,
+                },
+                false,
+                "policy_busy",
+                Some(486),
+                CallStatus::Busy,
+            ),
+            (
+                EndReason::Shutdown,
+                false,
+                "shutdown",
+                Some(503),
+                CallStatus::Failed,
+            ),
+            (
+                EndReason::GatewayRestart,
+                true,
+                "gateway_restart",
+                Some(200),
+                CallStatus::Completed,
+            ),
+        ];
+        for (r, answered, name, sip, status) in rows {
+            assert_eq!(r.as_str(), name);
+            assert_eq!(r.sip_status(answered), sip, "{name}");
+            assert_eq!(r.call_status(answered), status, "{name}");
+        }
+    }
+}
