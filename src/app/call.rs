@@ -1,64 +1,42 @@
-//! One task per call: routing (static number or inbound webhook while the caller hears
-//! ringing), SDP negotiation, the RTP port, the agent connection (before answering), the media
-//! loop, and the call record at the end — on every path, so no call goes unreported.
+//! The call driver: one task per call that owns its sockets (RTP port, agent WebSocket, the
+//! webhook request) and feeds the sans-IO [`core::call::Call`] machine — every decision is the
+//! machine's. At the end it writes the call's record, on every path, so no call goes
+//! unreported (a panicking task included: [`run_guarded`]).
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
-use super::agent_ws::{WsAgent, WsTarget};
-use super::media::{Agent, MediaOutcome, MediaSession, MediaSetup};
-use super::record::{self, CallSummary};
+use super::agent_ws::WsConn;
+use super::record;
 use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent};
-use crate::config::{AgentConfig, Config, Dialect as CfgDialect};
-use crate::core::agent::echo::EchoAgent;
-use crate::core::agent::{AudioEncoding, Dialect, StreamMeta};
+use crate::config::{AgentConfig, Config, Dialect as CfgDialect, OnDisconnect};
+use crate::core::agent::{AudioEncoding, Dialect, WsIn};
+use crate::core::call::leg::{AgentTarget, Answerer, CALLER};
+use crate::core::call::media::RtpSeed;
+use crate::core::call::{
+    self, Call, Direction, Ended, Input, Notice, Output, Route, Settings, Setup,
+};
 use crate::core::hooks::answer::WebhookAnswer;
-use crate::core::hooks::callback::{CallStatus, Direction};
 use crate::core::hooks::request;
+use crate::core::hooks::WebhookFailure;
 use crate::core::sip::endpoint::{CallCommand, CallEvent, CallKey, EndReason, IncomingCall};
-use crate::core::sip::sdp::{self, AnswerParams, Codec};
-
-/// How a call went, for its record.
-struct CallResult {
-    end_reason: String,
-    status: CallStatus,
-    sip_status: Option<u16>,
-    answered_at: Option<jiff::Timestamp>,
-    media: Option<MediaOutcome>,
-}
-
-impl CallResult {
-    fn rejected(status: u16, why: &str) -> Self {
-        CallResult {
-            end_reason: why.to_string(),
-            status: match status {
-                486 | 600 => CallStatus::Busy,
-                _ => CallStatus::Failed,
-            },
-            sip_status: Some(status),
-            answered_at: None,
-            media: None,
-        }
-    }
-
-    fn canceled() -> Self {
-        CallResult {
-            end_reason: "canceled".into(),
-            status: CallStatus::Canceled,
-            sip_status: Some(487),
-            answered_at: None,
-            media: None,
-        }
-    }
-}
+use crate::core::sip::sdp::{AnswerParams, Codec};
+use crate::io::agent_ws::{self, AgentStream, ConnectError};
+use crate::io::rtp::PortLease;
+use crate::io::rtp_recv::RtpReceiver;
 
 /// Runs a call task; if it panics (a bug), the call is still ended towards the caller and a
-/// record is still written, so no call is left hanging or unreported.
+/// record is still written (with the call's own id), so no call is left hanging or
+/// unreported.
 pub async fn run_guarded(
     key: CallKey,
     info: IncomingCall,
@@ -69,6 +47,7 @@ pub async fn run_guarded(
 ) {
     use futures_util::FutureExt;
     let saved = info.clone();
+    let id = admitted.call_id.clone();
     let task = run(key, info, admitted, events, ctl.clone(), ctx.clone());
     if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
         let what = panic
@@ -76,14 +55,14 @@ pub async fn run_guarded(
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        tracing::error!(panic = %what, sip_call_id = %saved.sip_call_id, "call task failed; ending the call");
+        tracing::error!(panic = %what, call_id = %id, sip_call_id = %saved.sip_call_id, "call task failed; ending the call");
         let _ = ctl
             .send(EndpointMsg::Command {
                 call: key,
                 cmd: CallCommand::Hangup,
             })
             .await;
-        record::rejected_and_wait(&ctx, &saved, 500, "internal_error").await;
+        record::rejected_and_wait(&ctx, &saved, Some(id.as_str()), 500, "internal_error").await;
         ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -96,9 +75,8 @@ pub async fn run(
     ctl: mpsc::Sender<EndpointMsg>,
     ctx: Arc<Ctx>,
 ) {
-    let call_id = format!("tg-{:016x}", fastrand::u64(..));
+    let call_id = admitted.call_id.to_string();
     let span = tracing::info_span!("call", call_id = %call_id);
-    let started_at = jiff::Timestamp::now();
     ctx.stats.calls_started.fetch_add(1, Ordering::Relaxed);
     ctx.emit(GatewayEvent::CallStarted {
         call_id: call_id.clone(),
@@ -110,56 +88,45 @@ pub async fn run(
     let callback_url = number
         .and_then(|n| n.callback_url.clone())
         .or_else(|| config.callbacks.url.clone());
-    let from_number = routing::caller_number(&info);
-    let to_number = routing::dialled_did(&config, &info);
-    let mut call = Call {
+    span.in_scope(|| {
+        tracing::info!(
+            from = info.from_user.as_deref().unwrap_or(""),
+            to = info.request_user.as_deref().unwrap_or(""),
+            did = info.did.as_deref().unwrap_or(""),
+            crt = info.crt.as_deref().unwrap_or(""),
+            source = %info.source,
+            "incoming call"
+        )
+    });
+    let now = Instant::now();
+    let machine = Call::new(
+        now,
+        setup(&config, &info, &admitted),
+        settings(&config, &info),
+    );
+    let mut driver = Driver {
+        call: machine,
         key,
-        call_id: call_id.clone(),
-        info,
-        events,
         ctl,
         ctx: ctx.clone(),
         config: config.clone(),
-        ringing: false,
-        admitted,
-        from_number,
-        to_number,
+        events,
+        rtp: None,
+        ws: None,
+        connecting: None,
+        webhook: None,
+        ended: None,
     };
-    let result = call.run().instrument(span.clone()).await;
-    let (rtp_in, rtp_out, caller_talk, agent_talk, reason) = match result.media {
-        Some(m) => (
-            m.rtp_in,
-            m.rtp_out,
-            m.caller_talk,
-            m.agent_talk,
-            Some(m.reason),
-        ),
-        None => (0, 0, Vec::new(), Vec::new(), None),
-    };
-    let summary = CallSummary {
-        call_id: call_id.clone(),
-        direction: Direction::Inbound,
-        from: call.from_number.clone(),
-        to: call.to_number.clone(),
-        did: call.info.did.clone(),
-        crt: call.info.crt.clone(),
-        started_at,
-        answered_at: result.answered_at,
-        ended_at: jiff::Timestamp::now(),
-        status: result.status,
-        end_reason: result.end_reason.clone(),
-        sip_status: result.sip_status,
-        caller_talk,
-        agent_talk,
-    };
-    let record = record::build(&summary, &config.billing);
+    let ended = driver.run().instrument(span.clone()).await;
+    drop(driver);
+    let record = record::build(&ended, &config.billing);
     span.in_scope(|| {
         tracing::info!(
-            end_reason = %result.end_reason,
-            sip_status = ?result.sip_status,
+            end_reason = %ended.reason.as_str(),
+            sip_status = ?ended.view.sip_status,
             duration_s = record.call.duration_s,
-            rtp_in,
-            rtp_out,
+            rtp_in = ended.rtp_in,
+            rtp_out = ended.rtp_out,
             "call ended"
         )
     });
@@ -167,335 +134,382 @@ pub async fn run(
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     ctx.emit(GatewayEvent::CallEnded {
         call_id,
-        reason: reason.unwrap_or(match result.status {
-            CallStatus::Canceled => EndReason::Canceled,
-            _ => EndReason::Rejected(result.sip_status.unwrap_or(0)),
-        }),
-        end_reason: result.end_reason,
-        rtp_in,
-        rtp_out,
+        reason: ended
+            .sip_end
+            .unwrap_or(EndReason::Rejected(ended.view.sip_status.unwrap_or(0))),
+        end_reason: ended.reason.as_str(),
+        rtp_in: ended.rtp_in,
+        rtp_out: ended.rtp_out,
         record: Box::new(record),
     });
 }
 
-struct Call {
+type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+struct Rtp {
+    _lease: PortLease,
+    sock: UdpSocket,
+    rx: RtpReceiver,
+}
+
+struct Driver {
+    call: Call,
     key: CallKey,
-    call_id: String,
-    info: IncomingCall,
-    events: mpsc::UnboundedReceiver<CallMsg>,
     ctl: mpsc::Sender<EndpointMsg>,
     ctx: Arc<Ctx>,
     config: Arc<Config>,
-    ringing: bool,
-    admitted: Admitted,
-    /// E.164 caller and dialled numbers, as admission and routing saw them.
-    from_number: Option<String>,
-    to_number: Option<String>,
+    events: mpsc::UnboundedReceiver<CallMsg>,
+    rtp: Option<Rtp>,
+    ws: Option<WsConn>,
+    connecting: Option<Pending<Result<AgentStream, ConnectError>>>,
+    webhook: Option<Pending<Result<WebhookAnswer, WebhookFailure>>>,
+    ended: Option<Box<Ended>>,
 }
 
-/// Who answers the call.
-enum Target {
-    Builtin { answer_delay: Option<Duration> },
-    Ws(Box<WsTarget>),
-}
-
-impl Call {
-    async fn command(&self, cmd: CallCommand) {
-        let _ = self
-            .ctl
-            .send(EndpointMsg::Command {
-                call: self.key,
-                cmd,
-            })
-            .await;
-    }
-
-    async fn ring(&mut self) {
-        if !self.ringing {
-            self.ringing = true;
-            self.command(CallCommand::Ringing).await;
-        }
-    }
-
-    /// Rejects the INVITE and waits for the endpoint to confirm the end.
-    async fn reject(&mut self, status: u16, why: &str) -> CallResult {
-        tracing::info!(status, reason = why, "call rejected");
-        let cmd = CallCommand::Reject {
-            status,
-            reason: None,
-            headers: Vec::new(),
-        };
-        self.command(cmd).await;
-        match self.wait_end().await {
-            EndReason::Canceled => CallResult::canceled(),
-            _ => CallResult::rejected(status, why),
-        }
-    }
-
-    async fn wait_end(&mut self) -> EndReason {
-        while let Some(msg) = self.events.recv().await {
-            if let CallMsg::Sip(CallEvent::Ended(r)) = msg {
-                return r;
+impl Driver {
+    async fn run(&mut self) -> Box<Ended> {
+        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let sleep = tokio::time::sleep_until(far());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            self.drain().await;
+            if let Some(ended) = self.ended.take() {
+                return ended;
             }
-        }
-        EndReason::LocalBye(0)
-    }
-
-    async fn run(&mut self) -> CallResult {
-        tracing::info!(
-            from = self.info.from_user.as_deref().unwrap_or(""),
-            to = self.info.request_user.as_deref().unwrap_or(""),
-            did = self.info.did.as_deref().unwrap_or(""),
-            crt = self.info.crt.as_deref().unwrap_or(""),
-            source = %self.info.source,
-            "incoming call"
-        );
-        let target = match self.choose_target().await {
-            Ok(t) => t,
-            Err(r) => return r,
-        };
-        let params = self.answer_params();
-        let offer = match self
-            .info
-            .offer
-            .as_deref()
-            .map(|b| sdp::parse(&String::from_utf8_lossy(b)))
-        {
-            Some(Ok(o)) => Some(o),
-            Some(Err(e)) => {
-                tracing::info!(error = %e, "unparsable SDP offer");
-                return self.reject(488, "sdp_unparsable").await;
+            let deadline = self.call.poll_timeout();
+            if deadline != armed {
+                armed = deadline;
+                let at = deadline.map_or_else(far, tokio::time::Instant::from_std);
+                sleep.as_mut().reset(at);
             }
-            None => None,
-        };
-        if let Some(o) = &offer {
-            if let Err(e) = sdp::answer(o, &params) {
-                tracing::info!(error = %e, "no acceptable media");
-                return self.reject(488, "no_common_codec").await;
-            }
-        }
-        let (agent, ws_target) = match target {
-            Target::Builtin { answer_delay } => {
-                if let Some(delay) = answer_delay {
-                    // The built-in agent can be told to take its time, as a webhook or a
-                    // remote agent would: the caller hears ringing and may cancel.
-                    self.ring().await;
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        r = self.wait_end() => return ended_early(r),
+            tokio::select! {
+                r = recv_rtp(&mut self.rtp) => self.on_rtp(r),
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.call.handle_timeout(Instant::now());
+                    if let Some(ws) = &mut self.ws {
+                        ws.flush();
                     }
                 }
-                (Agent::Echo(EchoAgent::new(8000)), None)
-            }
-            Target::Ws(t) => {
-                self.ring().await;
-                let deadline = self.config.agent.connect_timeout;
-                let ctx = self.ctx.clone();
-                let connected = tokio::select! {
-                    c = WsAgent::connect(&t, &ctx, deadline) => c,
-                    r = self.wait_end() => return ended_early(r),
-                };
-                match connected {
-                    Ok(ws) => (Agent::Ws(Box::new(ws)), Some(t)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, url = %t.url, "agent connect failed");
-                        return self.reject(480, "agent_connect_failed").await;
+                msg = next_ws(&mut self.ws) => self.on_ws(msg),
+                c = pending(&mut self.connecting) => self.on_connected(c),
+                a = pending(&mut self.webhook) => {
+                    self.webhook = None;
+                    if let Err(e) = &a {
+                        tracing::warn!(error = %e, "inbound webhook failed");
                     }
+                    self.call.handle(Instant::now(), Input::Webhook(a));
+                }
+                ev = self.events.recv() => {
+                    let input = match ev {
+                        Some(CallMsg::Sip(event)) => Input::Sip { leg: CALLER, event },
+                        Some(CallMsg::Cut(why)) => {
+                            tracing::info!(reason = ?why, "admission policy ends the call");
+                            Input::Cut(why)
+                        }
+                        Some(CallMsg::Shutdown) => Input::Shutdown,
+                        // The endpoint is gone: nothing more will come for this dialog.
+                        None => Input::Sip {
+                            leg: CALLER,
+                            event: CallEvent::Ended(EndReason::LocalBye(0)),
+                        },
+                    };
+                    self.call.handle(Instant::now(), input);
                 }
             }
-        };
-        let Some((lease, sock)) = self.ctx.ports.bind(self.config.rtp.bind).await else {
-            tracing::warn!("RTP port pool exhausted");
-            return self.reject(503, "no_media_ports").await;
-        };
-        let setup = MediaSetup {
-            call: self.key,
-            call_id: self.call_id.clone(),
-            params: AnswerParams {
-                port: lease.port(),
-                ..params
-            },
-            offer,
-            rtp_timeout: self.config.rtp.rtp_timeout,
-            on_disconnect: self.config.agent.on_disconnect,
-            connect_timeout: self.config.agent.connect_timeout,
-            target: ws_target.map(|t| *t),
-        };
-        let media = match MediaSession::new(setup, sock, agent) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::info!(error = %e, "media setup failed");
-                return self.reject(488, "no_common_codec").await;
-            }
-        };
-        self.command(CallCommand::Answer {
-            sdp: media.local_sdp(),
-        })
-        .await;
-        let answered_at = Some(jiff::Timestamp::now());
-        let outcome = media.run(&mut self.events, &self.ctl, &self.ctx).await;
-        drop(lease);
-        let draining = self.ctx.draining.load(Ordering::Relaxed);
-        let end_reason = match (outcome.reason, outcome.local_end) {
-            (EndReason::RemoteBye, _) => "caller_hangup".to_string(),
-            (EndReason::NoAck, _) => "no_ack".to_string(),
-            (EndReason::Canceled, _) => "canceled".to_string(),
-            (_, Some(local)) => local.as_str().to_string(),
-            _ if draining => "shutdown".to_string(),
-            _ => "local_hangup".to_string(),
-        };
-        CallResult {
-            end_reason,
-            status: CallStatus::Completed,
-            sip_status: Some(200),
-            answered_at,
-            media: Some(outcome),
         }
     }
 
-    /// The agent for this call: the webhook's answer (while ringing), else the number's
-    /// static agent; a rejection is returned as the call's result.
-    async fn choose_target(&mut self) -> std::result::Result<Target, CallResult> {
-        let config = self.config.clone();
-        let number = routing::find_number(&config, &self.info);
-        let static_agent = number.and_then(|n| n.agent.clone());
-        let Some(url) = config.webhook.url.clone() else {
-            return match static_agent {
-                Some(a) => Ok(self.static_target(&a)),
-                None => Err(self.reject(404, "no_route").await),
-            };
+    fn on_rtp(&mut self, r: std::io::Result<usize>) {
+        let (Ok(n), Some(rtp)) = (r, &self.rtp) else {
+            return;
         };
-        self.ring().await;
-        let req = self.webhook_request();
-        let ctx = self.ctx.clone();
-        let answer = tokio::select! {
-            a = webhook::ask(&ctx, &config, &url, &req) => a,
-            r = self.wait_end() => return Err(ended_early(r)),
-        };
-        match answer {
-            Ok(WebhookAnswer::Connect {
-                url,
-                dialect,
-                sample_rate,
-                encoding,
-                parameters,
-                extra_headers,
-                ..
-            }) => {
-                let fallback = static_agent.as_ref();
-                let dialect = dialect
-                    .or(fallback.map(|a| map_dialect(a.dialect)))
-                    .unwrap_or(Dialect::Twilio);
-                let rate = sample_rate
-                    .or(fallback.map(|a| a.sample_rate))
-                    .unwrap_or(8000);
-                let meta = self.stream_meta(
-                    rate,
-                    encoding.unwrap_or_default(),
-                    parameters,
-                    extra_headers,
+        let now = Instant::now();
+        for i in 0..n {
+            if let Some((data, from)) = rtp.rx.datagram(i) {
+                self.call.handle(
+                    now,
+                    Input::Rtp {
+                        leg: CALLER,
+                        data,
+                        from,
+                    },
                 );
-                Ok(Target::Ws(Box::new(WsTarget { url, dialect, meta })))
             }
-            Ok(WebhookAnswer::Reject { status }) => {
-                Err(self.reject(status, "webhook_reject").await)
+        }
+    }
+
+    fn on_ws(&mut self, msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        let now = Instant::now();
+        let leg = call::leg::ANSWERER;
+        match msg {
+            Some(Ok(Message::Text(t))) => self.call.handle(
+                now,
+                Input::AgentMessage {
+                    leg,
+                    msg: WsIn::Text(t.as_str()),
+                },
+            ),
+            Some(Ok(Message::Binary(b))) => self.call.handle(
+                now,
+                Input::AgentMessage {
+                    leg,
+                    msg: WsIn::Binary(&b),
+                },
+            ),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            other => {
+                match other {
+                    Some(Err(e)) => tracing::info!(error = %e, "agent WebSocket failed"),
+                    _ => tracing::info!("agent WebSocket closed"),
+                }
+                if let Some(mut ws) = self.ws.take() {
+                    ws.mark_closed();
+                    ws.close();
+                }
+                self.call.handle(now, Input::AgentClosed { leg });
             }
-            Err(failure) => {
-                tracing::warn!(error = %failure, "inbound webhook failed");
-                match static_agent {
-                    Some(a) => {
-                        tracing::info!("falling back to the number's static agent");
-                        Ok(self.static_target(&a))
-                    }
-                    None => Err(self.reject(failure.sip_status(), failure.as_str()).await),
+        }
+    }
+
+    fn on_connected(&mut self, c: Result<AgentStream, ConnectError>) {
+        self.connecting = None;
+        let leg = call::leg::ANSWERER;
+        let now = Instant::now();
+        match c {
+            Ok(stream) => {
+                self.ws = Some(WsConn::new(stream));
+                self.call.handle(now, Input::AgentConnected { leg });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agent connect failed");
+                let error = e.to_string();
+                self.call
+                    .handle(now, Input::AgentConnectFailed { leg, error });
+            }
+        }
+    }
+
+    /// Carries out everything the machine asked for, packets first.
+    async fn drain(&mut self) {
+        loop {
+            while let Some((to, packet)) = self.call.poll_transmit() {
+                if let Some(rtp) = &self.rtp {
+                    let _ = rtp.sock.send_to(packet, to).await;
                 }
             }
-        }
-    }
-
-    fn static_target(&self, agent: &AgentConfig) -> Target {
-        if agent.url.starts_with("builtin:") {
-            return Target::Builtin {
-                answer_delay: answer_delay(&agent.url),
+            let Some(out) = self.call.poll_output() else {
+                return;
             };
+            match out {
+                Output::Sip { cmd, .. } => {
+                    let msg = EndpointMsg::Command {
+                        call: self.key,
+                        cmd,
+                    };
+                    let _ = self.ctl.send(msg).await;
+                }
+                Output::AgentSend { msg, .. } => {
+                    if let Some(ws) = &mut self.ws {
+                        ws.send(msg, &self.ctx);
+                    }
+                }
+                Output::LeasePort { leg } => {
+                    let port = match self.ctx.ports.bind(self.config.rtp.bind).await {
+                        Some((lease, sock)) => {
+                            let port = lease.port();
+                            self.rtp = Some(Rtp {
+                                _lease: lease,
+                                sock,
+                                rx: RtpReceiver::new(),
+                            });
+                            Some(port)
+                        }
+                        None => {
+                            tracing::warn!("RTP port pool exhausted");
+                            None
+                        }
+                    };
+                    self.call.handle(Instant::now(), Input::Port { leg, port });
+                }
+                Output::ConnectAgent { url, .. } => {
+                    let tls = self.ctx.tls.clone();
+                    let deadline = self.config.agent.connect_timeout;
+                    self.connecting = Some(Box::pin(async move {
+                        agent_ws::connect(&url, &[], tls, deadline).await
+                    }));
+                }
+                Output::CloseAgent { .. } => {
+                    self.connecting = None;
+                    if let Some(ws) = self.ws.take() {
+                        ws.close();
+                    }
+                }
+                Output::AskWebhook(req) => {
+                    let (ctx, config) = (self.ctx.clone(), self.config.clone());
+                    self.webhook = Some(Box::pin(async move {
+                        match config.webhook.url.clone() {
+                            Some(url) => webhook::ask(&ctx, &config, &url, &req).await,
+                            None => Err(WebhookFailure::Transport("no webhook URL".into())),
+                        }
+                    }));
+                }
+                Output::Notice(n) => self.on_notice(n),
+                Output::Ended(e) => self.ended = Some(e),
+            }
         }
-        let meta = self.stream_meta(agent.sample_rate, AudioEncoding::L16, Vec::new(), None);
-        Target::Ws(Box::new(WsTarget {
-            url: agent.url.clone(),
-            dialect: map_dialect(agent.dialect),
-            meta,
-        }))
     }
 
-    fn stream_meta(
-        &self,
-        sample_rate: u32,
-        encoding: AudioEncoding,
-        custom_parameters: Vec<(String, String)>,
-        extra_headers: Option<String>,
-    ) -> StreamMeta {
-        StreamMeta {
-            call_id: self.call_id.clone(),
-            stream_id: format!("MZ{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-            account_id: "trunkgate".into(),
-            from: self.from_number.clone(),
-            to: self.to_number.clone(),
-            did: self.info.did.clone(),
-            crt: self.info.crt.clone(),
-            direction: "inbound".into(),
-            custom_parameters,
-            extra_headers,
-            sample_rate,
-            encoding,
+    fn on_notice(&mut self, n: Notice) {
+        let stats = &self.ctx.stats;
+        match n {
+            Notice::Ringing | Notice::Answered | Notice::Checkpoint => {}
+            Notice::Acked => self.ctx.emit(GatewayEvent::CallAnswered {
+                call_id: self.call.id().to_string(),
+            }),
+            Notice::Dtmf(digit) => {
+                tracing::info!(%digit, "DTMF received");
+                self.ctx.emit(GatewayEvent::Dtmf {
+                    call_id: self.call.id().to_string(),
+                    digit,
+                });
+            }
+            Notice::TransferRequested { to } => {
+                // Transfers (REFER, bridge, PBX notify) are a later issue; the call goes on.
+                tracing::warn!(%to, "agent asked for a transfer, which is not supported yet");
+            }
+            Notice::AgentAudioDropped => {
+                stats.agent_dropped_frames.fetch_add(1, Ordering::Relaxed);
+            }
+            Notice::AgentFrameError(e) => {
+                stats.agent_frame_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "malformed agent message ignored");
+            }
+            Notice::AgentEventIgnored(name) => {
+                stats.agent_ignored_events.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(event = %name, "agent event ignored");
+            }
+            Notice::DtmfDropped => {
+                tracing::info!("DTMF to the caller dropped: no telephone-event, or queue full");
+            }
+            Notice::AgentReconnecting => tracing::info!("agent dropped; reconnecting once"),
         }
     }
+}
 
-    fn webhook_request(&self) -> request::IncomingCall {
-        let header = |name: &str| {
-            self.info
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        request::IncomingCall {
-            call_id: self.call_id.clone(),
-            sip_call_id: self.info.sip_call_id.clone(),
-            from_number: self.from_number.clone(),
-            to_number: self.to_number.clone(),
-            did: self.info.did.clone(),
-            crt: self.info.crt.clone(),
-            workspace_id: header("X-Workspace-ID"),
-            trunk: self.admitted.trunk.clone(),
-            source_ip: Some(self.info.source.ip().to_string()),
-            headers: self.info.headers.clone(),
-        }
+async fn recv_rtp(rtp: &mut Option<Rtp>) -> std::io::Result<usize> {
+    match rtp {
+        Some(r) => r.rx.recv(&r.sock).await,
+        None => std::future::pending().await,
     }
+}
 
-    fn answer_params(&self) -> AnswerParams {
-        AnswerParams {
+async fn next_ws(
+    ws: &mut Option<WsConn>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn pending<T>(fut: &mut Option<Pending<T>>) -> T {
+    match fut {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What admission decided, and how this call is routed.
+fn setup(config: &Config, info: &IncomingCall, admitted: &Admitted) -> Setup {
+    let number = routing::find_number(config, info);
+    let fallback = number.and_then(|n| n.agent.as_ref()).map(answerer);
+    let route = match &config.webhook.url {
+        Some(_) => Route::Webhook {
+            request: Box::new(webhook_request(info, admitted)),
+            fallback,
+        },
+        None => fallback.map_or(Route::None, Route::Static),
+    };
+    Setup {
+        id: admitted.call_id.clone(),
+        direction: Direction::Inbound,
+        started_wall: jiff::Timestamp::now(),
+        from: admitted.caller.clone(),
+        to: admitted.dialled.clone(),
+        did: info.did.clone(),
+        crt: info.crt.clone(),
+        headers: info.headers.clone(),
+        offer: info.offer.clone(),
+        route,
+        seed: RtpSeed {
+            seq: fastrand::u16(..),
+            ts: fastrand::u32(..),
+            ssrc: fastrand::u32(..),
+        },
+        stream_id: format!("MZ{:032x}", fastrand::u128(..)),
+    }
+}
+
+fn settings(config: &Config, info: &IncomingCall) -> Settings {
+    Settings {
+        rtp_timeout: config.rtp.rtp_timeout,
+        reconnect_agent: config.agent.on_disconnect == OnDisconnect::Reconnect,
+        answer: AnswerParams {
             prefs: vec![Codec::Pcmu, Codec::Pcma],
             address: advertised_ip(
-                self.config.rtp.bind,
-                &self.info.local_host,
-                self.config.sip.public_address.is_some(),
+                config.rtp.bind,
+                &info.local_host,
+                config.sip.public_address.is_some(),
             ),
             port: 0,
-            ptime_ms: self.config.rtp.ptime_ms,
+            ptime_ms: config.rtp.ptime_ms,
             session_id: fastrand::u64(1..u64::MAX / 2),
             session_version: 1,
             user: "trunkgate".to_string(),
-        }
+        },
+        checkpoint_every: None,
+        account_id: "trunkgate".to_string(),
     }
 }
 
-/// The caller hung up (CANCEL) while we were still working on the call.
-fn ended_early(r: EndReason) -> CallResult {
-    match r {
-        EndReason::Canceled => CallResult::canceled(),
-        EndReason::Rejected(s) => CallResult::rejected(s, "rejected"),
-        _ => CallResult::rejected(0, "ended_before_answer"),
+fn webhook_request(info: &IncomingCall, admitted: &Admitted) -> request::IncomingCall {
+    let header = |name: &str| {
+        info.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    request::IncomingCall {
+        call_id: admitted.call_id.to_string(),
+        sip_call_id: info.sip_call_id.clone(),
+        from_number: admitted.caller.clone(),
+        to_number: admitted.dialled.clone(),
+        did: info.did.clone(),
+        crt: info.crt.clone(),
+        workspace_id: header("X-Workspace-ID"),
+        trunk: admitted.trunk.clone(),
+        source_ip: Some(info.source.ip().to_string()),
+        headers: info.headers.clone(),
     }
+}
+
+/// The answering leg a `[[number]]`'s static agent describes.
+fn answerer(agent: &AgentConfig) -> Answerer {
+    if agent.url.starts_with("builtin:") {
+        return Answerer::Echo {
+            answer_delay: answer_delay(&agent.url),
+        };
+    }
+    Answerer::Agent(AgentTarget {
+        url: agent.url.clone(),
+        dialect: map_dialect(agent.dialect),
+        sample_rate: agent.sample_rate,
+        encoding: AudioEncoding::L16,
+        parameters: Vec::new(),
+        extra_headers: None,
+    })
 }
 
 fn map_dialect(d: CfgDialect) -> Dialect {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::record_writer::Written;
 use super::{record, routing, Ctx};
+use crate::core::call::CallId;
 use crate::core::policy::{
     Admission, Attempt, CutReason, Decision, FloodGuard, Now, Policy, Scope, Ticket,
 };
@@ -48,12 +49,19 @@ pub enum CallMsg {
     Sip(CallEvent),
     /// Admission ends the call: per-call duration cap or daily voice minutes used up.
     Cut(CutReason),
+    /// The drain's grace is over: end the call now.
+    Shutdown,
 }
 
-/// What admission granted a call, for its task.
-#[derive(Debug, Clone, Default)]
+/// What admission decided about a call, for its task: computed once, carried everywhere.
+#[derive(Debug, Clone)]
 pub struct Admitted {
+    /// Minted here, at admission.
+    pub call_id: CallId,
     pub trunk: Option<String>,
+    /// The caller's number and the dialled DID (E.164), as admission judged them.
+    pub caller: Option<String>,
+    pub dialled: Option<String>,
 }
 
 struct Running {
@@ -145,6 +153,9 @@ impl EndpointTask {
                 }
                 _ = sleep_until(hangup_at) => {
                     self.drain_deadline = None;
+                    for running in self.calls.values() {
+                        let _ = running.tx.send(CallMsg::Shutdown);
+                    }
                     for key in self.calls.keys().copied().collect::<Vec<_>>() {
                         self.ep.handle(Instant::now().into_std(), Input::Command { call: key, cmd: CallCommand::Hangup });
                     }
@@ -337,10 +348,13 @@ impl EndpointTask {
                     },
                 );
                 let admitted = Admitted {
+                    call_id: CallId::from_random(fastrand::u128(..)),
                     trunk: ticket.scopes().iter().find_map(|s| match s {
                         Scope::Trunk(name) => Some(name.to_string()),
                         _ => None,
                     }),
+                    caller,
+                    dialled,
                 };
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.insert(call, Running { tx, ticket });

@@ -7,7 +7,6 @@ mod agent_ws;
 mod alerts;
 mod call;
 mod endpoint_task;
-mod media;
 pub mod notify;
 mod record;
 mod record_writer;

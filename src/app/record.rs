@@ -5,89 +5,32 @@ use std::sync::Arc;
 
 use super::Ctx;
 use crate::config::BillingConfig;
+use crate::core::call::{CallId, Ended};
 use crate::core::hooks::callback::{
-    billable_seconds, CallCompleted, CallStatus, CallView, CallbackEvent, Direction, Speaker,
-    TalkSeconds, Turn,
+    billable_seconds, CallCompleted, CallStatus, CallView, CallbackEvent, Direction,
 };
-use crate::core::media::vad::{self, Segment};
 
-/// Everything known about a call when it ends.
-#[derive(Debug, Clone)]
-pub struct CallSummary {
-    pub call_id: String,
-    pub direction: Direction,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub did: Option<String>,
-    pub crt: Option<String>,
-    pub started_at: jiff::Timestamp,
-    pub answered_at: Option<jiff::Timestamp>,
-    pub ended_at: jiff::Timestamp,
-    pub status: CallStatus,
-    pub end_reason: String,
-    pub sip_status: Option<u16>,
-    pub caller_talk: Vec<Segment>,
-    pub agent_talk: Vec<Segment>,
-}
-
-pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
-    let duration_s = s
-        .answered_at
-        .map(|a| (s.ended_at.as_microsecond() - a.as_microsecond()).max(0) as f64 / 1e6)
-        .unwrap_or(0.0);
+/// The record of a finished call: its view, billed per `[billing]`.
+pub fn build(ended: &Ended, billing: &BillingConfig) -> CallCompleted {
+    let mut call = ended.view.clone();
     // An answered call bills at least the minimum, however short it was.
-    let billable_s = match s.answered_at {
+    call.billable_s = match call.answered_at {
         Some(_) => billable_seconds(
-            duration_s.max(0.001),
+            call.duration_s.max(0.001),
             billing.minimum_s,
             billing.increment_s,
         ),
         None => 0,
     };
-    let talk = |segs: &[Segment]| {
-        segs.iter()
-            .map(|g| g.end_ms.saturating_sub(g.start_ms))
-            .sum::<u64>() as f64
-            / 1000.0
-    };
-    let turns = vad::turns(&s.caller_talk, &s.agent_talk)
-        .into_iter()
-        .map(|t| Turn {
-            speaker: match t.speaker {
-                vad::Speaker::Caller => Speaker::Caller,
-                vad::Speaker::Agent => Speaker::Agent,
-            },
-            start_ms: t.start_ms,
-            end_ms: t.end_ms,
-        })
-        .collect();
+    envelope(call)
+}
+
+fn envelope(call: CallView) -> CallCompleted {
     CallCompleted {
         event: CallbackEvent::Completed,
         event_id: format!("evt-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
         seq: 1,
-        call: CallView {
-            call_id: s.call_id.clone(),
-            direction: s.direction,
-            status: s.status,
-            from: s.from.clone(),
-            to: s.to.clone(),
-            did: s.did.clone(),
-            crt: s.crt.clone(),
-            started_at: s.started_at.to_string(),
-            answered_at: s.answered_at.map(|t| t.to_string()),
-            ended_at: Some(s.ended_at.to_string()),
-            duration_s,
-            billable_s,
-            talk_s: TalkSeconds {
-                caller: talk(&s.caller_talk),
-                agent: talk(&s.agent_talk),
-            },
-            turns,
-            end_reason: Some(s.end_reason.clone()),
-            sip_status: s.sip_status,
-            recording_url: None,
-            billing: None,
-        },
+        call,
     }
 }
 
@@ -122,10 +65,14 @@ pub fn rejected(
 pub async fn rejected_and_wait(
     ctx: &Arc<Ctx>,
     info: &crate::core::sip::endpoint::IncomingCall,
+    call_id: Option<&str>,
     status: u16,
     why: &str,
 ) {
-    let (record, url) = rejected_record(ctx, info, status, why);
+    let (mut record, url) = rejected_record(ctx, info, status, why);
+    if let Some(id) = call_id {
+        record.call.call_id = id.to_string();
+    }
     deliver(ctx, &record, url.as_deref()).await;
 }
 
@@ -142,24 +89,18 @@ fn rejected_record(
         .and_then(|n| n.callback_url.clone())
         .or_else(|| config.callbacks.url.clone());
     let now = jiff::Timestamp::now();
-    let summary = CallSummary {
-        call_id: format!("tg-{:016x}", fastrand::u64(..)),
-        direction: Direction::Inbound,
-        from: super::routing::caller_number(info),
-        to: super::routing::dialled_did(&config, info),
-        did: info.did.clone(),
-        crt: info.crt.clone(),
-        started_at: now,
-        answered_at: None,
-        ended_at: now,
-        status: match status {
-            486 | 600 => CallStatus::Busy,
-            _ => CallStatus::Failed,
-        },
-        end_reason: why.to_string(),
-        sip_status: Some(status),
-        caller_talk: Vec::new(),
-        agent_talk: Vec::new(),
+    let id = CallId::from_random(fastrand::u128(..));
+    let mut call = CallView::new(id.as_str(), Direction::Inbound, now.to_string());
+    call.from = super::routing::caller_number(info);
+    call.to = super::routing::dialled_did(&config, info);
+    call.did = info.did.clone();
+    call.crt = info.crt.clone();
+    call.ended_at = Some(now.to_string());
+    call.status = match status {
+        486 | 600 => CallStatus::Busy,
+        _ => CallStatus::Failed,
     };
-    (build(&summary, &config.billing), url)
+    call.end_reason = Some(why.to_string());
+    call.sip_status = Some(status);
+    (envelope(call), url)
 }

@@ -53,7 +53,9 @@ pub enum EndReason {
         reason: RejectReason,
         status: u16,
     },
-    /// The endpoint ended the INVITE before we decided (e.g. it rejected it itself).
+    /// The endpoint rejected the INVITE itself with this status.
+    Rejected(u16),
+    /// The dialog ended before we decided, for no reason above.
     EndedBeforeAnswer,
 }
 
@@ -82,6 +84,7 @@ impl EndReason {
             EndReason::WebhookReject(_) => "webhook_reject",
             EndReason::Webhook(f) => f.as_str(),
             EndReason::Policy { reason, .. } => return format!("policy_{}", reason.as_str()),
+            EndReason::Rejected(_) => "rejected",
             EndReason::EndedBeforeAnswer => "ended_before_answer",
         };
         s.to_string()
@@ -96,7 +99,7 @@ impl EndReason {
             EndReason::SdpUnparsable | EndReason::NoCommonCodec => 488,
             EndReason::NoMediaPorts | EndReason::Shutdown => 503,
             EndReason::AgentConnectFailed => 480,
-            EndReason::WebhookReject(s) => *s,
+            EndReason::WebhookReject(s) | EndReason::Rejected(s) => *s,
             EndReason::Webhook(f) => f.sip_status(),
             EndReason::Policy { status, .. } => *status,
             EndReason::InternalError => 500,

@@ -52,3 +52,466 @@ pub enum Command {
     /// RFC 4733 digits to the caller (`0-9 * # A-D`, validated by the sender).
     Dtmf { digits: String },
 }
+
+mod agent_side;
+mod frames;
+pub mod leg;
+pub mod media;
+mod setup;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::core::agent::{StreamMeta, WsIn, WsOut};
+use crate::core::hooks::answer::WebhookAnswer;
+use crate::core::hooks::request::IncomingCall as WebhookRequest;
+use crate::core::hooks::WebhookFailure;
+use crate::core::media::vad::{self, Segment};
+use crate::core::policy::CutReason;
+use crate::core::sip::endpoint::{CallCommand, CallEvent};
+use crate::core::sip::sdp::AnswerParams;
+use leg::{AgentLeg, AnswerLeg, Answerer, LegId};
+use media::{RtpSeed, SipMedia};
+use view::{Speaker, TalkSeconds, Turn};
+
+/// How calls behave, from the configuration (fixed for the call's life).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// No RTP from an active (not held) caller for this long ends the call.
+    pub rtp_timeout: Duration,
+    /// An agent whose WebSocket drops is reconnected once (else the call ends).
+    pub reconnect_agent: bool,
+    /// Our SDP: codecs, address, ptime, session id (the port comes with the lease).
+    pub answer: AnswerParams,
+    /// How often an answered call's running state is checkpointed (`None`: never).
+    pub checkpoint_every: Option<Duration>,
+    /// `accountSid` / `accountId` in agent start messages.
+    pub account_id: String,
+}
+
+/// What admission and routing decided about a new call.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub id: CallId,
+    pub direction: Direction,
+    /// The wall time at `now` of [`Call::new`] (timestamps in views are derived from it).
+    pub started_wall: jiff::Timestamp,
+    /// E.164 caller and dialled numbers, computed once at admission.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub did: Option<String>,
+    pub crt: Option<String>,
+    /// Extension headers kept from the INVITE (e.g. `X-Workspace-ID`).
+    pub headers: Vec<(String, String)>,
+    /// The caller's SDP offer (`None`: late offer).
+    pub offer: Option<Vec<u8>>,
+    pub route: Route,
+    /// Random starting points for RTP and the agent's stream id.
+    pub seed: RtpSeed,
+    pub stream_id: String,
+}
+
+/// How the answering leg is found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// Ask the webhook while the caller hears ringing; `fallback` takes over if it fails.
+    Webhook {
+        request: Box<WebhookRequest>,
+        fallback: Option<Answerer>,
+    },
+    Static(Answerer),
+    /// Nothing answers this number: 404.
+    None,
+}
+
+/// One input, with its leg where it has one.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A SIP event of the leg's dialog (ACK, re-INVITE, INFO, its end).
+    Sip {
+        leg: LegId,
+        event: CallEvent,
+    },
+    /// One RTP datagram for the leg, borrowed from the driver's buffer.
+    Rtp {
+        leg: LegId,
+        data: &'a [u8],
+        from: SocketAddr,
+    },
+    /// The leg's RTP port was leased (`None`: the pool is exhausted).
+    Port {
+        leg: LegId,
+        port: Option<u16>,
+    },
+    AgentConnected {
+        leg: LegId,
+    },
+    AgentConnectFailed {
+        leg: LegId,
+        error: String,
+    },
+    /// One WebSocket message from the agent, borrowed.
+    AgentMessage {
+        leg: LegId,
+        msg: WsIn<'a>,
+    },
+    /// The agent's WebSocket closed or failed.
+    AgentClosed {
+        leg: LegId,
+    },
+    Webhook(Result<WebhookAnswer, WebhookFailure>),
+    Command(Command),
+    /// Admission ends the call (duration cap, daily minutes).
+    Cut(CutReason),
+    /// The gateway is shutting down: end the call now.
+    Shutdown,
+}
+
+/// Happenings the driver reports on (callbacks, journal, registry, logs, metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// 180 Ringing was sent.
+    Ringing,
+    /// 200 OK was sent: the call is answered.
+    Answered,
+    /// The caller acknowledged the answer.
+    Acked,
+    /// A DTMF digit from the caller.
+    Dtmf(char),
+    /// Time to checkpoint the running call.
+    Checkpoint,
+    /// The agent asked for a transfer (not supported yet: logged).
+    TransferRequested {
+        to: String,
+    },
+    /// Agent audio was dropped (queue full) / an agent message was malformed / ignored.
+    AgentAudioDropped,
+    AgentFrameError(String),
+    AgentEventIgnored(String),
+    /// Agent DTMF could not be sent (no telephone-event negotiated, or queue full).
+    DtmfDropped,
+    /// The agent dropped and is being reconnected once.
+    AgentReconnecting,
+}
+
+/// One command for the driver.
+#[derive(Debug)]
+pub enum Output {
+    Sip {
+        leg: LegId,
+        cmd: CallCommand,
+    },
+    /// Lease an RTP port for the leg; answer with [`Input::Port`].
+    LeasePort {
+        leg: LegId,
+    },
+    /// Open the agent's WebSocket; answer with `AgentConnected` / `AgentConnectFailed`.
+    ConnectAgent {
+        leg: LegId,
+        url: String,
+    },
+    AgentSend {
+        leg: LegId,
+        msg: WsOut,
+    },
+    /// Close the agent's WebSocket (its stop message, if any, was sent before).
+    CloseAgent {
+        leg: LegId,
+    },
+    /// Ask the webhook; answer with [`Input::Webhook`].
+    AskWebhook(Box<WebhookRequest>),
+    Notice(Notice),
+    /// The call is over (no more outputs follow): its end and view.
+    Ended(Box<Ended>),
+}
+
+/// A finished call, for its record.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub reason: EndReason,
+    /// How the caller's dialog ended, as the endpoint saw it.
+    pub sip_end: Option<crate::core::sip::endpoint::EndReason>,
+    pub view: CallView,
+    pub caller_talk: Vec<Segment>,
+    pub agent_talk: Vec<Segment>,
+    pub rtp_in: u64,
+    pub rtp_out: u64,
+}
+
+/// Where the call's lifecycle stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the webhook's answer.
+    Routing,
+    /// The echo rings until this instant.
+    Delaying(Instant),
+    /// Waiting for the agent's WebSocket.
+    Connecting,
+    /// Waiting for the RTP port.
+    Leasing,
+    /// 200 OK sent; media flows.
+    Answered,
+    /// A final response was sent before the answer; waiting for the dialog to end.
+    Rejecting,
+    Ended,
+}
+
+/// One call: its legs, its route and its lifecycle.
+pub struct Call {
+    setup: Setup,
+    settings: Settings,
+    phase: Phase,
+    started: Instant,
+    answered_at: Option<Instant>,
+    ended_at: Option<Instant>,
+    ringing: bool,
+    /// Why we hung up, once we decided to.
+    hung_up: Option<EndReason>,
+    /// Why the call ended, once it has.
+    final_reason: Option<EndReason>,
+    sip_end: Option<crate::core::sip::endpoint::EndReason>,
+    /// The rejection sent before the answer.
+    rejected: Option<EndReason>,
+    /// The answering leg that takes over if the webhook fails.
+    fallback: Option<Answerer>,
+    /// The caller's media, once a port is leased.
+    media: Option<SipMedia>,
+    answerer: AnswerLeg,
+    /// The chosen answerer, between routing and the answer.
+    chosen: Option<Answerer>,
+    next_checkpoint: Option<Instant>,
+    scratch: Vec<i16>,
+    out: VecDeque<Output>,
+}
+
+impl Call {
+    /// A new call, just admitted (100 Trying sent); its first outputs are queued.
+    pub fn new(now: Instant, setup: Setup, settings: Settings) -> Self {
+        let mut call = Call {
+            settings,
+            phase: Phase::Routing,
+            started: now,
+            answered_at: None,
+            ended_at: None,
+            ringing: false,
+            hung_up: None,
+            final_reason: None,
+            sip_end: None,
+            rejected: None,
+            fallback: None,
+            media: None,
+            answerer: AnswerLeg::None,
+            chosen: None,
+            next_checkpoint: None,
+            scratch: Vec::with_capacity(640),
+            out: VecDeque::new(),
+            setup,
+        };
+        call.route(now);
+        call
+    }
+
+    pub fn id(&self) -> &CallId {
+        &self.setup.id
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    pub fn is_answered(&self) -> bool {
+        self.answered_at.is_some()
+    }
+
+    /// Feeds one input.
+    pub fn handle(&mut self, now: Instant, input: Input<'_>) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        match input {
+            Input::Sip { event, .. } => self.on_sip(now, event),
+            Input::Rtp { data, from, .. } => self.on_rtp(now, data, from),
+            Input::Port { port, .. } => self.on_port(now, port),
+            Input::AgentConnected { .. } => self.on_agent_connected(now),
+            Input::AgentConnectFailed { error, .. } => self.on_agent_connect_failed(now, &error),
+            Input::AgentMessage { msg, .. } => self.on_agent_message(now, msg),
+            Input::AgentClosed { .. } => self.on_agent_gone(now),
+            Input::Webhook(answer) => self.on_webhook(now, answer),
+            Input::Command(Command::Hangup) => self.hangup(EndReason::ApiHangup),
+            Input::Command(Command::Dtmf { digits }) => self.send_dtmf(&digits),
+            Input::Cut(CutReason::CallDuration) => self.hangup(EndReason::DurationCap),
+            Input::Cut(CutReason::DailyMinutes) => self.hangup(EndReason::MinutesCap),
+            Input::Shutdown => self.hangup(EndReason::Shutdown),
+        }
+    }
+
+    /// Timers: the next media frame, the echo's answer delay, checkpoints.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Phase::Delaying(until) = self.phase {
+            if now >= until {
+                self.lease_port();
+            }
+        }
+        if self.phase == Phase::Answered {
+            if self.next_checkpoint.is_some_and(|at| now >= at) {
+                self.next_checkpoint = self.settings.checkpoint_every.map(|every| now + every);
+                self.out.push_back(Output::Notice(Notice::Checkpoint));
+            }
+            if self
+                .media
+                .as_ref()
+                .is_some_and(|m| now >= m.next_frame_at())
+            {
+                self.tick(now);
+            }
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The RTP packet to send, if one was built (drain after every input and timeout).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, &[u8])> {
+        let media = self.media.as_mut()?;
+        let to = media.packet_to.take()?;
+        Some((to, &media.packet))
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        match self.phase {
+            Phase::Delaying(until) => at(until),
+            Phase::Answered => {
+                if let Some(m) = &self.media {
+                    at(m.next_frame_at());
+                }
+                if let Some(c) = self.next_checkpoint {
+                    at(c);
+                }
+            }
+            _ => {}
+        }
+        next
+    }
+
+    /// The call as the API shows it now.
+    pub fn view(&self, now: Instant) -> CallView {
+        let wall = |t: Instant| -> String {
+            let offset = t.saturating_duration_since(self.started);
+            self.setup
+                .started_wall
+                .checked_add(offset)
+                .unwrap_or(self.setup.started_wall)
+                .to_string()
+        };
+        let s = &self.setup;
+        let mut v = CallView::new(s.id.as_str(), s.direction, s.started_wall.to_string());
+        v.from = s.from.clone();
+        v.to = s.to.clone();
+        v.did = s.did.clone();
+        v.crt = s.crt.clone();
+        v.answered_at = self.answered_at.map(wall);
+        v.ended_at = self.ended_at.map(wall);
+        v.status = match (self.phase, self.answered_at) {
+            (Phase::Ended, _) => self.end_reason().call_status(self.is_answered()),
+            (_, Some(_)) => CallStatus::InProgress,
+            _ if self.ringing => CallStatus::Ringing,
+            _ => CallStatus::Queued,
+        };
+        if let Some(a) = self.answered_at {
+            let end = self.ended_at.unwrap_or(now);
+            v.duration_s = end.saturating_duration_since(a).as_secs_f64();
+        }
+        if let Some(m) = &self.media {
+            let talk =
+                |segs: &[Segment]| segs.iter().map(Segment::len_ms).sum::<u64>() as f64 / 1e3;
+            v.talk_s = TalkSeconds {
+                caller: talk(m.caller_vad.segments()),
+                agent: talk(m.agent_vad.segments()),
+            };
+            v.turns = vad::turns(m.caller_vad.segments(), m.agent_vad.segments())
+                .into_iter()
+                .map(|t| Turn {
+                    speaker: match t.speaker {
+                        vad::Speaker::Caller => Speaker::Caller,
+                        vad::Speaker::Agent => Speaker::Agent,
+                    },
+                    start_ms: t.start_ms,
+                    end_ms: t.end_ms,
+                })
+                .collect();
+        }
+        if self.phase == Phase::Ended {
+            let reason = self.end_reason();
+            v.end_reason = Some(reason.as_str());
+            v.sip_status = reason.sip_status(self.is_answered());
+        }
+        v
+    }
+
+    /// The talk segments so far (caller, agent), for billing and checkpoints.
+    pub fn talk(&self) -> (&[Segment], &[Segment]) {
+        match &self.media {
+            Some(m) => (m.caller_vad.segments(), m.agent_vad.segments()),
+            None => (&[], &[]),
+        }
+    }
+
+    fn end_reason(&self) -> EndReason {
+        self.final_reason
+            .clone()
+            .or_else(|| self.hung_up.clone())
+            .or_else(|| self.rejected.clone())
+            .unwrap_or(EndReason::EndedBeforeAnswer)
+    }
+
+    fn sip(&mut self, cmd: CallCommand) {
+        self.out.push_back(Output::Sip {
+            leg: leg::CALLER,
+            cmd,
+        });
+    }
+
+    fn notice(&mut self, n: Notice) {
+        self.out.push_back(Output::Notice(n));
+    }
+
+    /// Wall-clock Unix milliseconds at `now` (agent dialects stamp messages with it).
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let base = self.setup.started_wall.as_millisecond().max(0) as u64;
+        base + now.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    fn stream_meta(&self, t: &leg::AgentTarget) -> StreamMeta {
+        let s = &self.setup;
+        StreamMeta {
+            call_id: s.id.to_string(),
+            stream_id: s.stream_id.clone(),
+            account_id: self.settings.account_id.clone(),
+            from: s.from.clone(),
+            to: s.to.clone(),
+            did: s.did.clone(),
+            crt: s.crt.clone(),
+            direction: match s.direction {
+                Direction::Inbound => "inbound".into(),
+                Direction::Outbound => "outbound".into(),
+            },
+            custom_parameters: t.parameters.clone(),
+            extra_headers: t.extra_headers.clone(),
+            sample_rate: t.sample_rate,
+            encoding: t.encoding,
+        }
+    }
+
+    fn agent_leg(&mut self) -> Option<&mut AgentLeg> {
+        match &mut self.answerer {
+            AnswerLeg::Agent(a) => Some(a),
+            _ => None,
+        }
+    }
+}

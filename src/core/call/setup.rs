@@ -1,0 +1,346 @@
+//! A call's life outside the media path: routing (static, or the webhook while the caller
+//! hears ringing, with the static agent as fallback), the SDP check, the agent connect, the
+//! port lease, the answer, and every way it ends — a rejection, our hangup, the caller's.
+
+use std::time::Instant;
+
+use super::leg::{AgentLeg, AgentTarget, AnswerLeg, Answerer, WsState, ANSWERER};
+use super::media::SipMedia;
+use super::{Call, EndReason, Ended, Notice, Output, Phase, Route};
+use crate::core::agent::echo::EchoAgent;
+use crate::core::agent::Dialect;
+use crate::core::hooks::answer::WebhookAnswer;
+use crate::core::hooks::WebhookFailure;
+use crate::core::sip::endpoint::{CallCommand, CallEvent, EndReason as SipEnd};
+use crate::core::sip::sdp::{self, AnswerParams, SessionDescription};
+
+impl Call {
+    /// The first step: ask the webhook, or go straight to the static answerer.
+    pub(super) fn route(&mut self, now: Instant) {
+        match self.setup.route.clone() {
+            Route::Webhook { request, fallback } => {
+                self.fallback = fallback;
+                self.ring();
+                self.out.push_back(Output::AskWebhook(request));
+            }
+            Route::Static(answerer) => self.proceed(now, answerer),
+            Route::None => self.reject(EndReason::NoRoute),
+        }
+    }
+
+    fn ring(&mut self) {
+        if !self.ringing {
+            self.ringing = true;
+            self.sip(CallCommand::Ringing);
+            self.notice(Notice::Ringing);
+        }
+    }
+
+    pub(super) fn on_webhook(
+        &mut self,
+        now: Instant,
+        answer: Result<WebhookAnswer, WebhookFailure>,
+    ) {
+        if self.phase != Phase::Routing {
+            return;
+        }
+        match answer {
+            Ok(WebhookAnswer::Connect {
+                url,
+                dialect,
+                sample_rate,
+                encoding,
+                parameters,
+                extra_headers,
+                ..
+            }) => {
+                let fallback = match &self.fallback {
+                    Some(Answerer::Agent(t)) => Some(t),
+                    _ => None,
+                };
+                let target = AgentTarget {
+                    url,
+                    dialect: dialect
+                        .or(fallback.map(|t| t.dialect))
+                        .unwrap_or(Dialect::Twilio),
+                    sample_rate: sample_rate
+                        .or(fallback.map(|t| t.sample_rate))
+                        .unwrap_or(8000),
+                    encoding: encoding.unwrap_or_default(),
+                    parameters,
+                    extra_headers,
+                };
+                self.proceed(now, Answerer::Agent(target));
+            }
+            Ok(WebhookAnswer::Reject { status }) => self.reject(EndReason::WebhookReject(status)),
+            Err(failure) => match self.fallback.take() {
+                Some(answerer) => self.proceed(now, answerer),
+                None => self.reject(EndReason::Webhook(failure)),
+            },
+        }
+    }
+
+    /// The caller's offer, parsed; `Err` rejects the call.
+    fn offer(&self) -> Result<Option<SessionDescription>, EndReason> {
+        let Some(body) = self.setup.offer.as_deref() else {
+            return Ok(None);
+        };
+        sdp::parse(&String::from_utf8_lossy(body))
+            .map(Some)
+            .map_err(|_| EndReason::SdpUnparsable)
+    }
+
+    /// The answerer is known: check the media, then connect it (or ring for the echo's delay).
+    fn proceed(&mut self, now: Instant, answerer: Answerer) {
+        match self.offer() {
+            Ok(Some(o)) if sdp::answer(&o, &self.settings.answer).is_err() => {
+                return self.reject(EndReason::NoCommonCodec);
+            }
+            Ok(_) => {}
+            Err(r) => return self.reject(r),
+        }
+        self.chosen = Some(answerer.clone());
+        match answerer {
+            Answerer::Echo { answer_delay } => {
+                self.answerer = AnswerLeg::Echo(EchoAgent::new(8000));
+                match answer_delay {
+                    Some(delay) => {
+                        // The echo can take its time, as a webhook or a remote agent would:
+                        // the caller hears ringing and may cancel.
+                        self.ring();
+                        self.phase = Phase::Delaying(now + delay);
+                    }
+                    None => self.lease_port(),
+                }
+            }
+            Answerer::Agent(target) => {
+                self.ring();
+                let meta = self.stream_meta(&target);
+                let url = target.url.clone();
+                self.answerer = AnswerLeg::Agent(Box::new(AgentLeg::new(target, meta)));
+                self.phase = Phase::Connecting;
+                self.out
+                    .push_back(Output::ConnectAgent { leg: ANSWERER, url });
+            }
+        }
+    }
+
+    pub(super) fn on_agent_connected(&mut self, now: Instant) {
+        let phase = self.phase;
+        let Some(agent) = self.agent_leg() else {
+            return;
+        };
+        agent.state = WsState::Up;
+        match phase {
+            Phase::Connecting => self.lease_port(),
+            // A reconnect during the call: a fresh stream, the caller heard silence meanwhile.
+            Phase::Answered => {
+                if let Some(a) = self.agent_leg() {
+                    a.restart();
+                    a.state = WsState::Up;
+                }
+                if let Some(m) = &mut self.media {
+                    m.pacer.clear();
+                }
+                self.start_agent(now);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_agent_connect_failed(&mut self, _now: Instant, _error: &str) {
+        if let Some(a) = self.agent_leg() {
+            a.state = WsState::Closed;
+        }
+        match self.phase {
+            Phase::Connecting => self.reject(EndReason::AgentConnectFailed),
+            Phase::Answered => self.hangup(EndReason::AgentDisconnected),
+            _ => {}
+        }
+    }
+
+    pub(super) fn lease_port(&mut self) {
+        self.phase = Phase::Leasing;
+        self.out.push_back(Output::LeasePort {
+            leg: super::leg::CALLER,
+        });
+    }
+
+    pub(super) fn on_port(&mut self, now: Instant, port: Option<u16>) {
+        if self.phase != Phase::Leasing {
+            return;
+        }
+        let Some(port) = port else {
+            return self.reject(EndReason::NoMediaPorts);
+        };
+        let params = AnswerParams {
+            port,
+            ..self.settings.answer.clone()
+        };
+        let offer = match self.offer() {
+            Ok(o) => o,
+            Err(r) => return self.reject(r),
+        };
+        let media = match SipMedia::new(params, offer.as_ref(), self.setup.seed, now) {
+            Ok(m) => m,
+            Err(_) => return self.reject(EndReason::NoCommonCodec),
+        };
+        self.sip(CallCommand::Answer {
+            sdp: media.local_sdp.clone(),
+        });
+        self.media = Some(media);
+        self.phase = Phase::Answered;
+        self.answered_at = Some(now);
+        self.next_checkpoint = self.settings.checkpoint_every.map(|every| now + every);
+        self.notice(Notice::Answered);
+        self.start_agent(now);
+    }
+
+    /// The agent's opening messages (twilio `connected` + `start`, ...).
+    fn start_agent(&mut self, now: Instant) {
+        let now_ms = self.wall_ms(now);
+        let Some(agent) = self.agent_leg() else {
+            return;
+        };
+        let msgs = agent.codec.start(now_ms);
+        for msg in msgs {
+            self.out.push_back(Output::AgentSend { leg: ANSWERER, msg });
+        }
+    }
+
+    /// Refuses the call before the answer (the dialog's end completes it).
+    pub(super) fn reject(&mut self, reason: EndReason) {
+        if matches!(self.phase, Phase::Rejecting | Phase::Ended) {
+            return;
+        }
+        let status = reason.reject_status().unwrap_or(500);
+        self.rejected = Some(reason);
+        self.phase = Phase::Rejecting;
+        self.close_agent("rejected");
+        self.sip(CallCommand::Reject {
+            status,
+            reason: None,
+            headers: Vec::new(),
+        });
+    }
+
+    /// Ends the call from our side, once: BYE when answered, a final response while ringing.
+    pub(super) fn hangup(&mut self, reason: EndReason) {
+        if self.hung_up.is_some() || matches!(self.phase, Phase::Rejecting | Phase::Ended) {
+            return;
+        }
+        self.hung_up = Some(reason);
+        self.sip(CallCommand::Hangup);
+    }
+
+    pub(super) fn on_sip(&mut self, now: Instant, event: CallEvent) {
+        match event {
+            CallEvent::Ended(r) => self.on_dialog_end(now, r),
+            CallEvent::Acked { sdp } => {
+                if let (Some(answer), Some(m)) = (sdp, &mut self.media) {
+                    m.on_late_answer(&answer);
+                }
+                self.notice(Notice::Acked);
+            }
+            CallEvent::ReInvite { sdp } => {
+                let cmd = match self.media.as_mut().map(|m| m.on_reinvite(sdp.as_deref())) {
+                    Some(Ok(sdp)) => CallCommand::ReInviteAnswer { sdp },
+                    Some(Err(status)) => CallCommand::ReInviteReject { status },
+                    None => CallCommand::ReInviteReject { status: 491 },
+                };
+                self.sip(cmd);
+            }
+            CallEvent::Info { content_type, body } => {
+                if content_type.eq_ignore_ascii_case("application/dtmf-relay") {
+                    if let Some(d) = super::media::dtmf_relay_digit(&body) {
+                        self.on_digit(now, d, 100);
+                    }
+                }
+            }
+            CallEvent::Incoming(_) => {}
+        }
+    }
+
+    /// The dialog is gone: settle why, and finish.
+    fn on_dialog_end(&mut self, now: Instant, r: SipEnd) {
+        let reason = match (self.phase, r) {
+            (_, SipEnd::Canceled) => EndReason::Canceled,
+            (Phase::Rejecting, _) => self
+                .rejected
+                .clone()
+                .unwrap_or(EndReason::EndedBeforeAnswer),
+            (Phase::Answered, SipEnd::RemoteBye) => EndReason::CallerHangup,
+            (Phase::Answered, SipEnd::NoAck) => EndReason::NoAck,
+            (_, _) if self.hung_up.is_some() => {
+                self.hung_up.clone().unwrap_or(EndReason::LocalHangup)
+            }
+            (Phase::Answered, _) => EndReason::LocalHangup,
+            (_, SipEnd::RemoteBye) => EndReason::CallerHangup,
+            (_, SipEnd::Rejected(s)) => EndReason::Rejected(s),
+            (_, _) => EndReason::EndedBeforeAnswer,
+        };
+        self.final_reason = Some(reason);
+        self.sip_end = Some(r);
+        self.finish(now);
+    }
+
+    fn close_agent(&mut self, why: &str) {
+        let now_ms = self.wall_ms(self.ended_at.unwrap_or(self.started));
+        let answered = self.is_answered();
+        let Some(agent) = self.agent_leg() else {
+            return;
+        };
+        let was = agent.state;
+        agent.state = WsState::Closed;
+        if was == WsState::Closed {
+            return;
+        }
+        let stop = if answered && was == WsState::Up {
+            agent.codec.stop(why, now_ms)
+        } else {
+            None
+        };
+        if let Some(msg) = stop {
+            self.out.push_back(Output::AgentSend { leg: ANSWERER, msg });
+        }
+        self.out.push_back(Output::CloseAgent { leg: ANSWERER });
+    }
+
+    fn finish(&mut self, now: Instant) {
+        self.ended_at = Some(now);
+        let reason = self.end_reason();
+        if let Some(m) = &mut self.media {
+            let end_ms = m.elapsed_ms(now);
+            m.caller_vad.finish(end_ms);
+            m.agent_vad.finish(end_ms);
+        }
+        // What the agent's `stop` says: why we hung up, else the caller's hangup.
+        let why = self
+            .hung_up
+            .as_ref()
+            .map_or_else(|| "caller_hangup".to_string(), EndReason::as_str);
+        self.close_agent(&why);
+        self.phase = super::Phase::Ended;
+        let view = self.view(now);
+        let (caller_talk, agent_talk) = match &self.media {
+            Some(m) => (
+                m.caller_vad.segments().to_vec(),
+                m.agent_vad.segments().to_vec(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let (rtp_in, rtp_out) = self
+            .media
+            .as_ref()
+            .map_or((0, 0), |m| (m.rtp_in, m.rtp_out));
+        self.out.push_back(Output::Ended(Box::new(Ended {
+            reason,
+            sip_end: self.sip_end,
+            view,
+            caller_talk,
+            agent_talk,
+            rtp_in,
+            rtp_out,
+        })));
+    }
+}

@@ -1,0 +1,1 @@
+//! Scenario tests of the call machine with a virtual clock.
