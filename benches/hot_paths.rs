@@ -1,6 +1,9 @@
 //! `cargo bench`: throughput of the hot paths, printed as operations per second.
 //! Not a test: figures go into issue notes, never into assertions.
 
+#[path = "hot_paths/call_frames.rs"]
+mod call_frames;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -163,4 +166,7 @@ fn main() {
             black_box(codec.decode(black_box(msg)).map(|v| v.len()).unwrap_or(0));
         });
     }
+    call_frames::run(BODY, &mut |name, n, unit, f: &mut dyn FnMut()| {
+        bench(name, n, unit, f)
+    });
 }
