@@ -46,8 +46,7 @@ pub async fn run_guarded(
     ctx: Arc<Ctx>,
 ) {
     use futures_util::FutureExt;
-    let saved = info.clone();
-    let id = admitted.call_id.clone();
+    let saved = (info.clone(), admitted.clone());
     let task = run(key, info, admitted, events, ctl.clone(), ctx.clone());
     if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
         let what = panic
@@ -55,14 +54,15 @@ pub async fn run_guarded(
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        tracing::error!(panic = %what, call_id = %id, sip_call_id = %saved.sip_call_id, "call task failed; ending the call");
+        let (info, admitted) = saved;
+        tracing::error!(panic = %what, call_id = %admitted.call_id, sip_call_id = %info.sip_call_id, "call task failed; ending the call");
         let _ = ctl
             .send(EndpointMsg::Command {
                 call: key,
                 cmd: CallCommand::Hangup,
             })
             .await;
-        record::rejected_and_wait(&ctx, &saved, Some(id.as_str()), 500, "internal_error").await;
+        record::rejected_and_wait(&ctx, &info, &admitted, 500, "internal_error").await;
         ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::record_writer::Written;
 use super::{record, routing, Ctx};
-use crate::core::call::CallId;
+use crate::core::call::{CallId, EndReason};
 use crate::core::policy::{
     Admission, Attempt, CutReason, Decision, FloodGuard, Now, Policy, Scope, Ticket,
 };
@@ -297,6 +297,7 @@ impl EndpointTask {
         &mut self,
         call: CallKey,
         info: &IncomingCall,
+        admitted: &Admitted,
         cmd: CallCommand,
         why: &str,
     ) {
@@ -306,7 +307,7 @@ impl EndpointTask {
         };
         let ctl = self.ctl.clone();
         let later = cmd.clone();
-        let written = record::rejected(&self.ctx, info, status, why, move || {
+        let written = record::rejected(&self.ctx, info, admitted, status, why, move || {
             // On the writer thread (never inside the runtime): waiting for room is fine.
             let _ = ctl.blocking_send(EndpointMsg::Command { call, cmd: later });
         });
@@ -320,21 +321,27 @@ impl EndpointTask {
     /// on disk.
     fn on_incoming(&mut self, call: CallKey, info: IncomingCall) {
         let at = now();
+        // Who calls whom, decided once: admission, routing, the webhook, the agent and the
+        // record all use these.
+        let mut admitted = Admitted {
+            call_id: CallId::from_random(fastrand::u128(..)),
+            trunk: None,
+            caller: routing::caller_number(&info),
+            dialled: routing::dialled_did(&self.ctx.config(), &info),
+        };
         if self.draining() {
             let cmd = CallCommand::Reject {
                 status: 503,
                 reason: Some("Shutting Down".into()),
                 headers: vec![("Retry-After".into(), "30".into())],
             };
-            self.reject_after_record(call, &info, cmd, "shutdown");
+            self.reject_after_record(call, &info, &admitted, cmd, "shutdown");
             return;
         }
-        let caller = routing::caller_number(&info);
-        let dialled = routing::dialled_did(&self.ctx.config(), &info);
         let attempt = Attempt {
             source: info.source.ip(),
-            caller: caller.as_deref(),
-            dialled: dialled.as_deref(),
+            caller: admitted.caller.as_deref(),
+            dialled: admitted.dialled.as_deref(),
             headers: &info.headers,
             user_agent: info.user_agent.as_deref(),
         };
@@ -347,15 +354,10 @@ impl EndpointTask {
                         cmd: CallCommand::Proceed,
                     },
                 );
-                let admitted = Admitted {
-                    call_id: CallId::from_random(fastrand::u128(..)),
-                    trunk: ticket.scopes().iter().find_map(|s| match s {
-                        Scope::Trunk(name) => Some(name.to_string()),
-                        _ => None,
-                    }),
-                    caller,
-                    dialled,
-                };
+                admitted.trunk = ticket.scopes().iter().find_map(|s| match s {
+                    Scope::Trunk(name) => Some(name.to_string()),
+                    _ => None,
+                });
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.insert(call, Running { tx, ticket });
                 let spawned = self.ctx.calls.spawn(super::call::run_guarded(
@@ -389,7 +391,7 @@ impl EndpointTask {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     source = %info.source,
-                    caller = caller.as_deref().unwrap_or(""),
+                    caller = admitted.caller.as_deref().unwrap_or(""),
                     status,
                     reason = reason.as_str(),
                     "call rejected by policy"
@@ -402,7 +404,8 @@ impl EndpointTask {
                     reason: None,
                     headers,
                 };
-                self.reject_after_record(call, &info, cmd, &format!("policy_{}", reason.as_str()));
+                let why = EndReason::Policy { reason, status }.as_str();
+                self.reject_after_record(call, &info, &admitted, cmd, &why);
             }
             Decision::Drop { reason } => {
                 self.ctx

@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use super::Admitted;
 use super::Ctx;
 use crate::config::BillingConfig;
-use crate::core::call::{CallId, Ended};
+use crate::core::call::Ended;
 use crate::core::hooks::callback::{
     billable_seconds, CallCompleted, CallStatus, CallView, CallbackEvent, Direction,
 };
+use crate::core::sip::endpoint::IncomingCall;
 
 /// The record of a finished call: its view, billed per `[billing]`.
 pub fn build(ended: &Ended, billing: &BillingConfig) -> CallCompleted {
@@ -50,12 +52,13 @@ pub async fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) 
 /// run, and the answer is [`Written::Inline`].
 pub fn rejected(
     ctx: &Arc<Ctx>,
-    info: &crate::core::sip::endpoint::IncomingCall,
+    info: &IncomingCall,
+    admitted: &Admitted,
     status: u16,
     why: &str,
     then: impl FnOnce() + Send + 'static,
 ) -> super::record_writer::Written {
-    let (record, url) = rejected_record(ctx, info, status, why);
+    let (record, url) = rejected_record(ctx, info, admitted, status, why);
     let json = String::from_utf8(record.to_json()).unwrap_or_default();
     ctx.records
         .write(json, &record.event_id, url.as_deref(), then)
@@ -64,22 +67,20 @@ pub fn rejected(
 /// [`rejected`] for a call task: returns once the record is on disk.
 pub async fn rejected_and_wait(
     ctx: &Arc<Ctx>,
-    info: &crate::core::sip::endpoint::IncomingCall,
-    call_id: Option<&str>,
+    info: &IncomingCall,
+    admitted: &Admitted,
     status: u16,
     why: &str,
 ) {
-    let (mut record, url) = rejected_record(ctx, info, status, why);
-    if let Some(id) = call_id {
-        record.call.call_id = id.to_string();
-    }
+    let (record, url) = rejected_record(ctx, info, admitted, status, why);
     deliver(ctx, &record, url.as_deref()).await;
 }
 
 /// The record of a refused call and the callback URL that applies to it.
 fn rejected_record(
     ctx: &Arc<Ctx>,
-    info: &crate::core::sip::endpoint::IncomingCall,
+    info: &IncomingCall,
+    admitted: &Admitted,
     status: u16,
     why: &str,
 ) -> (CallCompleted, Option<String>) {
@@ -89,10 +90,13 @@ fn rejected_record(
         .and_then(|n| n.callback_url.clone())
         .or_else(|| config.callbacks.url.clone());
     let now = jiff::Timestamp::now();
-    let id = CallId::from_random(fastrand::u128(..));
-    let mut call = CallView::new(id.as_str(), Direction::Inbound, now.to_string());
-    call.from = super::routing::caller_number(info);
-    call.to = super::routing::dialled_did(&config, info);
+    let mut call = CallView::new(
+        admitted.call_id.as_str(),
+        Direction::Inbound,
+        now.to_string(),
+    );
+    call.from = admitted.caller.clone();
+    call.to = admitted.dialled.clone();
     call.did = info.did.clone();
     call.crt = info.crt.clone();
     call.ended_at = Some(now.to_string());

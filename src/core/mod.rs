@@ -1,7 +1,7 @@
 //! The sans-IO core: everything that decides, nothing that waits.
 //!
 //! Code under `core` never touches sockets, tasks, timers or the clock: each machine takes
-//! `now: Instant` and bytes or typed inputs, and returns outputs. The tokio shells in `io` and
+//! `now: Instant` and bytes or typed inputs, and returns outputs. The async shells in `io` and
 //! `app` feed it and carry its outputs out. This keeps every RFC timer testable with a virtual
 //! clock (tests run minutes of SIP time in microseconds).
 //!
@@ -13,7 +13,7 @@
 //! let next = machine.poll_timeout();       // when to call handle_timeout(now) again
 //! ```
 //!
-//! Must not import: tokio, `crate::io`, `crate::app`, `crate::api`, `crate::config`.
+//! Must not import: the async runtime, or the io, app, api and config layers.
 
 pub mod agent;
 pub mod call;

@@ -1,7 +1,7 @@
 //! Async shells around sockets. They move bytes and nothing else: parsing and decisions
 //! belong to `core`, composition to `app`.
 //!
-//! Must not import `crate::app`.
+//! Must not import the app layer.
 
 pub mod agent_ws;
 pub mod http;
