@@ -71,7 +71,7 @@ use crate::core::hooks::request::IncomingCall as WebhookRequest;
 use crate::core::hooks::WebhookFailure;
 use crate::core::media::vad::{self, Segment};
 use crate::core::policy::CutReason;
-use crate::core::sip::endpoint::{CallCommand, CallEvent};
+use crate::core::sip::endpoint::{CallCommand, CallEvent, EndReason as SipEnd};
 use crate::core::sip::sdp::AnswerParams;
 use leg::{AgentLeg, AnswerLeg, Answerer, LegId};
 use media::{RtpSeed, SipMedia};
@@ -449,7 +449,12 @@ impl Call {
         if self.phase == Phase::Ended {
             let reason = self.end_reason();
             v.end_reason = Some(reason.as_str());
-            v.sip_status = reason.sip_status(self.is_answered());
+            // What the caller actually got, where the endpoint says.
+            v.sip_status = match self.sip_end {
+                Some(SipEnd::Rejected(s)) if !self.is_answered() => Some(s),
+                Some(SipEnd::Canceled) => Some(487),
+                _ => reason.sip_status(self.is_answered()),
+            };
         }
         v
     }

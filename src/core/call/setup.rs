@@ -92,6 +92,10 @@ impl Call {
 
     /// The answerer is known: check the media, then connect it (or ring for the echo's delay).
     fn proceed(&mut self, now: Instant, answerer: Answerer) {
+        if self.hung_up.is_some() {
+            // We are ending the call already: set nothing more up.
+            return;
+        }
         match self.offer() {
             Ok(Some(o)) if sdp::answer(&o, &self.settings.answer).is_err() => {
                 return self.reject(EndReason::NoCommonCodec);
@@ -160,6 +164,9 @@ impl Call {
     }
 
     pub(super) fn lease_port(&mut self) {
+        if self.hung_up.is_some() {
+            return;
+        }
         self.phase = Phase::Leasing;
         self.out.push_back(Output::LeasePort {
             leg: super::leg::CALLER,
@@ -167,7 +174,7 @@ impl Call {
     }
 
     pub(super) fn on_port(&mut self, now: Instant, port: Option<u16>) {
-        if self.phase != Phase::Leasing {
+        if self.phase != Phase::Leasing || self.hung_up.is_some() {
             return;
         }
         let Some(port) = port else {
