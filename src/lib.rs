@@ -1,19 +1,23 @@
 //! trunkgate: a SIP/RTP media gateway that bridges phone calls to AI voice agents.
 //!
 //! ```text
-//!            ┌──────────── app (composition, one task per call) ────────────┐
-//!  UDP/TCP → │ io::sip_udp / io::sip_tcp ─► endpoint task ─► call task ─► media loop │ ↔ RTP
-//!            └──────────────┬───────────────────────────┬──────────────────┘
-//!                           ▼                           ▼
-//!         core (sans-IO): sip::{message, framing, txn, endpoint, sdp}, media::{g711, rtp,
-//!                         dtmf, tone}, agent::echo                    config (pure, validated)
+//!            ┌──────────── app (composition, one task per call) ─────────────────┐
+//!  UDP/TCP → │ io::sip_udp / io::sip_tcp ─► endpoint task ─► call driver (sockets) │ ↔ RTP, agent WS
+//!            └──────────────┬─────────────────────────────┬──────────────────────┘
+//!                           ▼                             ▼
+//!         core (sans-IO): sip::{message, framing, txn, endpoint, sdp}, policy, hooks,
+//!                         call (the per-call machine: legs, route, end reasons, view),
+//!                         media::{g711, rtp, dtmf, pacer, vad}, agent dialects        config (pure)
 //! ```
 //!
 //! A call: bytes arrive on a transport → `core::sip::message` parses them → the endpoint's
 //! server INVITE transaction answers 100 Trying → the endpoint reports an incoming call →
-//! `app` spawns the call task, which routes it to an agent, negotiates SDP, leases an RTP
-//! port and answers 200 OK → the media loop bridges RTP and the agent → BYE from either side
-//! (or an RTP timeout) ends it, the port goes back to the pool and the end is reported.
+//! admission (`core::policy`) decides, the call id is minted and the caller and dialled
+//! numbers are fixed → `app` spawns the call driver with a `core::call::Call` machine, which
+//! routes it (webhook while ringing, or a static agent), checks SDP, has the driver lease an
+//! RTP port and connect the agent, and answers 200 OK → the machine bridges RTP and the agent
+//! (the driver only moves packets and frames) → BYE from either side, an RTP timeout, a cap,
+//! the API or the drain ends it; the machine's `EndReason` and view become the record.
 
 pub mod api;
 pub mod app;
