@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::agent_ws::{WsAgent, WsTarget};
+use super::events::StatusEvents;
 use super::media::{Agent, MediaOutcome, MediaSession, MediaSetup};
 use super::record::{self, CallSummary};
 use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent};
@@ -18,7 +19,7 @@ use crate::config::{AgentConfig, Config, Dialect as CfgDialect};
 use crate::core::agent::echo::EchoAgent;
 use crate::core::agent::{AudioEncoding, Dialect, StreamMeta};
 use crate::core::hooks::answer::WebhookAnswer;
-use crate::core::hooks::callback::{CallStatus, Direction};
+use crate::core::hooks::callback::{CallStatus, CallView, Direction};
 use crate::core::hooks::request;
 use crate::core::sip::endpoint::{CallCommand, CallEvent, CallKey, EndReason, IncomingCall};
 use crate::core::sip::sdp::{self, AnswerParams, Codec};
@@ -69,7 +70,18 @@ pub async fn run_guarded(
 ) {
     use futures_util::FutureExt;
     let saved = info.clone();
-    let task = run(key, info, admitted, events, ctl.clone(), ctx.clone());
+    // INTEGRATION(C): the id is minted here so that a failed task's record keeps it (and its
+    // journal entry, if it was answered, is dropped once that record is on disk).
+    let call_id = super::record::new_call_id();
+    let task = run(
+        key,
+        call_id.clone(),
+        info,
+        admitted,
+        events,
+        ctl.clone(),
+        ctx.clone(),
+    );
     if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
         let what = panic
             .downcast_ref::<&str>()
@@ -83,20 +95,21 @@ pub async fn run_guarded(
                 cmd: CallCommand::Hangup,
             })
             .await;
-        record::rejected_and_wait(&ctx, &saved, 500, "internal_error").await;
+        record::rejected_and_wait(&ctx, &saved, 500, "internal_error", &call_id).await;
+        ctx.journal.ended(&call_id); // INTEGRATION(C)
         ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 pub async fn run(
     key: CallKey,
+    call_id: String, // INTEGRATION(C): minted by run_guarded
     info: IncomingCall,
     admitted: Admitted,
     events: mpsc::UnboundedReceiver<CallMsg>,
     ctl: mpsc::Sender<EndpointMsg>,
     ctx: Arc<Ctx>,
 ) {
-    let call_id = format!("tg-{:016x}", fastrand::u64(..));
     let span = tracing::info_span!("call", call_id = %call_id);
     let started_at = jiff::Timestamp::now();
     ctx.stats.calls_started.fetch_add(1, Ordering::Relaxed);
@@ -112,7 +125,11 @@ pub async fn run(
         .or_else(|| config.callbacks.url.clone());
     let from_number = routing::caller_number(&info);
     let to_number = routing::dialled_did(&config, &info);
+    // INTEGRATION(C): the call's status events (ringing/answered/completed) and journal.
+    let status_events = StatusEvents::new(callback_url, config.callbacks.events);
     let mut call = Call {
+        status_events,
+        started_at,
         key,
         call_id: call_id.clone(),
         info,
@@ -152,7 +169,10 @@ pub async fn run(
         caller_talk,
         agent_talk,
     };
-    let record = record::build(&summary, &config.billing);
+    // INTEGRATION(C): the final view goes out as call.completed (spool + CDR), then the
+    // journal entry is dropped.
+    let view = record::build(&summary, &config.billing);
+    let record = call.status_events.completed(&ctx, view).await;
     span.in_scope(|| {
         tracing::info!(
             end_reason = %result.end_reason,
@@ -163,7 +183,6 @@ pub async fn run(
             "call ended"
         )
     });
-    record::deliver(&ctx, &record, callback_url.as_deref()).await;
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     ctx.emit(GatewayEvent::CallEnded {
         call_id,
@@ -179,6 +198,9 @@ pub async fn run(
 }
 
 struct Call {
+    /// INTEGRATION(C): status events and journal of this call; when it was admitted.
+    status_events: StatusEvents,
+    started_at: jiff::Timestamp,
     key: CallKey,
     call_id: String,
     info: IncomingCall,
@@ -214,7 +236,26 @@ impl Call {
         if !self.ringing {
             self.ringing = true;
             self.command(CallCommand::Ringing).await;
+            // INTEGRATION(C): call.ringing once the 180 is on its way.
+            let view = self.view(CallStatus::Ringing, None);
+            self.status_events.ringing(&self.ctx, &view);
         }
+    }
+
+    /// INTEGRATION(C): the call's view as it stands (the machine will keep its own).
+    fn view(&self, status: CallStatus, answered_at: Option<jiff::Timestamp>) -> CallView {
+        let mut v = CallView::new(
+            &self.call_id,
+            Direction::Inbound,
+            self.started_at.to_string(),
+        );
+        v.status = status;
+        v.from = self.from_number.clone();
+        v.to = self.to_number.clone();
+        v.did = self.info.did.clone();
+        v.crt = self.info.crt.clone();
+        v.answered_at = answered_at.map(|t| t.to_string());
+        v
     }
 
     /// Rejects the INVITE and waits for the endpoint to confirm the end.
@@ -321,7 +362,7 @@ impl Call {
             connect_timeout: self.config.agent.connect_timeout,
             target: ws_target.map(|t| *t),
         };
-        let media = match MediaSession::new(setup, sock, agent) {
+        let mut media = match MediaSession::new(setup, sock, agent) {
             Ok(m) => m,
             Err(e) => {
                 tracing::info!(error = %e, "media setup failed");
@@ -333,6 +374,11 @@ impl Call {
         })
         .await;
         let answered_at = Some(jiff::Timestamp::now());
+        // INTEGRATION(C): call.answered and the journal entry right after the 200 OK; the
+        // media loop checkpoints the running call.
+        let view = self.view(CallStatus::InProgress, answered_at);
+        self.status_events.answered(&self.ctx, &view);
+        media.checkpoint_with(view, self.config.callbacks.checkpoint);
         let outcome = media.run(&mut self.events, &self.ctl, &self.ctx).await;
         drop(lease);
         let draining = self.ctx.draining.load(Ordering::Relaxed);
@@ -380,8 +426,15 @@ impl Call {
                 encoding,
                 parameters,
                 extra_headers,
+                callback_events,
+                callback_url,
                 ..
             }) => {
+                // INTEGRATION(C): the answer may redirect this call's status events; the
+                // 180 went out before it came, so call.ringing may be due now.
+                self.status_events.redirect(callback_url, callback_events);
+                let view = self.view(CallStatus::Ringing, None);
+                self.status_events.ringing(&self.ctx, &view);
                 let fallback = static_agent.as_ref();
                 let dialect = dialect
                     .or(fallback.map(|a| map_dialect(a.dialect)))

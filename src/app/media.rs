@@ -113,6 +113,8 @@ pub struct MediaSession {
     hangup_sent: Option<LocalEnd>,
     reconnected: bool,
     scratch: Vec<i16>,
+    /// INTEGRATION(C): the answered call's view and how often to journal it.
+    checkpoint: Option<(crate::core::call::CallView, Duration)>,
 }
 
 impl MediaSession {
@@ -158,9 +160,25 @@ impl MediaSession {
             hangup_sent: None,
             reconnected: false,
             scratch: Vec::with_capacity(640),
+            checkpoint: None,
             setup,
             sock,
         })
+    }
+
+    /// INTEGRATION(C): journal the running call (`view` with `duration_s` and the talk so
+    /// far) every `every` while the loop runs (the machine will emit `Checkpoint`).
+    pub fn checkpoint_with(&mut self, view: crate::core::call::CallView, every: Duration) {
+        self.checkpoint = Some((view, every.max(Duration::from_millis(10))));
+    }
+
+    fn checkpoint_now(&self, ctx: &Arc<Ctx>) {
+        if let Some((view, _)) = &self.checkpoint {
+            let mut v = view.clone();
+            v.duration_s = self.started.elapsed().as_secs_f64();
+            ctx.journal
+                .checkpoint(&v, self.caller_vad.segments(), self.agent_vad.segments());
+        }
     }
 
     pub fn local_sdp(&self) -> Vec<u8> {
@@ -191,6 +209,13 @@ impl MediaSession {
         self.started = Instant::now();
         let tick = tokio::time::sleep_until(self.started);
         tokio::pin!(tick);
+        // INTEGRATION(C): the journal checkpoint timer (disabled without a checkpoint view).
+        let every = self
+            .checkpoint
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |c| c.1);
+        let mut ckpt = tokio::time::interval_at(self.started + every, every);
+        ckpt.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Agent::Ws(ws) = &mut self.agent {
             ws.start();
         }
@@ -221,6 +246,7 @@ impl MediaSession {
                         self.hangup(ctl, LocalEnd::RtpTimeout).await;
                     }
                 }
+                _ = ckpt.tick(), if self.checkpoint.is_some() => self.checkpoint_now(ctx),
                 msg = next_ws(&mut self.agent) => {
                     self.on_agent_message(msg, ctl, ctx).await;
                     // The first frame of an agent turn goes out now, not at the next tick.

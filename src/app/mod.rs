@@ -7,6 +7,8 @@ mod agent_ws;
 mod alerts;
 mod call;
 mod endpoint_task;
+pub mod events;
+pub mod journal;
 mod media;
 pub mod notify;
 mod record;
@@ -106,6 +108,8 @@ pub struct Ctx {
     pub spool: Option<Spool>,
     /// Call records (callback spool + CDR), written off the call's path.
     pub records: record_writer::RecordWriter,
+    /// Answered calls, journaled so that a crash still produces their records.
+    pub journal: journal::Journal,
     /// HMAC key for webhook and callback signatures.
     pub secret: Option<Arc<Vec<u8>>>,
     /// Where call tasks run (see [`workers`]).
@@ -293,6 +297,19 @@ impl Gateway {
         let workers = workers::Workers::start(0).map_err(StartError::Workers)?;
         let records =
             record_writer::RecordWriter::start(spool.clone(), cdr).map_err(StartError::Workers)?;
+        // Calls that were up when the previous run died get their records before any new
+        // call is taken.
+        let journal_dir = config.callbacks.spool_dir.join("journal");
+        let recovered =
+            journal::recover(&journal_dir, &records, record::rule(&config.billing)).await;
+        if recovered != journal::Recovered::default() {
+            tracing::warn!(
+                records = recovered.records,
+                corrupt = recovered.corrupt,
+                "calls found up in the journal from the previous run were reported"
+            );
+        }
+        let journal = journal::Journal::open(&journal_dir);
         let ctx = Arc::new(Ctx {
             config: RwLock::new(Arc::new(config.clone())),
             ports,
@@ -303,6 +320,7 @@ impl Gateway {
             http,
             spool,
             records,
+            journal,
             secret,
             calls: workers.spawner(),
         });
@@ -461,5 +479,7 @@ impl Gateway {
             .records
             .flush(left.max(Duration::from_secs(1)))
             .await;
+        // Ended calls' journal entries go too, or the next start would report them again.
+        self.ctx.journal.flush(Duration::from_secs(5)).await;
     }
 }

@@ -1,13 +1,21 @@
 //! The end of a call: its record (PROTOCOLS.md §4), delivered to the callback URL through the
-//! durable spool and appended to the CDR file.
+//! durable spool and appended to the CDR file; and the envelope every status event shares.
+//!
+//! Owns: turning what is known about a call (times, VAD segments, `[billing]`) into its final
+//! [`CallView`] ([`settle`] is the one place talk, turns and the bill are filled in — the
+//! journal's recovery uses it too), and event ids (`evt-<call_id>-<seq>`: unique per event,
+//! and the same for a call's `call.completed` whether it was sent at the end or recovered
+//! after a crash, so a receiver's de-duplication holds across a restart).
+//! Must not: decide end reasons (the call does) or block a call worker on the disk (the
+//! record writer does the I/O).
 
 use std::sync::Arc;
 
 use super::Ctx;
 use crate::config::BillingConfig;
+use crate::core::call::billing::{self, Rule};
 use crate::core::hooks::callback::{
-    billable_seconds, CallCompleted, CallStatus, CallView, CallbackEvent, Direction, Speaker,
-    TalkSeconds, Turn,
+    CallCompleted, CallStatus, CallView, CallbackEvent, Direction, Speaker, TalkSeconds, Turn,
 };
 use crate::core::media::vad::{self, Segment};
 
@@ -30,27 +38,45 @@ pub struct CallSummary {
     pub agent_talk: Vec<Segment>,
 }
 
-pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
-    let duration_s = s
+/// `[billing]` as the billing rule takes it.
+pub fn rule(billing: &BillingConfig) -> Rule {
+    Rule {
+        minimum_s: billing.minimum_s,
+        increment_s: billing.increment_s,
+        exclude_silence: billing.exclude_silence,
+    }
+}
+
+/// The call's final view.
+pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallView {
+    let mut view = CallView::new(&s.call_id, s.direction, s.started_at.to_string());
+    view.status = s.status;
+    view.from = s.from.clone();
+    view.to = s.to.clone();
+    view.did = s.did.clone();
+    view.crt = s.crt.clone();
+    view.answered_at = s.answered_at.map(|t| t.to_string());
+    view.ended_at = Some(s.ended_at.to_string());
+    view.duration_s = s
         .answered_at
         .map(|a| (s.ended_at.as_microsecond() - a.as_microsecond()).max(0) as f64 / 1e6)
         .unwrap_or(0.0);
-    // An answered call bills at least the minimum, however short it was.
-    let billable_s = match s.answered_at {
-        Some(_) => billable_seconds(
-            duration_s.max(0.001),
-            billing.minimum_s,
-            billing.increment_s,
-        ),
-        None => 0,
+    view.end_reason = Some(s.end_reason.clone());
+    view.sip_status = s.sip_status;
+    settle(&mut view, &s.caller_talk, &s.agent_talk, rule(billing));
+    view
+}
+
+/// Fills in a view's talk time, turns and bill from its sides' VAD segments (milliseconds
+/// from the answer) and its `duration_s`. A call that was never answered (`answered_at`
+/// absent) bills nothing and has no basis.
+pub fn settle(view: &mut CallView, caller: &[Segment], agent: &[Segment], rule: Rule) {
+    let talk = |segs: &[Segment]| segs.iter().map(Segment::len_ms).sum::<u64>() as f64 / 1000.0;
+    view.talk_s = TalkSeconds {
+        caller: talk(caller),
+        agent: talk(agent),
     };
-    let talk = |segs: &[Segment]| {
-        segs.iter()
-            .map(|g| g.end_ms.saturating_sub(g.start_ms))
-            .sum::<u64>() as f64
-            / 1000.0
-    };
-    let turns = vad::turns(&s.caller_talk, &s.agent_talk)
+    view.turns = vad::turns(caller, agent)
         .into_iter()
         .map(|t| Turn {
             speaker: match t.speaker {
@@ -61,33 +87,27 @@ pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
             end_ms: t.end_ms,
         })
         .collect();
+    (view.billable_s, view.billing) = match view.answered_at {
+        Some(_) => {
+            let (billable, basis) = billing::bill(rule, view.duration_s, caller, agent);
+            (billable, Some(basis))
+        }
+        None => (0, None),
+    };
+}
+
+/// A call's `seq`-th status event.
+pub fn event_id(call_id: &str, seq: u32) -> String {
+    format!("evt-{call_id}-{seq}")
+}
+
+/// The status event `event` (the call's `seq`-th) carrying `view`.
+pub fn envelope(event: CallbackEvent, seq: u32, view: CallView) -> CallCompleted {
     CallCompleted {
-        event: CallbackEvent::Completed,
-        event_id: format!("evt-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
-        seq: 1,
-        call: CallView {
-            call_id: s.call_id.clone(),
-            direction: s.direction,
-            status: s.status,
-            from: s.from.clone(),
-            to: s.to.clone(),
-            did: s.did.clone(),
-            crt: s.crt.clone(),
-            started_at: s.started_at.to_string(),
-            answered_at: s.answered_at.map(|t| t.to_string()),
-            ended_at: Some(s.ended_at.to_string()),
-            duration_s,
-            billable_s,
-            talk_s: TalkSeconds {
-                caller: talk(&s.caller_talk),
-                agent: talk(&s.agent_talk),
-            },
-            turns,
-            end_reason: Some(s.end_reason.clone()),
-            sip_status: s.sip_status,
-            recording_url: None,
-            billing: None,
-        },
+        event,
+        event_id: event_id(&view.call_id, seq),
+        seq,
+        call: view,
     }
 }
 
@@ -97,14 +117,14 @@ pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
 pub async fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) {
     let json = String::from_utf8(record.to_json()).unwrap_or_default();
     ctx.records
-        .write_and_wait(json, &record.event_id, url)
+        .write_and_wait(json, &record.event_id, url, true)
         .await;
 }
 
 /// The record of a call refused before any work (admission): CDR and callback like any other.
 /// `then` runs once the record is on disk (the rejection's response waits for it), unless
 /// the writer's queue was full: then the record was written here, at once, `then` does not
-/// run, and the answer is [`Written::Inline`].
+/// run, and the answer is [`Written::Inline`](super::record_writer::Written::Inline).
 pub fn rejected(
     ctx: &Arc<Ctx>,
     info: &crate::core::sip::endpoint::IncomingCall,
@@ -112,21 +132,28 @@ pub fn rejected(
     why: &str,
     then: impl FnOnce() + Send + 'static,
 ) -> super::record_writer::Written {
-    let (record, url) = rejected_record(ctx, info, status, why);
+    let (record, url) = rejected_record(ctx, info, status, why, None);
     let json = String::from_utf8(record.to_json()).unwrap_or_default();
     ctx.records
-        .write(json, &record.event_id, url.as_deref(), then)
+        .write(json, &record.event_id, url.as_deref(), true, then)
 }
 
-/// [`rejected`] for a call task: returns once the record is on disk.
+/// [`rejected`] for a call task that already has its id (a call task that failed): returns
+/// once the record is on disk.
 pub async fn rejected_and_wait(
     ctx: &Arc<Ctx>,
     info: &crate::core::sip::endpoint::IncomingCall,
     status: u16,
     why: &str,
+    call_id: &str,
 ) {
-    let (record, url) = rejected_record(ctx, info, status, why);
+    let (record, url) = rejected_record(ctx, info, status, why, Some(call_id));
     deliver(ctx, &record, url.as_deref()).await;
+}
+
+/// A fresh call id for a call refused before it had one.
+pub fn new_call_id() -> String {
+    format!("tg-{:016x}", fastrand::u64(..))
 }
 
 /// The record of a refused call and the callback URL that applies to it.
@@ -135,15 +162,17 @@ fn rejected_record(
     info: &crate::core::sip::endpoint::IncomingCall,
     status: u16,
     why: &str,
+    call_id: Option<&str>,
 ) -> (CallCompleted, Option<String>) {
     let config = ctx.config();
     let number = super::routing::find_number(&config, info);
     let url = number
         .and_then(|n| n.callback_url.clone())
-        .or_else(|| config.callbacks.url.clone());
+        .or_else(|| config.callbacks.url.clone())
+        .filter(|_| config.callbacks.events.contains(CallbackEvent::Completed));
     let now = jiff::Timestamp::now();
     let summary = CallSummary {
-        call_id: format!("tg-{:016x}", fastrand::u64(..)),
+        call_id: call_id.map_or_else(new_call_id, str::to_string),
         direction: Direction::Inbound,
         from: super::routing::caller_number(info),
         to: super::routing::dialled_did(&config, info),
@@ -161,5 +190,10 @@ fn rejected_record(
         caller_talk: Vec::new(),
         agent_talk: Vec::new(),
     };
-    (build(&summary, &config.billing), url)
+    let view = build(&summary, &config.billing);
+    // A refused call sends nothing before its record: it is the call's first event. (A call
+    // task that failed may have sent some; its record is still the last word, and the
+    // receiver orders by seq, so it takes a seq past anything it can have sent.)
+    let seq = if call_id.is_some() { u32::MAX } else { 1 };
+    (envelope(CallbackEvent::Completed, seq, view), url)
 }
