@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 use super::agent_ws::WsConn;
+use super::events::StatusEvents;
 use super::record;
 use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::{AgentConfig, Config, Dialect as CfgDialect, OnDisconnect};
@@ -62,7 +63,10 @@ pub async fn run_guarded(
                 cmd: CallCommand::Hangup,
             })
             .await;
-        record::rejected_and_wait(&ctx, &info, &admitted, 500, "internal_error").await;
+        record::failed_and_wait(&ctx, &info, &admitted).await;
+        // Its record is on disk: a journal entry of the call (if it was answered) must not
+        // become a second record on the next start.
+        ctx.journal.ended(admitted.call_id.as_str());
         ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -106,6 +110,7 @@ pub async fn run(
     );
     let mut driver = Driver {
         call: machine,
+        status: StatusEvents::new(callback_url, config.callbacks.events),
         key,
         ctl,
         ctx: ctx.clone(),
@@ -118,8 +123,11 @@ pub async fn run(
         ended: None,
     };
     let ended = driver.run().instrument(span.clone()).await;
-    drop(driver);
-    let record = record::build(&ended, &config.billing);
+    let view = record::build(&ended, &config.billing);
+    let mut status = driver.status;
+    drop(driver.rtp.take());
+    // The record (spool + CDR) is on disk before the journal entry goes.
+    let record = status.completed(&ctx, view).await;
     span.in_scope(|| {
         tracing::info!(
             end_reason = %ended.reason.as_str(),
@@ -130,7 +138,6 @@ pub async fn run(
             "call ended"
         )
     });
-    record::deliver(&ctx, &record, callback_url.as_deref()).await;
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     ctx.emit(GatewayEvent::CallEnded {
         call_id,
@@ -154,6 +161,8 @@ struct Rtp {
 
 struct Driver {
     call: Call,
+    /// The call's status events and journal entry.
+    status: StatusEvents,
     key: CallKey,
     ctl: mpsc::Sender<EndpointMsg>,
     ctx: Arc<Ctx>,
@@ -196,8 +205,16 @@ impl Driver {
                 c = pending(&mut self.connecting) => self.on_connected(c),
                 a = pending(&mut self.webhook) => {
                     self.webhook = None;
-                    if let Err(e) = &a {
-                        tracing::warn!(error = %e, "inbound webhook failed");
+                    match &a {
+                        Err(e) => tracing::warn!(error = %e, "inbound webhook failed"),
+                        Ok(WebhookAnswer::Connect { callback_url, callback_events, .. }) => {
+                            // The answer may redirect this call's status events; the 180
+                            // went out before it came, so call.ringing may be due now.
+                            self.status.redirect(callback_url.clone(), *callback_events);
+                            let view = self.call.view(Instant::now());
+                            self.status.ringing(&self.ctx, &view);
+                        }
+                        Ok(_) => {}
                     }
                     self.call.handle(Instant::now(), Input::Webhook(a));
                 }
@@ -364,7 +381,19 @@ impl Driver {
     fn on_notice(&mut self, n: Notice) {
         let stats = &self.ctx.stats;
         match n {
-            Notice::Ringing | Notice::Answered | Notice::Checkpoint => {}
+            Notice::Ringing => {
+                let view = self.call.view(Instant::now());
+                self.status.ringing(&self.ctx, &view);
+            }
+            Notice::Answered => {
+                let view = self.call.view(Instant::now());
+                self.status.answered(&self.ctx, &view);
+            }
+            Notice::Checkpoint => {
+                let view = self.call.view(Instant::now());
+                let (caller, agent) = self.call.talk();
+                self.status.checkpoint(&self.ctx, &view, caller, agent);
+            }
             Notice::Acked => self.ctx.emit(GatewayEvent::CallAnswered {
                 call_id: self.call.id().to_string(),
             }),
@@ -469,7 +498,7 @@ fn settings(config: &Config, info: &IncomingCall) -> Settings {
             session_version: 1,
             user: "trunkgate".to_string(),
         },
-        checkpoint_every: None,
+        checkpoint_every: Some(config.callbacks.checkpoint),
         account_id: "trunkgate".to_string(),
     }
 }

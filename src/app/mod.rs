@@ -7,6 +7,8 @@ mod agent_ws;
 mod alerts;
 mod call;
 mod endpoint_task;
+pub mod events;
+pub mod journal;
 pub mod notify;
 mod record;
 mod record_writer;
@@ -105,6 +107,8 @@ pub struct Ctx {
     pub spool: Option<Spool>,
     /// Call records (callback spool + CDR), written off the call's path.
     pub records: record_writer::RecordWriter,
+    /// Answered calls, journaled so that a crash still produces their records.
+    pub journal: journal::Journal,
     /// HMAC key for webhook and callback signatures.
     pub secret: Option<Arc<Vec<u8>>>,
     /// Where call tasks run (see [`workers`]).
@@ -292,6 +296,19 @@ impl Gateway {
         let workers = workers::Workers::start(0).map_err(StartError::Workers)?;
         let records =
             record_writer::RecordWriter::start(spool.clone(), cdr).map_err(StartError::Workers)?;
+        // Calls that were up when the previous run died get their records before any new
+        // call is taken.
+        let journal_dir = config.callbacks.spool_dir.join("journal");
+        let recovered =
+            journal::recover(&journal_dir, &records, record::rule(&config.billing)).await;
+        if recovered != journal::Recovered::default() {
+            tracing::warn!(
+                records = recovered.records,
+                corrupt = recovered.corrupt,
+                "calls found up in the journal from the previous run were reported"
+            );
+        }
+        let journal = journal::Journal::open(&journal_dir);
         let ctx = Arc::new(Ctx {
             config: RwLock::new(Arc::new(config.clone())),
             ports,
@@ -302,6 +319,7 @@ impl Gateway {
             http,
             spool,
             records,
+            journal,
             secret,
             calls: workers.spawner(),
         });
@@ -460,5 +478,15 @@ impl Gateway {
             .records
             .flush(left.max(Duration::from_secs(1)))
             .await;
+        // Ended calls' journal entries go too, or the next start would report them again.
+        self.ctx.journal.flush(Duration::from_secs(5)).await;
+        // The callbacks of the calls just ended get a short chance to go out now (bounded;
+        // what is left stays spooled and goes out on the next start).
+        if let Some(spool) = &self.ctx.spool {
+            let give_up = tokio::time::Instant::now() + Duration::from_secs(2);
+            while spool.pending() > 0 && tokio::time::Instant::now() < give_up {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
 }

@@ -1,38 +1,88 @@
 //! The end of a call: its record (PROTOCOLS.md §4), delivered to the callback URL through the
-//! durable spool and appended to the CDR file.
+//! durable spool and appended to the CDR file; and the envelope every status event shares.
+//!
+//! Owns: turning what is known about a call (times, VAD segments, `[billing]`) into its final
+//! [`CallView`] ([`settle`] is the one place talk, turns and the bill are filled in — the
+//! journal's recovery uses it too), and event ids (`evt-<call_id>-<seq>`: unique per event,
+//! and the same for a call's `call.completed` whether it was sent at the end or recovered
+//! after a crash, so a receiver's de-duplication holds across a restart).
+//! Must not: decide end reasons (the call does) or block a call worker on the disk (the
+//! record writer does the I/O).
 
 use std::sync::Arc;
 
-use super::Admitted;
-use super::Ctx;
+use super::{Admitted, Ctx};
 use crate::config::BillingConfig;
+use crate::core::call::billing::{self, Rule};
 use crate::core::call::Ended;
 use crate::core::hooks::callback::{
-    billable_seconds, CallCompleted, CallStatus, CallView, CallbackEvent, Direction,
+    CallCompleted, CallStatus, CallView, CallbackEvent, Direction, Speaker, TalkSeconds, Turn,
 };
+use crate::core::media::vad::{self, Segment};
 use crate::core::sip::endpoint::IncomingCall;
 
-/// The record of a finished call: its view, billed per `[billing]`.
-pub fn build(ended: &Ended, billing: &BillingConfig) -> CallCompleted {
-    let mut call = ended.view.clone();
-    // An answered call bills at least the minimum, however short it was.
-    call.billable_s = match call.answered_at {
-        Some(_) => billable_seconds(
-            call.duration_s.max(0.001),
-            billing.minimum_s,
-            billing.increment_s,
-        ),
-        None => 0,
-    };
-    envelope(call)
+/// `[billing]` as the billing rule takes it.
+pub fn rule(billing: &BillingConfig) -> Rule {
+    Rule {
+        minimum_s: billing.minimum_s,
+        increment_s: billing.increment_s,
+        exclude_silence: billing.exclude_silence,
+    }
 }
 
-fn envelope(call: CallView) -> CallCompleted {
+/// The call's final view: the machine's, with talk, turns and the bill settled.
+pub fn build(ended: &Ended, billing: &BillingConfig) -> CallView {
+    let mut view = ended.view.clone();
+    settle(
+        &mut view,
+        &ended.caller_talk,
+        &ended.agent_talk,
+        rule(billing),
+    );
+    view
+}
+
+/// Fills in a view's talk time, turns and bill from its sides' VAD segments (milliseconds
+/// from the answer) and its `duration_s`. A call that was never answered (`answered_at`
+/// absent) bills nothing and has no basis.
+pub fn settle(view: &mut CallView, caller: &[Segment], agent: &[Segment], rule: Rule) {
+    let talk = |segs: &[Segment]| segs.iter().map(Segment::len_ms).sum::<u64>() as f64 / 1000.0;
+    view.talk_s = TalkSeconds {
+        caller: talk(caller),
+        agent: talk(agent),
+    };
+    view.turns = vad::turns(caller, agent)
+        .into_iter()
+        .map(|t| Turn {
+            speaker: match t.speaker {
+                vad::Speaker::Caller => Speaker::Caller,
+                vad::Speaker::Agent => Speaker::Agent,
+            },
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+        })
+        .collect();
+    (view.billable_s, view.billing) = match view.answered_at {
+        Some(_) => {
+            let (billable, basis) = billing::bill(rule, view.duration_s, caller, agent);
+            (billable, Some(basis))
+        }
+        None => (0, None),
+    };
+}
+
+/// A call's `seq`-th status event.
+pub fn event_id(call_id: &str, seq: u32) -> String {
+    format!("evt-{call_id}-{seq}")
+}
+
+/// The status event `event` (the call's `seq`-th) carrying `view`.
+pub fn envelope(event: CallbackEvent, seq: u32, view: CallView) -> CallCompleted {
     CallCompleted {
-        event: CallbackEvent::Completed,
-        event_id: format!("evt-{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..)),
-        seq: 1,
-        call,
+        event,
+        event_id: event_id(&view.call_id, seq),
+        seq,
+        call: view,
     }
 }
 
@@ -42,14 +92,14 @@ fn envelope(call: CallView) -> CallCompleted {
 pub async fn deliver(ctx: &Arc<Ctx>, record: &CallCompleted, url: Option<&str>) {
     let json = String::from_utf8(record.to_json()).unwrap_or_default();
     ctx.records
-        .write_and_wait(json, &record.event_id, url)
+        .write_and_wait(json, &record.event_id, url, true)
         .await;
 }
 
 /// The record of a call refused before any work (admission): CDR and callback like any other.
 /// `then` runs once the record is on disk (the rejection's response waits for it), unless
 /// the writer's queue was full: then the record was written here, at once, `then` does not
-/// run, and the answer is [`Written::Inline`].
+/// run, and the answer is [`Written::Inline`](super::record_writer::Written::Inline).
 pub fn rejected(
     ctx: &Arc<Ctx>,
     info: &IncomingCall,
@@ -58,21 +108,17 @@ pub fn rejected(
     why: &str,
     then: impl FnOnce() + Send + 'static,
 ) -> super::record_writer::Written {
-    let (record, url) = rejected_record(ctx, info, admitted, status, why);
+    let (record, url) = rejected_record(ctx, info, admitted, status, why, 1);
     let json = String::from_utf8(record.to_json()).unwrap_or_default();
     ctx.records
-        .write(json, &record.event_id, url.as_deref(), then)
+        .write(json, &record.event_id, url.as_deref(), true, then)
 }
 
-/// [`rejected`] for a call task: returns once the record is on disk.
-pub async fn rejected_and_wait(
-    ctx: &Arc<Ctx>,
-    info: &IncomingCall,
-    admitted: &Admitted,
-    status: u16,
-    why: &str,
-) {
-    let (record, url) = rejected_record(ctx, info, admitted, status, why);
+/// The record of a call task that failed (a bug): returns once the record is on disk.
+pub async fn failed_and_wait(ctx: &Arc<Ctx>, info: &IncomingCall, admitted: &Admitted) {
+    // A failed task may have sent events already; its record is still the last word, and
+    // receivers order by seq, so it takes a seq past anything it can have sent.
+    let (record, url) = rejected_record(ctx, info, admitted, 500, "internal_error", u32::MAX);
     deliver(ctx, &record, url.as_deref()).await;
 }
 
@@ -83,28 +129,26 @@ fn rejected_record(
     admitted: &Admitted,
     status: u16,
     why: &str,
+    seq: u32,
 ) -> (CallCompleted, Option<String>) {
     let config = ctx.config();
     let number = super::routing::find_number(&config, info);
     let url = number
         .and_then(|n| n.callback_url.clone())
-        .or_else(|| config.callbacks.url.clone());
-    let now = jiff::Timestamp::now();
-    let mut call = CallView::new(
-        admitted.call_id.as_str(),
-        Direction::Inbound,
-        now.to_string(),
-    );
-    call.from = admitted.caller.clone();
-    call.to = admitted.dialled.clone();
-    call.did = info.did.clone();
-    call.crt = info.crt.clone();
-    call.ended_at = Some(now.to_string());
-    call.status = match status {
+        .or_else(|| config.callbacks.url.clone())
+        .filter(|_| config.callbacks.events.contains(CallbackEvent::Completed));
+    let now = jiff::Timestamp::now().to_string();
+    let mut view = CallView::new(admitted.call_id.as_str(), Direction::Inbound, now.clone());
+    view.from = admitted.caller.clone();
+    view.to = admitted.dialled.clone();
+    view.did = info.did.clone();
+    view.crt = info.crt.clone();
+    view.ended_at = Some(now);
+    view.status = match status {
         486 | 600 => CallStatus::Busy,
         _ => CallStatus::Failed,
     };
-    call.end_reason = Some(why.to_string());
-    call.sip_status = Some(status);
-    (envelope(call), url)
+    view.end_reason = Some(why.to_string());
+    view.sip_status = Some(status);
+    (envelope(CallbackEvent::Completed, seq, view), url)
 }

@@ -9,6 +9,8 @@
 //! offered at 3,000/s, all refused by policy, each with a callback: 7.1 s to refuse them all
 //! with the records written inline, 3.5 s through this writer.
 //!
+//! Only `call.completed` records become CDR lines; the other status events are spooled only.
+//!
 //! Owns: the CDR file, the batching, the bounded queue (full → the caller writes its record
 //! itself, at once: backpressure instead of unbounded memory under a flood). A record that
 //! cannot be written is logged whole (never dropped silently); its `then` runs all the same.
@@ -34,6 +36,8 @@ enum Job {
         json: String,
         event_id: String,
         url: Option<String>,
+        /// Appended to the CDR file too (only `call.completed` records are).
+        cdr: bool,
         then: Then,
     },
     /// Runs once every record queued before it is on disk.
@@ -77,19 +81,21 @@ impl RecordWriter {
         Ok(RecordWriter { tx, sink })
     }
 
-    /// Queues a record (spooled for `url` when given, and a CDR line); `then` runs once it is
-    /// on disk (or failed and was logged). See [`Written`] for the full queue.
+    /// Queues a record (spooled for `url` when given, and a CDR line when `cdr`); `then`
+    /// runs once it is on disk (or failed and was logged). See [`Written`] for the full queue.
     pub fn write(
         &self,
         json: String,
         event_id: &str,
         url: Option<&str>,
+        cdr: bool,
         then: impl FnOnce() + Send + 'static,
     ) -> Written {
         let job = Job::Record {
             json,
             event_id: event_id.to_string(),
             url: url.map(str::to_string),
+            cdr,
             then: Box::new(then),
         };
         match self.tx.try_send(job) {
@@ -102,9 +108,9 @@ impl RecordWriter {
     }
 
     /// Queues a record and returns once it is on disk.
-    pub async fn write_and_wait(&self, json: String, event_id: &str, url: Option<&str>) {
+    pub async fn write_and_wait(&self, json: String, event_id: &str, url: Option<&str>, cdr: bool) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let written = self.write(json, event_id, url, move || {
+        let written = self.write(json, event_id, url, cdr, move || {
             let _ = tx.send(());
         });
         if let Written::Queued = written {
@@ -155,15 +161,16 @@ fn run(rx: mpsc::Receiver<Job>, sink: &Sink) {
 }
 
 fn write_batch(batch: &[Job], sink: &Sink) {
-    let records: Vec<(&str, &str, Option<&str>)> = batch
+    let records: Vec<(&str, &str, Option<&str>, bool)> = batch
         .iter()
         .filter_map(|j| match j {
             Job::Record {
                 json,
                 event_id,
                 url,
+                cdr,
                 ..
-            } => Some((json.as_str(), event_id.as_str(), url.as_deref())),
+            } => Some((json.as_str(), event_id.as_str(), url.as_deref(), *cdr)),
             Job::Barrier(_) => None,
         })
         .collect();
@@ -173,7 +180,7 @@ fn write_batch(batch: &[Job], sink: &Sink) {
     if let Some(spool) = &sink.spool {
         let wanted: Vec<(&str, (&str, &str, &str))> = records
             .iter()
-            .filter_map(|&(json, event_id, url)| Some((json, (url?, event_id, json))))
+            .filter_map(|&(json, event_id, url, _)| Some((json, (url?, event_id, json))))
             .collect();
         if !wanted.is_empty() {
             let items: Vec<(&str, &str, &str)> = wanted.iter().map(|(_, i)| *i).collect();
@@ -184,15 +191,23 @@ fn write_batch(batch: &[Job], sink: &Sink) {
             }
         }
     }
+    let lines_of: Vec<&str> = records
+        .iter()
+        .filter(|r| r.3)
+        .map(|&(json, ..)| json)
+        .collect();
+    if lines_of.is_empty() {
+        return;
+    }
     let mut cdr = sink.cdr.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(f) = cdr.as_mut() {
-        let mut lines = Vec::with_capacity(records.iter().map(|r| r.0.len() + 1).sum());
-        for (json, _, _) in &records {
+        let mut lines = Vec::with_capacity(lines_of.iter().map(|j| j.len() + 1).sum());
+        for json in &lines_of {
             lines.extend_from_slice(json.as_bytes());
             lines.push(b'\n');
         }
         if f.write_all(&lines).and_then(|()| f.sync_data()).is_err() {
-            for (json, _, _) in &records {
+            for json in &lines_of {
                 tracing::error!(record = %json, "cannot append CDR");
             }
         }
@@ -231,6 +246,7 @@ mod tests {
                 format!("{{\"n\":{k}}}"),
                 &format!("e{k}"),
                 None,
+                true,
                 move || {
                     // Runs on the writer thread after the batch holding record k was synced.
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -255,7 +271,10 @@ mod tests {
         let path = dir.join("cdr.jsonl");
         let file = std::fs::File::create(&path).expect("cdr");
         let w = RecordWriter::start(None, Some(file)).expect("writer");
-        w.write_and_wait("{\"a\":1}".into(), "e", None).await;
+        w.write_and_wait("{\"a\":1}".into(), "e", None, true).await;
+        // Not for the CDR (a call.ringing, say): on disk without a line.
+        w.write_and_wait("{\"b\":1}".into(), "e2", None, false)
+            .await;
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":1}\n");
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -267,7 +286,7 @@ mod tests {
         let file = std::fs::File::create(&path).expect("cdr");
         let w = RecordWriter::start(None, Some(file)).expect("writer");
         for k in 0..50 {
-            let _ = w.write(format!("{k}"), "e", None, || {});
+            let _ = w.write(format!("{k}"), "e", None, true, || {});
         }
         w.flush(Duration::from_secs(30)).await;
         let text = std::fs::read_to_string(&path).expect("read");

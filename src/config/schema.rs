@@ -77,6 +77,8 @@ pub(crate) struct RawCallbacks {
     pub max_attempts: Opt<u32>,
     pub retry_backoff: Opt<IntOrStr>,
     pub cdr_file: Opt<String>,
+    pub events: Option<StrList>,
+    pub checkpoint: Opt<IntOrStr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +101,7 @@ pub(crate) struct RawRecording {
 pub(crate) struct RawBilling {
     pub minimum_s: Option<u32>,
     pub increment_s: Opt<u32>,
+    pub exclude_silence: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::policy::PolicyConfig;
+use crate::core::hooks::callback::EventSet;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -144,6 +145,11 @@ pub struct CallbacksConfig {
     pub retry_backoff: Duration,
     /// One JSON line per ended call; `None` → no CDR file.
     pub cdr_file: Option<PathBuf>,
+    /// The status events calls send (a webhook answer's `callback_events` overrides it).
+    pub events: EventSet,
+    /// How often an answered call's running duration and talk are journaled (crash-safe
+    /// records, `<spool_dir>/journal`); more than 0.
+    pub checkpoint: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +164,8 @@ pub struct BillingConfig {
     pub minimum_s: u32,
     /// Billing granularity after the minimum; at least 1.
     pub increment_s: u32,
+    /// After the minimum, bill only the seconds in which someone speaks.
+    pub exclude_silence: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -20,8 +20,9 @@ use super::types::{
 };
 use super::validate::{
     duration, has_control, http_url, is_host_name, list, optional_path, optional_text,
-    parse_socket, size, span_of, Listener,
+    parse_socket, size, span_of, values, Listener,
 };
+use crate::core::hooks::callback::{CallbackEvent, EventSet};
 
 const DEFAULT_SIP_LISTEN: &str = "0.0.0.0:5060";
 const MIN_MESSAGE_SIZE: usize = 1 << 10;
@@ -347,7 +348,30 @@ pub(crate) fn callbacks(ctx: &mut Problems<'_>, raw: Option<&RawCallbacks>) -> C
             "must be more than 0s",
         );
     }
+    let checkpoint = duration(
+        ctx,
+        "callbacks.checkpoint",
+        &raw.checkpoint,
+        Duration::from_secs(5),
+    );
+    if checkpoint.is_zero() {
+        ctx.push(
+            "callbacks.checkpoint",
+            &span_of(&raw.checkpoint),
+            "must be more than 0s",
+        );
+    }
+    let events = match list(ctx, "callbacks.events", &raw.events, |name| {
+        CallbackEvent::from_name(name)
+            .filter(|_| !name.starts_with("call."))
+            .ok_or_else(|| format!("{name:?} is not one of {}", CallbackEvent::NAMES))
+    }) {
+        Some(items) => values(items).into_iter().collect(),
+        None => EventSet::COMPLETED,
+    };
     CallbacksConfig {
+        events,
+        checkpoint,
         url: http_url(ctx, "callbacks.url", &raw.url),
         spool_dir: required_dir(
             ctx,
@@ -424,6 +448,7 @@ pub(crate) fn billing(ctx: &mut Problems<'_>, raw: Option<&RawBilling>) -> Billi
     BillingConfig {
         minimum_s: raw.minimum_s.unwrap_or(60),
         increment_s,
+        exclude_silence: raw.exclude_silence.unwrap_or(false),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Setup {
     pub spool_dir: PathBuf,
     pub cdr_file: Option<PathBuf>,
     pub retry_backoff: &'static str,
+    /// `[callbacks] events`, a TOML list.
+    pub callback_events: &'static str,
     /// `{ url = .., dialect = .., sample_rate = .. }` for the dialled number.
     pub static_agent: Option<String>,
     /// The dialled number's own `callback_url` (needs `static_agent`).
@@ -44,6 +46,7 @@ impl Setup {
             spool_dir: dir.join("spool"),
             cdr_file: None,
             retry_backoff: "50ms",
+            callback_events: r#"["completed"]"#,
             static_agent: None,
             number_callback_url: None,
             billing: (1, 2),
@@ -93,6 +96,7 @@ spool_dir = "{spool}"
 cdr_file = "{cdr}"
 max_attempts = 20
 retry_backoff = "{backoff}"
+events = {events}
 [agent]
 connect_timeout = "2s"
 on_disconnect = "{on_disc}"
@@ -117,6 +121,7 @@ format = "text"
             spool = self.spool_dir.display(),
             cdr = path(&self.cdr_file),
             backoff = self.retry_backoff,
+            events = self.callback_events,
             on_disc = self.on_disconnect,
             min = self.billing.0,
             inc = self.billing.1,

@@ -6,7 +6,9 @@
 //! the CDR records the error). Bodies over [`MAX_ANSWER_BYTES`] are refused unread; XML with a
 //! DTD is refused (no entity expansion beyond the five predefined ones and character
 //! references); nesting is capped. JSON answers may also carry `encoding` ("l16"/"mulaw") and
-//! `extra_headers`, additions to PROTOCOLS.md for the plivo dialect.
+//! `extra_headers`, additions to PROTOCOLS.md for the plivo dialect, and the per-call status
+//! callbacks: `callback_url` (http/https) and `callback_events` (a list of `ringing`,
+//! `answered`, `completed`; an empty list sends none).
 //! Must not: do HTTP, follow redirects, or panic on any body.
 
 mod xml;
@@ -17,6 +19,7 @@ mod tests;
 use serde_json::{Map, Value};
 
 use crate::core::agent::{AudioEncoding, Dialect};
+use crate::core::hooks::callback::{CallbackEvent, EventSet};
 
 /// Largest answer body read; real answers are a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -38,6 +41,12 @@ pub enum WebhookAnswer {
         parameters: Vec<(String, String)>,
         record: Option<bool>,
         extra_headers: Option<String>,
+        /// JSON `"callback_events"`: which status events this call sends, instead of
+        /// `[callbacks] events` (`None`: the configured ones; XML answers never set it).
+        callback_events: Option<EventSet>,
+        /// JSON `"callback_url"`: where this call's status events go, instead of the
+        /// number's or `[callbacks] url` (`None`: those; XML answers never set it).
+        callback_url: Option<String>,
     },
     /// Refuse the call with this SIP final status (400..=699).
     Reject { status: u16 },
@@ -275,7 +284,63 @@ fn parse_json(text: &str) -> Result<WebhookAnswer, AnswerError> {
         parameters: json_parameters(obj.get("parameters"))?,
         record,
         extra_headers: opt_str(&obj, "extra_headers")?.map(str::to_owned),
+        callback_events: callback_events(obj.get("callback_events"))?,
+        callback_url: opt_str(&obj, "callback_url")?
+            .map(check_http_url)
+            .transpose()?,
     })
+}
+
+/// `callback_events`: a list of event names (see [`CallbackEvent::from_name`]).
+fn callback_events(v: Option<&Value>) -> Result<Option<EventSet>, AnswerError> {
+    let bad = |detail: String| AnswerError::BadField {
+        field: "callback_events",
+        detail,
+    };
+    let items = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(bad("not a list".into())),
+    };
+    let mut set = EventSet::NONE;
+    for item in items {
+        let name = item
+            .as_str()
+            .ok_or_else(|| bad("not a list of strings".into()))?;
+        let event = CallbackEvent::from_name(name).ok_or_else(|| {
+            bad(format!(
+                "{:?} is not one of {}",
+                clip(name),
+                CallbackEvent::NAMES
+            ))
+        })?;
+        set = set.with(event);
+    }
+    Ok(Some(set))
+}
+
+/// An `http://` or `https://` URL with a host and no whitespace or control characters.
+fn check_http_url(raw: &str) -> Result<String, AnswerError> {
+    let url = raw.trim();
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        url.get(8..)
+    } else if lower.starts_with("http://") {
+        url.get(7..)
+    } else {
+        None
+    };
+    let host = rest
+        .and_then(|r| r.split(['/', '?', '#']).next())
+        .unwrap_or_default();
+    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if host.is_empty() || host.starts_with(':') || !clean || url.len() > MAX_URL_LEN {
+        return Err(AnswerError::BadField {
+            field: "callback_url",
+            detail: format!("{:?} is not an http:// or https:// URL", clip(url)),
+        });
+    }
+    Ok(url.to_owned())
 }
 
 /// `parameters` as ordered string pairs: strings as they are, numbers and booleans as their

@@ -1,8 +1,8 @@
 //! Call status callbacks (PROTOCOLS.md §4): the envelope of `call.completed` (and of
 //! `call.ringing` / `call.answered`, which carry the same call view), and billing rounding.
 //!
-//! Owns: the envelope's field names (`event`, `event_id`, `seq`); the call's own fields are
-//! [`CallView`]'s. Derives `Deserialize` too, so a spooled payload can be read back and
+//! Owns: the envelope's field names (`event`, `event_id`, `seq`) and the events' short names
+//! (`ringing`, `answered`, `completed`); the call's own fields are [`CallView`]'s. Derives `Deserialize` too, so a spooled payload can be read back and
 //! re-sent as it was.
 //! Must not: read a clock, sign, send, or decide end reasons (the call machine does).
 
@@ -30,6 +30,62 @@ impl CallbackEvent {
             CallbackEvent::Completed => "call.completed",
         }
     }
+
+    /// `ringing`, `answered`, `completed` (config and webhook answers), or the full
+    /// `call.*` name; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<CallbackEvent> {
+        let short = name.trim();
+        let short = short.strip_prefix("call.").unwrap_or(short);
+        [
+            CallbackEvent::Ringing,
+            CallbackEvent::Answered,
+            CallbackEvent::Completed,
+        ]
+        .into_iter()
+        .find(|e| e.as_str().strip_prefix("call.") == Some(short))
+    }
+
+    /// The short names [`CallbackEvent::from_name`] accepts, for error messages.
+    pub const NAMES: &'static str = "\"ringing\", \"answered\", \"completed\"";
+
+    fn bit(self) -> u8 {
+        match self {
+            CallbackEvent::Ringing => 1,
+            CallbackEvent::Answered => 2,
+            CallbackEvent::Completed => 4,
+        }
+    }
+}
+
+/// Which status events a call sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSet(u8);
+
+impl EventSet {
+    pub const NONE: EventSet = EventSet(0);
+    /// The default (`[callbacks] events = ["completed"]`).
+    pub const COMPLETED: EventSet = EventSet(4);
+    pub const ALL: EventSet = EventSet(7);
+
+    pub fn with(self, e: CallbackEvent) -> EventSet {
+        EventSet(self.0 | e.bit())
+    }
+
+    pub fn contains(self, e: CallbackEvent) -> bool {
+        self.0 & e.bit() != 0
+    }
+}
+
+impl Default for EventSet {
+    fn default() -> Self {
+        EventSet::COMPLETED
+    }
+}
+
+impl FromIterator<CallbackEvent> for EventSet {
+    fn from_iter<I: IntoIterator<Item = CallbackEvent>>(iter: I) -> Self {
+        iter.into_iter().fold(EventSet::NONE, EventSet::with)
+    }
 }
 
 /// One status callback: the event, its id (for the receiver's de-duplication), its place in
@@ -50,29 +106,6 @@ impl CallCompleted {
         // Plain data with string keys: serde_json cannot fail on it.
         serde_json::to_vec(self).unwrap_or_default()
     }
-}
-
-/// Billed seconds for an answered call of `duration_s`: 0 if it never connected
-/// (`duration_s <= 0`, or not a finite number), else the first `minimum_s` in full and the rest rounded up to whole
-/// `increment_s` (an increment of 0 counts as 1). The duration is taken to the millisecond
-/// first, so float noise (60.000000001) does not bill another increment.
-pub fn billable_seconds(duration_s: f64, minimum_s: u32, increment_s: u32) -> u64 {
-    if !(duration_s.is_finite() && duration_s > 0.0) {
-        return 0;
-    }
-    // The float-to-int cast saturates: an absurd duration bills a huge number, never panics.
-    let ms = (duration_s * 1000.0).round() as u64;
-    if ms == 0 {
-        return 0;
-    }
-    let min_ms = u64::from(minimum_s) * 1000;
-    if ms <= min_ms {
-        return u64::from(minimum_s);
-    }
-    let inc_ms = u64::from(increment_s.max(1)) * 1000;
-    let over = ms - min_ms;
-    let steps = over / inc_ms + u64::from(over % inc_ms != 0);
-    u64::from(minimum_s).saturating_add(steps.saturating_mul(u64::from(increment_s.max(1))))
 }
 
 #[cfg(test)]
@@ -96,7 +129,7 @@ mod tests {
                 answered_at: Some("2025-01-15T10:30:04.100Z".into()),
                 ended_at: Some("2025-01-15T10:31:17.300Z".into()),
                 duration_s: 73.19999,
-                billable_s: billable_seconds(73.2, 0, 1),
+                billable_s: 74,
                 talk_s: TalkSeconds {
                     caller: 31.24,
                     agent: 28.0,
@@ -160,7 +193,7 @@ mod tests {
                 answered_at: None,
                 ended_at: Some("2025-01-15T10:30:30Z".into()),
                 duration_s: f64::NAN,
-                billable_s: billable_seconds(0.0, 60, 60),
+                billable_s: 0,
                 talk_s: TalkSeconds::default(),
                 turns: vec![],
                 end_reason: Some("no_answer".into()),
@@ -195,41 +228,38 @@ mod tests {
     }
 
     #[test]
-    fn billable_seconds_table() {
-        let table: &[(f64, u32, u32, u64)] = &[
-            // never answered
-            (0.0, 60, 60, 0),
-            (-1.0, 0, 1, 0),
-            (f64::NAN, 0, 1, 0),
-            (0.0004, 0, 1, 0),
-            // per second
-            (73.2, 0, 1, 74),
-            (73.0, 0, 1, 73),
-            (0.1, 0, 1, 1),
-            (60.000000001, 0, 1, 60),
-            // 60/60 pulses
-            (1.0, 60, 60, 60),
-            (60.0, 60, 60, 60),
-            (60.1, 60, 60, 120),
-            (120.0, 60, 60, 120),
-            (121.0, 60, 60, 180),
-            // 30 s minimum, then per 6 s
-            (10.0, 30, 6, 30),
-            (30.0, 30, 6, 30),
-            (30.5, 30, 6, 36),
-            (36.0, 30, 6, 36),
-            (36.001, 30, 6, 42),
-            // increment 0 counts as 1
-            (5.5, 0, 0, 6),
-            (5.5, 10, 0, 10),
-            (f64::INFINITY, 0, 1, 0),
-        ];
-        for &(d, min, inc, want) in table {
-            assert_eq!(billable_seconds(d, min, inc), want, "{d} s at {min}/{inc}");
+    fn event_names_and_sets() {
+        assert_eq!(
+            CallbackEvent::from_name("ringing"),
+            Some(CallbackEvent::Ringing)
+        );
+        assert_eq!(
+            CallbackEvent::from_name(" call.answered "),
+            Some(CallbackEvent::Answered)
+        );
+        assert_eq!(
+            CallbackEvent::from_name("completed"),
+            Some(CallbackEvent::Completed)
+        );
+        for bad in ["", "call.", "Ringing", "transfer", "call.completedx"] {
+            assert_eq!(CallbackEvent::from_name(bad), None, "{bad:?}");
         }
-        // Absurd durations saturate instead of overflowing.
-        assert_eq!(billable_seconds(1e300, 0, 7), u64::MAX / 1000 / 7 * 7 + 7);
-        assert!(billable_seconds(1e300, u32::MAX, u32::MAX) >= u64::from(u32::MAX));
+        let set: EventSet = [CallbackEvent::Ringing, CallbackEvent::Completed]
+            .into_iter()
+            .collect();
+        assert!(set.contains(CallbackEvent::Ringing));
+        assert!(!set.contains(CallbackEvent::Answered));
+        assert!(set.contains(CallbackEvent::Completed));
+        assert_eq!(EventSet::default(), EventSet::COMPLETED);
+        assert!(!EventSet::NONE.contains(CallbackEvent::Completed));
+        let all: EventSet = [
+            CallbackEvent::Ringing,
+            CallbackEvent::Answered,
+            CallbackEvent::Completed,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(all, EventSet::ALL);
     }
 
     #[test]

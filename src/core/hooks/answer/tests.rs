@@ -12,6 +12,8 @@ fn connect(url: &str) -> WebhookAnswer {
         parameters: vec![],
         record: None,
         extra_headers: None,
+        callback_events: None,
+        callback_url: None,
     }
 }
 
@@ -27,6 +29,8 @@ fn twiml(url: &str, parameters: &[(&str, &str)]) -> WebhookAnswer {
             .collect(),
         record: None,
         extra_headers: None,
+        callback_events: None,
+        callback_url: None,
     }
 }
 
@@ -39,6 +43,8 @@ fn plivo(url: &str, rate: u32, encoding: AudioEncoding, extra: Option<&str>) -> 
         parameters: vec![],
         record: None,
         extra_headers: extra.map(str::to_owned),
+        callback_events: None,
+        callback_url: None,
     }
 }
 
@@ -67,6 +73,8 @@ fn json_connect_with_every_field() {
         ],
         record: Some(true),
         extra_headers: Some("a=1".into()),
+        callback_events: None,
+        callback_url: None,
     };
     assert_eq!(json(body), Ok(want));
     assert_eq!(
@@ -85,8 +93,90 @@ fn json_connect_with_every_field() {
             parameters: vec![],
             record: None,
             extra_headers: None,
+            callback_events: None,
+            callback_url: None,
         })
     );
+}
+
+#[test]
+fn json_status_callbacks() {
+    let body = r#"{"websocket_url":"wss://a.example/ws",
+        "callback_url":"https://platform.example/calls/status?k=1",
+        "callback_events":["ringing","call.answered","completed","ringing"]}"#;
+    let Ok(WebhookAnswer::Connect {
+        callback_events,
+        callback_url,
+        ..
+    }) = json(body)
+    else {
+        panic!("connect answer expected: {:?}", json(body));
+    };
+    assert_eq!(callback_events, Some(EventSet::ALL));
+    assert_eq!(
+        callback_url.as_deref(),
+        Some("https://platform.example/calls/status?k=1")
+    );
+    // An empty list means none; null means "the configured ones".
+    let events = |list: &str| match json(&format!(
+        r#"{{"websocket_url":"wss://a.example","callback_events":{list}}}"#
+    )) {
+        Ok(WebhookAnswer::Connect {
+            callback_events, ..
+        }) => Ok(callback_events),
+        Ok(other) => panic!("not a connect: {other:?}"),
+        Err(e) => Err(e),
+    };
+    assert_eq!(events("[]"), Ok(Some(EventSet::NONE)));
+    assert_eq!(events("null"), Ok(None));
+    assert_eq!(
+        events(r#"["answered"]"#),
+        Ok(Some(EventSet::NONE.with(CallbackEvent::Answered)))
+    );
+    for bad in [r#""ringing""#, r#"["ringing",1]"#, r#"["transfer"]"#, "{}"] {
+        assert!(
+            matches!(
+                events(bad),
+                Err(AnswerError::BadField {
+                    field: "callback_events",
+                    ..
+                })
+            ),
+            "{bad}: {:?}",
+            events(bad)
+        );
+    }
+    for bad in [
+        r#""ftp://x.example""#,
+        r#""https://""#,
+        r#""http://a b.example""#,
+        r#""http://:80/""#,
+        "5",
+    ] {
+        let got = json(&format!(
+            r#"{{"websocket_url":"wss://a.example","callback_url":{bad}}}"#
+        ));
+        assert!(
+            matches!(
+                got,
+                Err(AnswerError::BadField {
+                    field: "callback_url",
+                    ..
+                })
+            ),
+            "{bad}: {got:?}"
+        );
+    }
+    // XML answers carry neither.
+    let twiml = r#"<Response><Connect><Stream url="wss://a.example"/></Connect></Response>"#;
+    assert!(matches!(
+        xml(twiml),
+        Ok(WebhookAnswer::Connect {
+            callback_events: None,
+            callback_url: None,
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -211,6 +211,8 @@ fn twiml_stream(stream: &Element) -> Result<WebhookAnswer, AnswerError> {
         parameters,
         record: None,
         extra_headers: None,
+        callback_events: None,
+        callback_url: None,
     })
 }
 
@@ -233,5 +235,7 @@ fn plivo_stream(stream: &Element) -> Result<WebhookAnswer, AnswerError> {
         parameters: Vec::new(),
         record: None,
         extra_headers: stream.attr("extraHeaders").map(str::to_owned),
+        callback_events: None,
+        callback_url: None,
     })
 }

@@ -1,0 +1,131 @@
+//! A call's status events (PROTOCOLS.md §4): `call.ringing`, `call.answered` and
+//! `call.completed`, each through the durable spool with its own `event_id` and the call's
+//! next `seq` (from 1, in the order sent; only events actually sent count), and the call's
+//! crash journal entry (written at the answer, removed once the final record is on disk).
+//!
+//! Which events a call sends: `[callbacks] events`, or the webhook answer's
+//! `callback_events`; where: the webhook answer's `callback_url`, else the number's
+//! `callback_url`, else `[callbacks] url`. Without a URL nothing is spooled, but the
+//! `call.completed` record still goes to the CDR (it is the only event that does).
+//!
+//! Owns: the per-call sequence and the once-only rule of each event. Must not: block a call
+//! worker on the disk (ringing and answered are fire-and-forget into the record writer,
+//! the journal has its own thread), or decide when a call rings, answers or ends.
+
+use std::sync::Arc;
+
+use super::record;
+use super::Ctx;
+use crate::core::hooks::callback::{CallCompleted, CallView, CallbackEvent, EventSet};
+use crate::core::media::vad::Segment;
+
+/// One call's status events. Create it when the call is admitted.
+#[derive(Debug)]
+pub struct StatusEvents {
+    url: Option<String>,
+    wanted: EventSet,
+    /// The last `seq` used.
+    seq: u32,
+    rang: bool,
+    answered: bool,
+    /// The call id whose journal entry this call wrote.
+    journaled: Option<String>,
+}
+
+impl StatusEvents {
+    /// `url`: the number's `callback_url` or `[callbacks] url`; `wanted`: `[callbacks] events`.
+    pub fn new(url: Option<String>, wanted: EventSet) -> Self {
+        StatusEvents {
+            url,
+            wanted,
+            seq: 0,
+            rang: false,
+            answered: false,
+            journaled: None,
+        }
+    }
+
+    /// The webhook answer's `callback_url` / `callback_events`, when it set them: they replace
+    /// the configured ones for this call. Call [`StatusEvents::ringing`] again afterwards if
+    /// the call is still ringing (the webhook is asked after the 180 went out).
+    pub fn redirect(&mut self, url: Option<String>, wanted: Option<EventSet>) {
+        if url.is_some() {
+            self.url = url;
+        }
+        if let Some(w) = wanted {
+            self.wanted = w;
+        }
+    }
+
+    /// The call rings (180 sent). Sends `call.ringing` at most once per call, if wanted.
+    pub fn ringing(&mut self, ctx: &Arc<Ctx>, view: &CallView) {
+        if !self.rang && self.send(ctx, CallbackEvent::Ringing, view) {
+            self.rang = true;
+        }
+    }
+
+    /// The call is answered (200 OK sent): `call.answered` if wanted, and the call's journal
+    /// entry, so a crash from now on still produces its record.
+    pub fn answered(&mut self, ctx: &Arc<Ctx>, view: &CallView) {
+        if self.answered {
+            return;
+        }
+        self.answered = true;
+        self.send(ctx, CallbackEvent::Answered, view);
+        ctx.journal.answered(view, self.completed_url(), self.seq);
+        self.journaled = Some(view.call_id.clone());
+    }
+
+    /// A checkpoint of an answered call: its view (`duration_s` up to now) and both sides'
+    /// talk so far (milliseconds from the answer). Every `[callbacks] checkpoint`.
+    pub fn checkpoint(
+        &self,
+        ctx: &Arc<Ctx>,
+        view: &CallView,
+        caller: &[Segment],
+        agent: &[Segment],
+    ) {
+        if self.journaled.is_some() {
+            ctx.journal.checkpoint(view, caller, agent);
+        }
+    }
+
+    /// The call has ended: `view` is final. Spools `call.completed` (if wanted and a URL
+    /// applies) and appends it to the CDR; returns the record once it is on disk, after
+    /// which the journal entry is dropped.
+    pub async fn completed(&mut self, ctx: &Arc<Ctx>, view: CallView) -> CallCompleted {
+        self.seq += 1;
+        let record = record::envelope(CallbackEvent::Completed, self.seq, view);
+        record::deliver(ctx, &record, self.completed_url().as_deref()).await;
+        if let Some(call_id) = self.journaled.take() {
+            ctx.journal.ended(&call_id);
+        }
+        record
+    }
+
+    /// The last `seq` used (0 before any event).
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    fn completed_url(&self) -> Option<String> {
+        self.url
+            .clone()
+            .filter(|_| self.wanted.contains(CallbackEvent::Completed))
+    }
+
+    /// Spools a non-final event; whether it was sent.
+    fn send(&mut self, ctx: &Arc<Ctx>, event: CallbackEvent, view: &CallView) -> bool {
+        let Some(url) = self.url.as_deref().filter(|_| self.wanted.contains(event)) else {
+            return false;
+        };
+        self.seq += 1;
+        let record = record::envelope(event, self.seq, view.clone());
+        let json = String::from_utf8(record.to_json()).unwrap_or_default();
+        // Queued, or (queue full) written here at once: either way on its way to disk.
+        let _ = ctx
+            .records
+            .write(json, &record.event_id, Some(url), false, || {});
+        true
+    }
+}
