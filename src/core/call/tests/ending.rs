@@ -141,6 +141,17 @@ fn minutes_cap_hangs_up_minutes_cap_answered_or_ringing() {
     h.take();
     h.input(Input::Cut(CutReason::DailyMinutes));
     assert_eq!(h.take(), vec![reject(480)]);
+    // The webhook's answer, still on its way, dials no agent for the refused call.
+    h.webhook(Ok(crate::core::hooks::answer::WebhookAnswer::Connect {
+        url: AGENT_URL.into(),
+        dialect: None,
+        sample_rate: None,
+        encoding: None,
+        parameters: Vec::new(),
+        record: None,
+        extra_headers: None,
+    }));
+    assert_eq!(h.take(), vec![]);
     let e = h.dialog_ends(SipEnd::Rejected(480));
     assert_eq!(e.reason, EndReason::MinutesCap);
     assert_eq!(e.view.status, CallStatus::Failed);

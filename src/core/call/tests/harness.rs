@@ -371,11 +371,16 @@ impl H {
 
     /// The RFC 4733 packets of one 100 ms digit from the caller (payload type 101).
     pub fn caller_digit(&mut self, digit: char) {
+        self.caller_event(digit, true);
+    }
+
+    /// A digit's RFC 4733 packets, its end packets lost unless `with_end`.
+    pub fn caller_event(&mut self, digit: char, with_end: bool) {
         let packets = DtmfSender::new(8000)
             .packets(digit, 100, 20, 10)
             .expect("digit");
         let ts = self.rtp_ts;
-        for p in packets {
+        for p in packets.into_iter().filter(|p| with_end || !p.end) {
             let header = rtp::RtpHeader {
                 marker: p.marker,
                 payload_type: 101,

@@ -118,3 +118,28 @@ fn dtmf_without_telephone_event_or_before_the_answer_is_dropped() {
         .iter()
         .all(|p| p.header.payload_type == 0));
 }
+
+/// RFC 4733 end packets all lost: the digit is reported once the caller's audio has moved
+/// 250 ms past the event's last known end, and only once.
+#[test]
+fn a_caller_digit_whose_end_was_lost_is_reported_once_audio_moves_on() {
+    let mut h = answered_raw();
+    h.caller_event('3', false);
+    // The updates reach 640 ticks; audio follows from 800 on, 160 per packet.
+    for _ in 0..12 {
+        h.caller_audio(&tone(160));
+    }
+    let evs = h.take();
+    assert!(
+        dtmf_notices(&evs).is_empty(),
+        "still within 250 ms of its end"
+    );
+    h.caller_audio(&tone(160));
+    let evs = h.take();
+    assert_eq!(dtmf_notices(&evs), vec!['3']);
+    assert_eq!(agent_json(&evs)[0]["digit"], "3");
+    for _ in 0..20 {
+        h.caller_audio(&tone(160));
+    }
+    assert!(dtmf_notices(&h.take()).is_empty());
+}

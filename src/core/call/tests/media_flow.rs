@@ -203,3 +203,49 @@ fn late_offer_answers_with_our_offer_and_sends_where_the_ack_says() {
         assert!(p.payload.iter().all(|b| *b == g711::ALAW_SILENCE));
     }
 }
+
+#[test]
+fn a_16_khz_raw_agent_gets_640_byte_frames_and_is_resampled_to_8_khz() {
+    let mut t = target(Dialect::Raw);
+    t.sample_rate = 16000;
+    let mut h = H::new(setup(Route::Static(Answerer::Agent(t))), settings());
+    h.agent_up();
+    h.lease(Some(PORT));
+    let start = &agent_json(&h.take())[0];
+    assert_eq!(start["audio"]["sample_rate"], 16000);
+    h.sip(CallEvent::Acked { sdp: None });
+    for _ in 0..5 {
+        h.caller_audio(&tone(160));
+    }
+    let frames = agent_binaries(&h.take());
+    assert_eq!(frames.len(), 5);
+    assert!(frames.iter().all(|f| f.len() == 640));
+    // One second at 16 kHz is one second at 8 kHz: 50 frames.
+    h.advance_to(ms(45));
+    h.take();
+    let wide: Vec<i16> = tone(8000).iter().flat_map(|s| [*s, *s]).collect();
+    h.agent_pcm(&wide);
+    h.advance_to(ms(1045));
+    let sent = packets(&h.take());
+    assert_eq!(sent.iter().filter(|p| !p.is_silence()).count(), 50);
+}
+
+#[test]
+fn caller_rtp_reaches_a_twilio_agent_as_media_messages() {
+    let mut h = answered(Answerer::Agent(target(Dialect::Twilio)), settings());
+    let pcm = tone(160);
+    h.caller_audio(&pcm);
+    h.caller_audio(&pcm);
+    let msgs = agent_json(&h.take());
+    assert_eq!(msgs.len(), 2);
+    let mut ulaw = vec![0u8; 160];
+    g711::encode_ulaw(&pcm, &mut ulaw);
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&ulaw);
+    for (k, m) in msgs.iter().enumerate() {
+        assert_eq!(m["event"], "media");
+        assert_eq!(m["streamSid"], "MZ0001");
+        assert_eq!(m["media"]["chunk"], (k + 1).to_string());
+        assert_eq!(m["media"]["payload"], b64.as_str());
+    }
+}
