@@ -136,11 +136,10 @@ impl SipMedia {
     }
 
     fn sending(&self) -> Option<SocketAddr> {
-        let muted = matches!(
-            self.neg.direction,
-            Direction::RecvOnly | Direction::Inactive
-        );
-        if muted {
+        // FIXED(D): `neg.direction` is the caller's own: we may send when the caller
+        // receives (sendrecv, recvonly). The check was reversed: a caller holding with
+        // `sendonly` kept getting RTP, one offering `recvonly` got none.
+        if !self.neg.direction.receives() {
             None
         } else {
             self.remote

@@ -134,6 +134,11 @@ impl Call {
         let Some(agent) = self.agent_leg() else {
             return;
         };
+        // FIXED(D): a connect completing after we closed the leg (call refused meanwhile)
+        // must not bring it back up (it would get a second CloseAgent at the end).
+        if agent.state == WsState::Closed {
+            return;
+        }
         agent.state = WsState::Up;
         match phase {
             Phase::Connecting => self.lease_port(),
@@ -235,6 +240,13 @@ impl Call {
     pub(super) fn hangup(&mut self, reason: EndReason) {
         if self.hung_up.is_some() || matches!(self.phase, Phase::Rejecting | Phase::Ended) {
             return;
+        }
+        if self.phase != Phase::Answered {
+            // FIXED(D): before the answer a hangup is a rejection with the table's status.
+            // `CallCommand::Hangup` left the phase as it was, so an agent connect (or the
+            // echo's delay) completing before the dialog's end answered a call already
+            // refused with 480; and the caller got 480 where the record says 503 (shutdown).
+            return self.reject(reason);
         }
         self.hung_up = Some(reason);
         self.sip(CallCommand::Hangup);

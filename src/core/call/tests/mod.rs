@@ -1,1 +1,12 @@
-//! Scenario tests of the call machine with a virtual clock.
+//! Scenario tests of the call machine with a virtual clock: one test per lifecycle path, each
+//! asserting the SIP commands, agent messages and RTP packets the machine produces and the
+//! call's end (its `EndReason` and view). The harness (`harness.rs`) plays the driver.
+
+mod agent_leg;
+mod ending;
+mod harness;
+mod media_dtmf;
+mod media_flow;
+mod rejections;
+mod static_route;
+mod webhook;
