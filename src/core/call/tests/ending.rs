@@ -150,6 +150,8 @@ fn minutes_cap_hangs_up_minutes_cap_answered_or_ringing() {
         parameters: Vec::new(),
         record: None,
         extra_headers: None,
+        callback_events: None,
+        callback_url: None,
     }));
     assert_eq!(h.take(), vec![]);
     let e = h.dialog_ends(SipEnd::Rejected(480));

@@ -17,6 +17,8 @@ fn connect(url: &str, dialect: Option<Dialect>) -> WebhookAnswer {
         parameters: vec![("tenant".into(), "t1".into())],
         record: None,
         extra_headers: None,
+        callback_events: None,
+        callback_url: None,
     }
 }
 
