@@ -21,11 +21,12 @@ impl Call {
         let Some(m) = &mut self.media else {
             return;
         };
-        m.last_rx = now;
         let Ok(pkt) = rtp::parse(data) else { return };
+        if !m.accept_source(from) {
+            return;
+        }
+        m.last_rx = now;
         m.rtp_in += 1;
-        // Symmetric RTP (RFC 4961): answer where the caller's media comes from.
-        m.remote = Some(from);
         let pt = pkt.header.payload_type;
         if Some(pt) == m.neg.dtmf_pt {
             let mut digits = [None, None, None];

@@ -26,7 +26,13 @@ pub struct SipMedia {
     pub params: AnswerParams,
     pub local_sdp: Vec<u8>,
     pub neg: Negotiated,
+    /// Where RTP goes: the latest source heard (symmetric RTP), else the SDP's address.
     pub remote: Option<SocketAddr>,
+    /// The address the caller's SDP names for its media.
+    declared: Option<SocketAddr>,
+    /// RTP has come from `declared`: from now on only that source is taken (a stray stream
+    /// — an old call still sending to a reused port, a spoofer — cannot take the call over).
+    latched: bool,
     seq: u16,
     pub ts: u32,
     ssrc: u32,
@@ -89,6 +95,8 @@ impl SipMedia {
         Ok(SipMedia {
             local_sdp: answer.to_string().into_bytes(),
             remote: neg.remote,
+            declared: neg.remote,
+            latched: false,
             neg,
             seq: seed.seq,
             ts: seed.ts,
@@ -111,6 +119,28 @@ impl SipMedia {
             packet_to: None,
             params,
         })
+    }
+
+    /// Whether RTP from `from` is the caller's: any source until the SDP's own address has
+    /// been heard from (callers behind NAT send from elsewhere), then only that one.
+    pub fn accept_source(&mut self, from: SocketAddr) -> bool {
+        if self.latched {
+            return self.remote == Some(from);
+        }
+        if self.declared == Some(from) {
+            self.latched = true;
+        }
+        // Symmetric RTP (RFC 4961): answer where the caller's media comes from.
+        self.remote = Some(from);
+        true
+    }
+
+    /// The caller's SDP named a (possibly new) media address.
+    fn declare(&mut self, remote: Option<SocketAddr>) {
+        if remote != self.declared {
+            self.declared = remote;
+            self.latched = false;
+        }
     }
 
     pub fn frame_samples(&self) -> usize {
@@ -220,6 +250,7 @@ impl SipMedia {
         let offer = sdp::offer(&self.params);
         if let Ok(neg) = sdp::accept_answer(&offer, &sd) {
             self.remote = neg.remote;
+            self.declare(neg.remote);
             self.neg = neg;
         }
     }
@@ -243,6 +274,7 @@ impl SipMedia {
                 if neg.remote.is_some() && neg.remote != self.remote {
                     self.remote = neg.remote;
                 }
+                self.declare(neg.remote);
                 self.neg = neg;
                 self.local_sdp = answer.to_string().into_bytes();
                 Ok(self.local_sdp.clone())

@@ -249,3 +249,64 @@ fn caller_rtp_reaches_a_twilio_agent_as_media_messages() {
         assert_eq!(m["media"]["payload"], b64.as_str());
     }
 }
+
+#[test]
+fn rtp_latches_to_the_address_the_sdp_names_once_heard() {
+    use crate::core::call::leg::CALLER;
+    use crate::core::call::Input;
+    let mut h = answered_raw();
+    let stray: std::net::SocketAddr = "198.51.100.99:40000".parse().unwrap();
+    let pcm = tone(160);
+    // Before the SDP's address is heard from, any source is the caller (NAT): we answer it.
+    let from_stray = audio_packet(0, 1, 0, &pcm);
+    h.input(Input::Rtp {
+        leg: CALLER,
+        data: &from_stray,
+        from: stray,
+    });
+    h.advance(ms(20));
+    let evs = h.take();
+    assert_eq!(agent_binaries(&evs).len(), 1, "the first stream is taken");
+    assert!(packets(&evs).iter().all(|p| p.to == stray), "{evs:?}");
+    // The SDP's own address speaks: from now on only it is the caller.
+    h.caller_audio(&pcm);
+    h.advance(ms(20));
+    let evs = h.take();
+    assert_eq!(agent_binaries(&evs).len(), 1);
+    assert!(
+        packets(&evs).iter().all(|p| p.to == caller_addr()),
+        "{evs:?}"
+    );
+    for seq in 2..10u16 {
+        let p = audio_packet(0, seq, u32::from(seq) * 160, &pcm);
+        h.input(Input::Rtp {
+            leg: CALLER,
+            data: &p,
+            from: stray,
+        });
+    }
+    h.advance(ms(20));
+    let evs = h.take();
+    assert!(
+        agent_binaries(&evs).is_empty(),
+        "a stray stream is dropped: {evs:?}"
+    );
+    assert!(
+        packets(&evs).iter().all(|p| p.to == caller_addr()),
+        "{evs:?}"
+    );
+    // A stray stream does not keep a silent caller alive either.
+    for k in 0..(RTP_TIMEOUT.as_millis() as u64 / 100) {
+        let p = audio_packet(0, 100 + k as u16, 0, &pcm);
+        h.input(Input::Rtp {
+            leg: CALLER,
+            data: &p,
+            from: stray,
+        });
+        h.advance(ms(100));
+    }
+    assert!(
+        sip_cmds(&h.take()).contains(&crate::core::sip::endpoint::CallCommand::Hangup),
+        "the RTP timeout fires"
+    );
+}
