@@ -445,6 +445,8 @@ impl Call {
             direction: "inbound".into(),
             custom_parameters,
             extra_headers,
+            // INTEGRATION(A): the kept SIP headers reach the agent's start message (PROTOCOLS.md §2).
+            headers: self.info.headers.clone(),
             sample_rate,
             encoding,
         }
