@@ -422,6 +422,8 @@ async fn max_call_duration_is_recorded_as_duration_cap() {
     assert_eq!(end_reason, "duration_cap");
 }
 
+const ALERT_SECRET: &[u8] = b"fraud-alert-test-secret";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fraud_alert_posts_once_per_episode() {
     let mut sink = Sink::start().await;
@@ -438,6 +440,7 @@ async fn fraud_alert_posts_once_per_episode() {
     let layers = number("+48700000000", &barrier);
     let (gw, _dir) = Spec::new((36240, 36259), &policy)
         .layers(&layers)
+        .secret(ALERT_SECRET)
         .start()
         .await;
     let rtp = RtpPeer::bind().await;
@@ -455,6 +458,12 @@ async fn fraud_alert_posts_once_per_episode() {
     assert_eq!(hit.body["calls"], 3);
     assert_eq!(hit.body["threshold"], 2);
     assert_eq!(hit.body["within_s"], 300);
+    assert!(
+        hit.signed_by(ALERT_SECRET),
+        "the alert is signed with the webhook secret: {:?}",
+        hit.signature
+    );
+    assert!(!hit.signed_by(b"another secret"));
 
     // More attempts in the same episode: no new global alert. The last attempt also fires
     // the DID's own alert; the gateway queues alerts while judging an attempt and spawns

@@ -389,8 +389,9 @@ async fn twilio_via_twiml_end_to_end() {
         check_start: |v| {
             assert_eq!(
                 v["start"]["customParameters"],
-                json!({"lang":"pl","tier":"gold & more"}),
-                "<Parameter>s reach the agent: {v}"
+                json!({"lang":"pl","tier":"gold & more","did":"+919990152080","crt":"crt-77",
+                    "X-Workspace-ID":"ws-test"}),
+                "<Parameter>s, did, crt and the kept headers reach the agent: {v}"
             );
             assert_eq!(v["start"]["tracks"], json!(["inbound"]), "{v}");
         },
@@ -411,7 +412,10 @@ async fn plivo_l16_16k_via_plivo_xml_end_to_end() {
                 json!({"encoding":"audio/x-l16","sampleRate":16000}),
                 "{v}"
             );
-            assert_eq!(v["extra_headers"], "a=1,b=2", "{v}");
+            assert_eq!(
+                v["extra_headers"], "a=1,b=2,did=+919990152080,crt=crt-77,X-Workspace-ID=ws-test",
+                "the answer's extraHeaders, then did, crt and the kept headers: {v}"
+            );
         },
     })
     .await;
@@ -449,6 +453,7 @@ fn check_raw_start(v: &Value) {
     assert_eq!(v["from"], "+919990152080", "{v}");
     assert_eq!(v["did"], "+919990152080", "{v}");
     assert_eq!(v["crt"], "crt-77", "{v}");
+    assert_eq!(v["headers"]["X-Workspace-ID"], "ws-test", "{v}");
     assert_eq!(v["direction"], "inbound", "{v}");
 }
 

@@ -2,11 +2,11 @@
 //! Best effort with a few retries; the alert is also logged, so it is never silent.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::Ctx;
-use crate::core::hooks::sign::{signature_header, SIGNATURE_HEADER};
 use crate::core::policy::FraudAlertEvent;
+use crate::io::http::signed_post;
 
 pub fn send(ctx: &Arc<Ctx>, alert: FraudAlertEvent) {
     let body = serde_json::json!({
@@ -22,22 +22,17 @@ pub fn send(ctx: &Arc<Ctx>, alert: FraudAlertEvent) {
     let ctx = ctx.clone();
     tokio::spawn(async move {
         for attempt in 0..3u32 {
-            let mut req = ctx
-                .http
-                .post(&alert.url)
-                .header("Content-Type", "application/json")
-                .body(body.clone());
-            if let Some(secret) = &ctx.secret {
-                let ts = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                req = req.header(
-                    SIGNATURE_HEADER,
-                    signature_header(secret, ts, body.as_bytes()),
-                );
-            }
-            match req.send().await {
+            let sent = signed_post(
+                &ctx.http,
+                &alert.url,
+                "application/json",
+                &[],
+                body.clone().into_bytes(),
+                ctx.secret.as_deref().map(Vec::as_slice),
+                None,
+            )
+            .await;
+            match sent {
                 Ok(r) if r.status().is_success() => return,
                 Ok(r) => tracing::warn!(status = %r.status(), "fraud alert not accepted"),
                 Err(e) => tracing::warn!(error = %e, "fraud alert not delivered"),

@@ -88,7 +88,7 @@ pub async fn run(
         to: info.request_user.clone(),
     });
     let config = ctx.config();
-    let number = routing::find_number(&config, &info);
+    let number = routing::find_number_by_did(&config, admitted.dialled.as_deref());
     let callback_url = number
         .and_then(|n| n.callback_url.clone())
         .or_else(|| config.callbacks.url.clone());
@@ -452,7 +452,7 @@ async fn pending<T>(fut: &mut Option<Pending<T>>) -> T {
 
 /// What admission decided, and how this call is routed.
 fn setup(config: &Config, info: &IncomingCall, admitted: &Admitted) -> Setup {
-    let number = routing::find_number(config, info);
+    let number = routing::find_number_by_did(config, admitted.dialled.as_deref());
     let fallback = number.and_then(|n| n.agent.as_ref()).map(answerer);
     let route = match &config.webhook.url {
         Some(_) => Route::Webhook {

@@ -132,7 +132,7 @@ fn rejected_record(
     seq: u32,
 ) -> (CallCompleted, Option<String>) {
     let config = ctx.config();
-    let number = super::routing::find_number(&config, info);
+    let number = super::routing::find_number_by_did(&config, admitted.dialled.as_deref());
     let url = number
         .and_then(|n| n.callback_url.clone())
         .or_else(|| config.callbacks.url.clone())

@@ -1,12 +1,10 @@
 //! Asking the inbound-call webhook which agent takes a ringing call (PROTOCOLS.md §1).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::Ctx;
 use crate::config::{Config, WebhookFormat as CfgFormat};
 use crate::core::hooks::answer::{parse_answer, AnswerError, WebhookAnswer, MAX_ANSWER_BYTES};
 use crate::core::hooks::request::{self, IncomingCall, WebhookFormat};
-use crate::core::hooks::sign::{signature_header, SIGNATURE_HEADER};
+use crate::io::http::signed_post;
 
 pub use crate::core::hooks::WebhookFailure;
 
@@ -21,23 +19,20 @@ pub async fn ask(
         CfgFormat::TwilioForm => WebhookFormat::TwilioForm,
     };
     let body = request::body(format, call, "trunkgate");
-    let mut req = ctx
-        .http
-        .post(url)
-        .timeout(config.webhook.timeout)
-        .header("Content-Type", format.content_type())
-        .header(
+    let resp = signed_post(
+        &ctx.http,
+        url,
+        format.content_type(),
+        &[(
             "Accept",
             "application/json, application/xml;q=0.9, text/xml;q=0.9",
-        );
-    if let Some(secret) = &ctx.secret {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        req = req.header(SIGNATURE_HEADER, signature_header(secret, ts, &body));
-    }
-    let resp = req.body(body).send().await.map_err(|e| {
+        )],
+        body,
+        ctx.secret.as_deref().map(Vec::as_slice),
+        Some(config.webhook.timeout),
+    )
+    .await
+    .map_err(|e| {
         if e.is_timeout() {
             WebhookFailure::Timeout
         } else {

@@ -31,8 +31,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, Problem};
 pub use policy::{
-    normalise_e164, E164Prefix, Flood, FraudAlert, Hours, PolicyConfig, RejectAction,
-    DEFAULT_USER_AGENT_BLOCKLIST,
+    E164Prefix, Flood, FraudAlert, Hours, PolicyConfig, RejectAction, DEFAULT_USER_AGENT_BLOCKLIST,
 };
 pub use types::{
     AgentConfig, AgentSection, ApiConfig, BillingConfig, CallbacksConfig, Config, Dialect,

@@ -344,13 +344,17 @@ fn bad_sizes() {
 #[test]
 fn bad_e164() {
     assert_eq!(
-        errors("[policy]\nblocked_prefixes = [\"+99\", \"99\"]\n"),
-        "t.toml:2: policy.blocked_prefixes[1]: \"99\" is not E.164: it must start with \"+\" (or \"00\")"
+        errors("[policy]\nblocked_prefixes = [\"+99\", \"9x\"]\n"),
+        "t.toml:2: policy.blocked_prefixes[1]: \"9x\" is not E.164: write 1 to 15 digits, optionally after \"+\" or \"00\" (separators \" -.()/\" are allowed)"
     );
     assert_eq!(
-        errors("[[number]]\ndid = \"+48 123\"\nagent = { url = \"builtin:echo\" }\n"),
-        "t.toml:2: number[0].did: \"+48 123\" is not E.164: \"+\" must be followed by 1 to 15 digits; use \"*\" for any DID"
+        errors("[[number]]\ndid = \"+48 12#3\"\nagent = { url = \"builtin:echo\" }\n"),
+        "t.toml:2: number[0].did: \"+48 12#3\" is not E.164: write 1 to 15 digits, optionally after \"+\" or \"00\" (separators \" -.()/\" are allowed); use \"*\" for any DID"
     );
+    // The one rule of core::number: separators and bare digits are numbers, as on calls.
+    let ok = "[policy]\nblocked_prefixes = [\"99\"]\n[[number]]\ndid = \"+48 123\"\nagent = { url = \"builtin:echo\" }\n";
+    let cfg = self::ok(ok);
+    assert_eq!(cfg.numbers[0].did, DidPattern::Exact("+48123".into()));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::de::{render_path, Seg};
 use super::error::Problems;
-use super::policy::{normalise_e164, Flood, FraudAlert, Hours, PolicyConfig};
+use super::policy::{Flood, FraudAlert, Hours, PolicyConfig};
 use super::schema::{
     Opt, Pairs, RawAgent, RawNumber, RawOutbound, RawPolicy, RawTransfer, RawTrunk,
 };
@@ -22,6 +22,7 @@ use super::validate::{
     check_url, duration, has_control, http_url, is_host_name, is_token, key, list, optional_path,
     parse_cidr, parse_prefix, span_of, values,
 };
+use crate::core::number::E164;
 
 const ZONEINFO: &str = "/usr/share/zoneinfo";
 const BUILTIN_AGENTS: &[&str] = &["builtin:echo"];
@@ -345,8 +346,9 @@ pub(crate) fn numbers(
         let prefix = format!("number[{i}]");
         let did = match n.did.value.as_str() {
             "*" => Some(DidPattern::Any),
-            text => normalise_e164(text)
-                .map(DidPattern::Exact)
+            text => text
+                .parse::<E164>()
+                .map(|n| DidPattern::Exact(n.to_string()))
                 .map_err(|msg| {
                     ctx.push(
                         key(&prefix, "did"),

@@ -19,6 +19,7 @@ pub mod agent;
 pub mod call;
 pub mod hooks;
 pub mod media;
+pub mod number;
 pub mod policy;
 pub mod sip;
 

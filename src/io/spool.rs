@@ -197,22 +197,16 @@ async fn attempt(spool: &Spool, client: &reqwest::Client, path: PathBuf) {
         move_dead(spool, &path);
         return;
     };
-    let mut req = client
-        .post(&env.url)
-        .header("Content-Type", "application/json")
-        .header("X-Trunkgate-Event-Id", &env.event_id)
-        .body(env.body.clone());
-    if let Some(secret) = &spool.settings.secret {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        req = req.header(
-            "X-Trunkgate-Signature",
-            crate::core::hooks::sign::signature_header(secret, ts, env.body.as_bytes()),
-        );
-    }
-    let outcome = req.send().await;
+    let outcome = super::http::signed_post(
+        client,
+        &env.url,
+        "application/json",
+        &[("X-Trunkgate-Event-Id", &env.event_id)],
+        env.body.clone().into_bytes(),
+        spool.settings.secret.as_deref().map(Vec::as_slice),
+        None,
+    )
+    .await;
     let ok = matches!(&outcome, Ok(r) if r.status().is_success());
     if ok {
         tracing::info!(event_id = %env.event_id, "callback delivered");

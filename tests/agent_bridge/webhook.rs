@@ -192,6 +192,10 @@ async fn fallback(ports: (u16, u16), answer: Answer, min_ring: Duration) {
     );
     let start: Value = agent.start_msg(WAIT).await;
     assert_eq!(start["audio"]["sample_rate"], 8000, "{start}");
+    // A static route tells the agent the call's facts too (PROTOCOLS.md §2).
+    assert_eq!(start["did"], "+919990152080", "{start}");
+    assert_eq!(start["crt"], "crt-77", "{start}");
+    assert_eq!(start["headers"]["X-Workspace-ID"], "ws-test", "{start}");
     assert!(
         agent.wait_heard(WAIT, |h| h.frames >= 10).await,
         "caller audio reaches the static agent"

@@ -62,6 +62,8 @@ pub struct Spec<'a> {
     /// `[[trunk]]` / `[[number]]` tables; a catch-all `did = "*"` number is appended.
     pub layers: &'a str,
     pub log_level: &'a str,
+    /// `[webhook] secret_file` contents (written to the scratch dir): signs every POST.
+    pub secret: Option<&'a [u8]>,
 }
 
 impl<'a> Spec<'a> {
@@ -72,11 +74,17 @@ impl<'a> Spec<'a> {
             policy,
             layers: "",
             log_level: "warn",
+            secret: None,
         }
     }
 
     pub fn layers(mut self, layers: &'a str) -> Spec<'a> {
         self.layers = layers;
+        self
+    }
+
+    pub fn secret(mut self, secret: &'a [u8]) -> Spec<'a> {
+        self.secret = Some(secret);
         self
     }
 
@@ -104,6 +112,7 @@ port_max = {pmax}
 rtp_timeout = "30s"
 [api]
 listen = ""
+{webhook}
 [callbacks]
 spool_dir = "{dir}/spool"
 cdr_file = "{dir}/cdr.jsonl"
@@ -123,6 +132,10 @@ did = "*"
             level = self.log_level,
             policy = self.policy,
             layers = self.layers,
+            webhook = match self.secret {
+                Some(_) => format!("[webhook]\nsecret_file = \"{}/secret\"", dir.display()),
+                None => String::new(),
+            },
         )
     }
 
@@ -134,6 +147,9 @@ did = "*"
     /// Starts a gateway on this spec, with its own scratch directory.
     pub async fn start(&self) -> (Gateway, TestDir) {
         let dir = TestDir::new("admission");
+        if let Some(secret) = self.secret {
+            std::fs::write(dir.path().join("secret"), secret).expect("write the secret file");
+        }
         let gw = Gateway::start(self.config(dir.path()))
             .await
             .expect("gateway starts");

@@ -1,5 +1,6 @@
 //! An in-process HTTP receiver (axum on 127.0.0.1:0) that records every request it gets —
-//! path and JSON body — for tests of what the gateway POSTs (fraud alerts).
+//! path, JSON body, raw body and `X-Trunkgate-Signature` — for tests of what the gateway POSTs
+//! (fraud alerts).
 //!
 //! Must not judge what it receives: it answers 200 to everything; tests assert.
 
@@ -8,15 +9,33 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::http::Uri;
+use axum::http::{HeaderMap, Uri};
 use axum::Router;
 use tokio::sync::mpsc;
+use trunkgate::core::hooks::sign::verify_signature;
 
 /// One request the sink received.
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub path: String,
     pub body: serde_json::Value,
+    /// The body bytes as received (what a signature covers).
+    pub raw: Vec<u8>,
+    pub signature: Option<String>,
+}
+
+impl Hit {
+    /// Whether `X-Trunkgate-Signature` is an HMAC of the body under `secret`, made within the
+    /// last five minutes.
+    pub fn signed_by(&self, secret: &[u8]) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.signature
+            .as_deref()
+            .is_some_and(|sig| verify_signature(secret, sig, &self.raw, now, 300))
+    }
 }
 
 pub struct Sink {
@@ -28,13 +47,20 @@ pub struct Sink {
 impl Sink {
     pub async fn start() -> Sink {
         let (tx, rx) = mpsc::unbounded_channel();
-        let app = Router::new().fallback(move |uri: Uri, body: String| {
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
             let tx = tx.clone();
             async move {
+                let raw = body.clone().into_bytes();
                 let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+                let signature = headers
+                    .get("x-trunkgate-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let _ = tx.send(Hit {
                     path: uri.path().to_string(),
                     body,
+                    raw,
+                    signature,
                 });
                 "ok"
             }

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use super::AgentEvent;
+use super::{AgentEvent, StreamMeta};
 use crate::core::media::{dtmf, g711};
 
 /// The longest stretch of audio one agent message may carry. Agents may send whole utterances
@@ -228,17 +228,27 @@ pub(crate) fn to_json<T: Serialize>(msg: &T) -> String {
 
 /// Ordered string pairs as a JSON object; a repeated key keeps its last value, so the object
 /// never has duplicate keys.
-pub(crate) struct Params<'a>(pub &'a [(String, String)]);
+pub(crate) struct Params<'a, T: AsRef<str> = String>(pub &'a [(T, T)]);
 
-impl Serialize for Params<'_> {
+impl<T: AsRef<str>> Serialize for Params<'_, T> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut map = ser.serialize_map(None)?;
         for (i, (k, v)) in self.0.iter().enumerate() {
             let later = self.0.get(i + 1..).unwrap_or_default();
-            if !later.iter().any(|(k2, _)| k2 == k) {
-                map.serialize_entry(k, v)?;
+            if !later.iter().any(|(k2, _)| k2.as_ref() == k.as_ref()) {
+                map.serialize_entry(k.as_ref(), v.as_ref())?;
             }
         }
         map.end()
     }
+}
+
+/// What the call itself tells every agent besides the platform's parameters (PROTOCOLS.md
+/// §2): `did` and `crt` when present, then each kept SIP header by its own name, in order.
+pub(crate) fn call_facts(meta: &StreamMeta) -> Vec<(&str, &str)> {
+    let ids = [("did", &meta.did), ("crt", &meta.crt)];
+    ids.into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .chain(meta.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect()
 }

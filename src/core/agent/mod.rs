@@ -68,8 +68,15 @@ pub struct StreamMeta {
     pub crt: Option<String>,
     /// `"inbound"` or `"outbound"`.
     pub direction: String,
+    /// The platform's parameters (webhook `<Parameter>`s / JSON `parameters`).
     pub custom_parameters: Vec<(String, String)>,
+    /// The platform's Plivo `extraHeaders` (`"a=1,b=2"`).
     pub extra_headers: Option<String>,
+    /// The SIP extension headers (`X-...`) the call kept, as received, e.g. `X-Workspace-ID`.
+    /// With `did` and `crt` they reach the agent in every dialect's start message: twilio
+    /// `customParameters` (the platform's parameters win a name clash), plivo `extra_headers`
+    /// (appended), raw `headers`.
+    pub headers: Vec<(String, String)>,
     /// Requested rate, 8000 or 16000; the codec may pin it (see [`DialectCodec::sample_rate`]).
     pub sample_rate: u32,
     /// Requested encoding; only plivo honours it.

@@ -4,7 +4,9 @@
 //! Owns: message shapes and numbering. No `connected`; `sequenceNumber` and `chunk` are JSON
 //! numbers from 1; media `timestamp` is the wall clock in epoch ms as a string; audio is base64
 //! `audio/x-l16` (little-endian, 8 or 16 kHz) or `audio/x-mulaw` (8 kHz). `start` always carries
-//! `extra_headers` (the answer's extraHeaders, else the custom parameters as `k=v,k=v`, else "").
+//! `extra_headers`: the answer's extraHeaders, else the custom parameters as `k=v,k=v`, then
+//! `did`, `crt` and the kept SIP headers appended (a name the platform already set is not
+//! repeated; a pair the `k=v,k=v` form cannot carry — a `,`, or `=` in the name — is left out).
 //! Agent → us: `playAudio`, `checkpoint`, `clearAudio`, `sendDTMF`, plus trunkgate's `hangup`
 //! and `transfer` extensions in the twilio shapes. A `playAudio` at another rate than the
 //! stream's is [`AgentEvent::AudioAt`]. End of stream is the WS close: no `stop` message.
@@ -14,9 +16,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::common::{
-    b64_decode, b64_encode, bad, clip, dtmf_digits, ignored, l16le_to_pcm, max_audio_bytes,
-    normalise_rate, parse_object, pcm_to_l16le, pcm_to_ulaw, req_obj, req_str, to_json,
-    transfer_target, ulaw_to_pcm, DialectError, Obj,
+    b64_decode, b64_encode, bad, call_facts, clip, dtmf_digits, ignored, l16le_to_pcm,
+    max_audio_bytes, normalise_rate, parse_object, pcm_to_l16le, pcm_to_ulaw, req_obj, req_str,
+    to_json, transfer_target, ulaw_to_pcm, DialectError, Obj,
 };
 use super::{AgentEvent, AudioEncoding, Dialect, DialectCodec, StreamMeta, WsIn, WsOut};
 
@@ -121,7 +123,7 @@ impl PlivoCodec {
     }
 
     fn extra_headers(&self) -> String {
-        match &self.meta.extra_headers {
+        let mut out = match &self.meta.extra_headers {
             Some(h) => h.clone(),
             None => {
                 let pairs: Vec<String> = self
@@ -132,7 +134,34 @@ impl PlivoCodec {
                     .collect();
                 pairs.join(",")
             }
+        };
+        let platform: Vec<String> = out
+            .split(',')
+            .map(|p| p.split('=').next().unwrap_or(p).trim().to_owned())
+            .collect();
+        let facts: Vec<(&str, &str)> = call_facts(&self.meta)
+            .into_iter()
+            .filter(|(k, v)| !k.is_empty() && !k.contains([',', '=']) && !v.contains(','))
+            .filter(|(k, _)| !platform.iter().any(|p| p == k))
+            .collect();
+        for (i, (k, v)) in facts.iter().enumerate() {
+            // A repeated header keeps its last value, as in the other dialects.
+            if facts
+                .get(i + 1..)
+                .unwrap_or_default()
+                .iter()
+                .any(|(k2, _)| k2 == k)
+            {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
         }
+        out
     }
 
     fn notice(&mut self, event: &'static str, name: Option<&str>) -> WsOut {

@@ -1,7 +1,8 @@
 //! The `raw` dialect, trunkgate's own (PROTOCOLS.md §2): binary frames are PCM16 little-endian
 //! mono at the stream rate both ways; text frames are JSON objects with a `type`.
 //!
-//! Owns: → agent `start` (call metadata, absent parts as absent keys, and
+//! Owns: → agent `start` (call metadata, absent parts as absent keys, the kept SIP headers as
+//! the object `headers` (always present, a repeated name keeps its last value), and
 //! `audio {encoding: "pcm16", sample_rate, frame_ms: 20}`), `dtmf {digit, duration_ms}`,
 //! `mark {name}`, `cleared` (an addition to PROTOCOLS.md: says a `clear` was carried out) and
 //! `stop {reason}`; ← agent binary audio, `mark`, `clear`, `hangup`, `transfer {to}`,
@@ -40,6 +41,7 @@ struct Start<'a> {
     custom_parameters: Params<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     extra_headers: Option<&'a str>,
+    headers: Params<'a>,
     audio: Audio,
 }
 
@@ -130,6 +132,7 @@ impl DialectCodec for RawCodec {
             crt: m.crt.as_deref(),
             custom_parameters: Params(&m.custom_parameters),
             extra_headers: m.extra_headers.as_deref(),
+            headers: Params(&m.headers),
             audio: Audio {
                 encoding: "pcm16",
                 sample_rate: self.rate,

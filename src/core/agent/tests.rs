@@ -19,6 +19,7 @@ pub(super) fn meta(rate: u32) -> StreamMeta {
         direction: "inbound".into(),
         custom_parameters: vec![("lang".into(), "hi".into()), ("flow".into(), "a&b".into())],
         extra_headers: None,
+        headers: vec![("X-Workspace-ID".into(), "2b37ba17".into())],
         sample_rate: rate,
         encoding: AudioEncoding::L16,
     }

@@ -4,6 +4,8 @@
 //! Owns: message shapes and numbering. Numbers are JSON strings except
 //! `mediaFormat.sampleRate`/`channels`; `sequenceNumber` counts every message after `connected`
 //! from "1"; `chunk` counts media messages from "1"; `timestamp` is ms since `start`.
+//! `start.customParameters` holds `did`, `crt` and the kept SIP headers, then the platform's
+//! parameters (which win a name clash).
 //! Audio is base64 μ-law at 8 kHz only. Agent → us: `media`, `mark`, `clear`, and trunkgate's
 //! extensions `hangup`, `transfer`, `dtmf`. The agent's `streamSid` is not checked: one WS
 //! carries one stream.
@@ -12,8 +14,8 @@
 use serde::Serialize;
 
 use super::common::{
-    b64_decode, b64_encode_into, dtmf_digits, ignored, max_audio_bytes, parse_object, req_obj,
-    req_str, to_json, transfer_target, ulaw_to_pcm, DialectError, Params,
+    b64_decode, b64_encode_into, call_facts, dtmf_digits, ignored, max_audio_bytes, parse_object,
+    req_obj, req_str, to_json, transfer_target, ulaw_to_pcm, DialectError, Params,
 };
 use super::{AgentEvent, Dialect, DialectCodec, StreamMeta, WsIn, WsOut};
 
@@ -53,7 +55,7 @@ struct StartBody<'a> {
     stream_sid: &'a str,
     call_sid: &'a str,
     tracks: [&'static str; 1],
-    custom_parameters: Params<'a>,
+    custom_parameters: Params<'a, &'a str>,
     media_format: MediaFormat,
 }
 
@@ -234,6 +236,13 @@ impl DialectCodec for TwilioCodec {
         };
         let sequence_number = self.next_seq();
         let m = &self.meta;
+        // The call's facts first, so the platform's own parameters win a name clash.
+        let mut params = call_facts(m);
+        params.extend(
+            m.custom_parameters
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         let start = Start {
             event: "start",
             sequence_number,
@@ -243,7 +252,7 @@ impl DialectCodec for TwilioCodec {
                 stream_sid: &m.stream_id,
                 call_sid: &m.call_id,
                 tracks: ["inbound"],
-                custom_parameters: Params(&m.custom_parameters),
+                custom_parameters: Params(&params),
                 media_format: MediaFormat {
                     encoding: "audio/x-mulaw",
                     sample_rate: RATE,

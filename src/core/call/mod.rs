@@ -508,6 +508,7 @@ impl Call {
             },
             custom_parameters: t.parameters.clone(),
             extra_headers: t.extra_headers.clone(),
+            headers: s.headers.clone(),
             sample_rate: t.sample_rate,
             encoding: t.encoding,
         }

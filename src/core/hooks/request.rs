@@ -1,8 +1,8 @@
 //! The inbound-call webhook request body (PROTOCOLS.md §1), sent while the caller hears ringing.
 //!
 //! Owns: the JSON `call.incoming` body (absent parts are absent keys, never empty strings), the
-//! `twilio-form` body (Twilio's voice webhook fields, urlencoded, so a TwiML app can answer),
-//! and reading `DID|CRT` out of a From display name.
+//! `twilio-form` body (Twilio's voice webhook fields, urlencoded, so a TwiML app can answer).
+//! The `did`/`crt` it carries were read once, by `core::number::did_crt`, when the INVITE came.
 //! Twilio-form additions: trunkgate-only facts go in `X_Did`, `X_Crt`, `X_SipCallId`,
 //! `X_Trunk`, `X_WorkspaceId`, `X_SourceIp`; SIP headers go in `SipHeader_<name>`, the names
 //! Twilio's own SIP trunking uses.
@@ -173,40 +173,6 @@ fn form_encode(s: &str) -> String {
     out
 }
 
-/// Splits a From display name `"DID|CRT"` (quotes optional). The DID is kept only when it looks
-/// like a phone number, with a `00` international prefix turned into `+`; a name without `|`
-/// is a DID or nothing, so an ordinary caller name never becomes one.
-pub fn split_did_crt(display_name: &str) -> (Option<String>, Option<String>) {
-    let s = display_name.trim().trim_matches('"').trim();
-    let (did, crt) = match s.split_once('|') {
-        Some((d, c)) => (d, Some(c)),
-        None => (s, None),
-    };
-    let crt = crt
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && !c.chars().any(char::is_control))
-        .map(str::to_owned);
-    (normalise_did(did), crt)
-}
-
-/// `+` and 3 to 20 digits, from `+…`, `00…` or bare digits.
-pub fn normalise_did(raw: &str) -> Option<String> {
-    let s = raw.trim();
-    let digits = s
-        .strip_prefix('+')
-        .or_else(|| s.strip_prefix("00"))
-        .unwrap_or(s);
-    let plus = digits.len() != s.len();
-    let ok = (3..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-    ok.then(|| {
-        if plus {
-            format!("+{digits}")
-        } else {
-            digits.to_owned()
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -283,26 +249,5 @@ mod tests {
             "application/x-www-form-urlencoded"
         );
         assert_eq!(WebhookFormat::default().content_type(), "application/json");
-    }
-
-    #[test]
-    fn did_and_crt_from_display_name() {
-        let s = |d: Option<&str>, c: Option<&str>| (d.map(str::to_owned), c.map(str::to_owned));
-        assert_eq!(
-            split_did_crt("\"00919990152080|d444-69139d35\""),
-            s(Some("+919990152080"), Some("d444-69139d35"))
-        );
-        assert_eq!(
-            split_did_crt("+919990152080|"),
-            s(Some("+919990152080"), None)
-        );
-        assert_eq!(split_did_crt("|crt-1"), s(None, Some("crt-1")));
-        assert_eq!(split_did_crt("08035735900"), s(Some("08035735900"), None));
-        assert_eq!(split_did_crt("John Smith"), s(None, None));
-        assert_eq!(split_did_crt(""), s(None, None));
-        assert_eq!(split_did_crt("12|a|b"), s(None, Some("a|b")));
-        assert_eq!(normalise_did("+1"), None);
-        assert_eq!(normalise_did("+123456789012345678901"), None);
-        assert_eq!(normalise_did("00+91"), None);
     }
 }

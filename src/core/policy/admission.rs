@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 
+use crate::core::number::E164;
+
 use super::compiled::Layer;
 use super::compiled::{Chain, LayerRef, Policy};
 use super::counters::Window;
 use super::counters::{rel_ns, ScopeState, DAY, HOUR};
 use super::hours::{next_day_start, retry_secs};
-use super::number::E164;
 use super::rules::{reject, static_rules};
 use super::settings::PolicyConfig;
 use super::CutReason;

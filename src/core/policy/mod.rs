@@ -49,7 +49,6 @@ mod compiled;
 mod counters;
 mod flood;
 mod hours;
-mod number;
 mod rules;
 pub mod settings;
 
@@ -64,10 +63,8 @@ use std::time::{Duration, Instant};
 pub use admission::Admission;
 pub use compiled::{NumberLayer, Policy, TrunkLayer};
 pub use flood::{blocked_user_agent, flood_key, FloodGuard};
-pub use number::normalise_number;
 pub use settings::{
-    normalise_e164, E164Prefix, Flood, FraudAlert, Hours, PolicyConfig, RejectAction,
-    DEFAULT_USER_AGENT_BLOCKLIST,
+    E164Prefix, Flood, FraudAlert, Hours, PolicyConfig, RejectAction, DEFAULT_USER_AGENT_BLOCKLIST,
 };
 
 /// One inbound call attempt, as extracted from the INVITE by the caller.
@@ -75,7 +72,7 @@ pub use settings::{
 pub struct Attempt<'a> {
     pub source: IpAddr,
     /// Caller number (From user, or the DID from a display name); normalised here
-    /// (`00` → `+`, visual separators dropped). Not E.164 → treated as absent.
+    /// by [`crate::core::number`]'s one rule. Not a number → treated as absent.
     pub caller: Option<&'a str>,
     /// The DID dialled; picks the `[[number]]` layer (normalised like `caller`).
     pub dialled: Option<&'a str>,

@@ -1,5 +1,5 @@
 //! Admission-policy settings as layers: global, then trunk, then number; each field `None` means
-//! "inherit". Also the E.164 prefix type shared with DIDs.
+//! "inherit". Also the E.164 prefix type (normalised by `core::number`'s one rule).
 //!
 //! Owns the layering rule (`merged`: a field set in the upper layer replaces the lower one whole,
 //! lists are not concatenated) and the defaults of the global layer. These are core's types:
@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+
+use crate::core::number::E164;
 
 /// Scanner user agents rejected by default (substring, case-insensitive, decided in core).
 pub const DEFAULT_USER_AGENT_BLOCKLIST: &[&str] = &[
@@ -143,14 +145,16 @@ pub enum RejectAction {
     Drop,
 }
 
-/// `+` followed by 1–15 digits. Input written with the `00` international prefix is accepted
-/// and normalised (`0048` → `+48`).
+/// A caller-number prefix: `+` followed by 1–15 digits, written in any form
+/// [`crate::core::number::E164`] accepts (`0048` → `+48`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct E164Prefix(String);
 
 impl E164Prefix {
     pub fn parse(text: &str) -> Result<E164Prefix, String> {
-        normalise_e164(text).map(E164Prefix)
+        text.parse::<E164>()
+            .map(|n| E164Prefix(n.to_string()))
+            .map_err(|e| e.to_string())
     }
 
     pub fn as_str(&self) -> &str {
@@ -169,20 +173,6 @@ impl fmt::Display for E164Prefix {
     }
 }
 
-/// `+<1-15 digits>` or `00<1-15 digits>` → `+<digits>`.
-pub fn normalise_e164(text: &str) -> Result<String, String> {
-    let digits = text
-        .strip_prefix('+')
-        .or_else(|| text.strip_prefix("00"))
-        .ok_or_else(|| format!("{text:?} is not E.164: it must start with \"+\" (or \"00\")"))?;
-    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{text:?} is not E.164: \"+\" must be followed by 1 to 15 digits"
-        ));
-    }
-    Ok(format!("+{digits}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,11 +185,12 @@ mod tests {
         );
         assert_eq!(E164Prefix::parse("+1").map(|p| p.0), Ok("+1".to_string()));
         assert!(E164Prefix::parse("+48").is_ok_and(|p| p.matches("+48123")));
+        assert_eq!(E164Prefix::parse("48").map(|p| p.0), Ok("+48".to_string()));
         assert_eq!(
-            E164Prefix::parse("48"),
-            Err("\"48\" is not E.164: it must start with \"+\" (or \"00\")".to_string())
+            E164Prefix::parse("+48 12").map(|p| p.0),
+            Ok("+4812".to_string())
         );
-        for bad in ["+", "00", "+48 12", "+1234567890123456", "+4a", "++1"] {
+        for bad in ["+", "00", "+1234567890123456", "+4a", "++1"] {
             assert!(E164Prefix::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -45,7 +45,7 @@ fn message_sequence_to_agent() {
         json!({"event":"start","sequenceNumber":1,"start":{"callId":"CA5f3c","streamId":"MZ18ad",
             "accountId":"AC0001","tracks":["inbound"],
             "mediaFormat":{"encoding":"audio/x-l16","sampleRate":16000}},
-            "extra_headers":"lang=hi,flow=a&b"}),
+            "extra_headers":"lang=hi,flow=a&b,did=+919990152080,X-Workspace-ID=2b37ba17"}),
         json!({"event":"media","sequenceNumber":2,"streamId":"MZ18ad","media":{"track":"inbound",
             "timestamp":(T0 + 20).to_string(),"chunk":1,"payload":silence}}),
         json!({"event":"media","sequenceNumber":3,"streamId":"MZ18ad","media":{"track":"inbound",
@@ -68,16 +68,47 @@ fn start_carries_extra_headers_and_mulaw_format() {
     m.extra_headers = Some("a=1,b=2".into());
     let mut c = PlivoCodec::new(m);
     let start = json(&c.start(T0)[0]);
-    assert_eq!(start["extra_headers"], "a=1,b=2");
+    assert_eq!(
+        start["extra_headers"],
+        "a=1,b=2,did=+919990152080,X-Workspace-ID=2b37ba17"
+    );
     assert_eq!(
         start["start"]["mediaFormat"],
         json!({"encoding":"audio/x-mulaw","sampleRate":8000})
     );
     let mut bare = meta(8_000);
     bare.custom_parameters.clear();
+    bare.did = None;
+    bare.headers.clear();
     assert_eq!(
         json(&PlivoCodec::new(bare).start(T0)[0])["extra_headers"],
         ""
+    );
+}
+
+/// did, crt and the kept SIP headers are appended to the platform's extraHeaders (static
+/// routes: to nothing); a name the platform set is not repeated; a repeated header keeps its
+/// last value; a value the `k=v,k=v` form cannot carry is left out.
+#[test]
+fn call_facts_appended_to_extra_headers() {
+    let extra = |m: StreamMeta| json(&PlivoCodec::new(m).start(T0)[0])["extra_headers"].clone();
+    let mut m = meta(8_000);
+    m.crt = Some("c1".into());
+    m.custom_parameters.clear();
+    m.headers = vec![
+        ("X-Workspace-ID".into(), "old".into()),
+        ("X-List".into(), "a,b".into()),
+        ("X-Eq".into(), "k=v".into()),
+        ("X-Workspace-ID".into(), "2b37ba17".into()),
+    ];
+    assert_eq!(
+        extra(m.clone()),
+        "did=+919990152080,crt=c1,X-Eq=k=v,X-Workspace-ID=2b37ba17"
+    );
+    m.extra_headers = Some("a=1, did=mine,X-Eq".into());
+    assert_eq!(
+        extra(m),
+        "a=1, did=mine,X-Eq,crt=c1,X-Workspace-ID=2b37ba17"
     );
 }
 

@@ -23,6 +23,7 @@ fn message_sequence_to_agent() {
         json!({"type":"start","call_id":"CA5f3c","stream_id":"MZ18ad","account_id":"AC0001",
             "direction":"inbound","from":"+919990152080","to":"+918035735900","did":"+919990152080",
             "custom_parameters":{"lang":"hi","flow":"a&b"},"extra_headers":"a=1",
+            "headers":{"X-Workspace-ID":"2b37ba17"},
             "audio":{"encoding":"pcm16","sample_rate":16000,"frame_ms":20}}),
         "absent parts (crt) are absent keys"
     );
@@ -46,6 +47,28 @@ fn message_sequence_to_agent() {
         c.stop("agent_hangup", T0 + 60).map(|o| json(&o)),
         Some(json!({"type":"stop","reason":"agent_hangup"}))
     );
+}
+
+/// crt and the kept SIP headers (a repeated name keeps its last value); no headers is `{}`.
+#[test]
+fn start_carries_crt_and_headers() {
+    let start = |m: StreamMeta| json(&RawCodec::new(m).start(T0)[0]);
+    let mut m = meta(8_000);
+    m.crt = Some("d444-69139d35".into());
+    m.headers = vec![
+        ("X-Workspace-ID".into(), "old".into()),
+        ("X-Tag".into(), "t".into()),
+        ("X-Workspace-ID".into(), "2b37ba17".into()),
+    ];
+    let v = start(m.clone());
+    assert_eq!(v["did"], "+919990152080");
+    assert_eq!(v["crt"], "d444-69139d35");
+    assert_eq!(
+        v["headers"],
+        json!({"X-Tag":"t","X-Workspace-ID":"2b37ba17"})
+    );
+    m.headers.clear();
+    assert_eq!(start(m)["headers"], json!({}));
 }
 
 #[test]

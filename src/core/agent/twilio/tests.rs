@@ -37,7 +37,8 @@ fn message_sequence_to_agent() {
         json!({"event":"connected","protocol":"Call","version":"1.0.0"}),
         json!({"event":"start","sequenceNumber":"1","streamSid":"MZ18ad","start":{
             "accountSid":"AC0001","streamSid":"MZ18ad","callSid":"CA5f3c","tracks":["inbound"],
-            "customParameters":{"lang":"hi","flow":"a&b"},
+            "customParameters":{"did":"+919990152080","X-Workspace-ID":"2b37ba17",
+                "lang":"hi","flow":"a&b"},
             "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}),
         json!({"event":"media","sequenceNumber":"2","streamSid":"MZ18ad","media":{
             "track":"inbound","chunk":"1","timestamp":"20","payload":silence}}),
@@ -65,9 +66,48 @@ fn message_sequence_to_agent() {
     }
 }
 
+/// did, crt and the kept SIP headers reach the agent on static routes too (no platform
+/// parameters); the platform's parameters win a name clash; a repeated name keeps its last
+/// value; nothing to say is an empty object.
+#[test]
+fn call_facts_in_custom_parameters() {
+    let params = |m: StreamMeta| {
+        json(&TwilioCodec::new(m).start(T0)[1])["start"]["customParameters"].clone()
+    };
+    let mut m = meta(8_000);
+    m.crt = Some("d444-69139d35".into());
+    m.headers = vec![
+        ("X-Workspace-ID".into(), "old".into()),
+        ("X-Tag".into(), "a b".into()),
+        ("X-Workspace-ID".into(), "2b37ba17".into()),
+    ];
+    m.custom_parameters.clear();
+    assert_eq!(
+        params(m.clone()),
+        json!({"did":"+919990152080","crt":"d444-69139d35","X-Workspace-ID":"2b37ba17",
+            "X-Tag":"a b"})
+    );
+    m.custom_parameters = vec![
+        ("crt".into(), "from-platform".into()),
+        ("X-Tag".into(), "p".into()),
+    ];
+    assert_eq!(
+        params(m),
+        json!({"did":"+919990152080","crt":"from-platform","X-Workspace-ID":"2b37ba17",
+            "X-Tag":"p"})
+    );
+    let bare = StreamMeta {
+        call_id: "CA1".into(),
+        ..StreamMeta::default()
+    };
+    assert_eq!(params(bare), json!({}));
+}
+
 #[test]
 fn duplicate_custom_parameters_keep_the_last_value() {
     let mut m = meta(8_000);
+    m.did = None;
+    m.headers.clear();
     m.custom_parameters = vec![
         ("k".into(), "1".into()),
         ("j".into(), "2".into()),

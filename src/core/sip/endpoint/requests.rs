@@ -6,7 +6,8 @@ use super::checks;
 use super::dialog::{CallState, UasCall};
 use super::responses::{reply_flow, Extra};
 use super::{CallEvent, CallKey, EndReason, Endpoint, IncomingCall, ServerTxn, ServerTxnKind};
-use crate::core::sip::message::{caller_id, parse_uri, HeaderName, Message, Method};
+use crate::core::number::did_crt;
+use crate::core::sip::message::{parse_uri, HeaderName, Message, Method};
 use crate::core::sip::txn::{ServerInvite, ServerNonInvite};
 use crate::core::Flow;
 
@@ -160,7 +161,7 @@ impl Endpoint {
         let from = msg.from_hdr();
         let to = msg.to_hdr();
         let display = from.display.as_deref().map(str::to_string);
-        let ids = display.as_deref().map(caller_id).unwrap_or_default();
+        let ids = display.as_deref().map(did_crt).unwrap_or_default();
         let headers = msg
             .headers()
             .filter(|(name, _, _)| matches!(name, HeaderName::Other))

@@ -137,7 +137,7 @@ pub struct IncomingCall {
     pub to_uri: String,
     pub to_user: Option<String>,
     pub request_user: Option<String>,
-    /// From a `"DID|CRT"` display name (DID normalised to `+`).
+    /// From a `"DID|CRT"` display name (`core::number::did_crt`: the DID E.164-normalised).
     pub did: Option<String>,
     pub crt: Option<String>,
     /// Extension headers (`X-...`) as received, in order.

@@ -7,7 +7,6 @@
 //! caller).
 
 mod build;
-mod caller_id;
 mod class;
 mod error;
 mod header;
@@ -23,7 +22,6 @@ mod via;
 mod tests;
 
 pub use build::{reason_phrase, OutMessage};
-pub use caller_id::{caller_id, CallerId};
 pub use error::{ParseError, ParseErrorKind};
 pub use header::HeaderName;
 pub use method::{CSeq, Method};

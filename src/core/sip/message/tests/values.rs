@@ -1,13 +1,14 @@
 //! Typed views over parsed messages: URIs, name-addrs, params, lists, caller id.
 
 use super::{parse, req, INVITE};
-use crate::core::sip::message::{caller_id, parse_uri, unescape, HeaderName, Scheme};
+use crate::core::number::did_crt;
+use crate::core::sip::message::{parse_uri, unescape, HeaderName, Scheme};
 
 #[test]
-fn caller_id_from_a_real_from_header() {
+fn did_crt_from_a_real_from_header() {
     let m = parse(INVITE);
     let display = m.from_hdr().display.unwrap_or_default();
-    let c = caller_id(&display);
+    let c = did_crt(&display);
     assert_eq!(c.did.as_deref(), Some("+919990152080"));
     assert_eq!(c.crt.as_deref(), Some("d444-69139d35-vce-daf-3883"));
     let m = parse(&req(""));
