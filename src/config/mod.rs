@@ -24,6 +24,8 @@ mod validate_sections;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_api;
 
 use std::path::Path;
 
