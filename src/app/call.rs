@@ -17,6 +17,8 @@ use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent}
 use crate::config::{AgentConfig, Config, Dialect as CfgDialect};
 use crate::core::agent::echo::EchoAgent;
 use crate::core::agent::{AudioEncoding, Dialect, StreamMeta};
+// INTEGRATION(B): the registry's id, view and control commands.
+use crate::core::call::{CallId, CallView, Command};
 use crate::core::hooks::answer::WebhookAnswer;
 use crate::core::hooks::callback::{CallStatus, Direction};
 use crate::core::hooks::request;
@@ -69,8 +71,29 @@ pub async fn run_guarded(
 ) {
     use futures_util::FutureExt;
     let saved = info.clone();
-    let task = run(key, info, admitted, events, ctl.clone(), ctx.clone());
+    // INTEGRATION(B): the call's id is minted here (the registry's key, the call_id of the
+    // API, webhook, agent and record) until admission mints it.
+    let id = CallId::from_random(fastrand::u128(..));
+    let task = run(
+        id.clone(),
+        key,
+        info,
+        admitted,
+        events,
+        ctl.clone(),
+        ctx.clone(),
+    );
     if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
+        // INTEGRATION(B): the registry shows the call ended (its last view, failed).
+        if let Some(mut view) = ctx.registry.get(&id) {
+            if view.status.is_active() {
+                let answered = view.answered_at.is_some();
+                view.status = crate::core::call::EndReason::InternalError.call_status(answered);
+                view.end_reason = Some("internal_error".into());
+                view.ended_at = Some(jiff::Timestamp::now().to_string());
+            }
+            ctx.registry.ended(&id, view);
+        }
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -89,6 +112,7 @@ pub async fn run_guarded(
 }
 
 pub async fn run(
+    id: CallId,
     key: CallKey,
     info: IncomingCall,
     admitted: Admitted,
@@ -96,7 +120,7 @@ pub async fn run(
     ctl: mpsc::Sender<EndpointMsg>,
     ctx: Arc<Ctx>,
 ) {
-    let call_id = format!("tg-{:016x}", fastrand::u64(..));
+    let call_id = id.to_string();
     let span = tracing::info_span!("call", call_id = %call_id);
     let started_at = jiff::Timestamp::now();
     ctx.stats.calls_started.fetch_add(1, Ordering::Relaxed);
@@ -112,6 +136,14 @@ pub async fn run(
         .or_else(|| config.callbacks.url.clone());
     let from_number = routing::caller_number(&info);
     let to_number = routing::dialled_did(&config, &info);
+    // INTEGRATION(B): registered at start; the call task owns the command inbox's receiver.
+    let mut view = CallView::new(&call_id, Direction::Inbound, started_at.to_string());
+    view.from = from_number.clone();
+    view.to = to_number.clone();
+    view.did = info.did.clone();
+    view.crt = info.crt.clone();
+    let (inbox, commands) = mpsc::unbounded_channel();
+    ctx.registry.insert(id.clone(), inbox, view.clone());
     let mut call = Call {
         key,
         call_id: call_id.clone(),
@@ -124,8 +156,18 @@ pub async fn run(
         admitted,
         from_number,
         to_number,
+        commands,
+        view,
+        api_hangup: false,
     };
-    let result = call.run().instrument(span.clone()).await;
+    let mut result = call.run().instrument(span.clone()).await;
+    // INTEGRATION(B): hung up by the API before the answer (the INVITE got 480).
+    if call.api_hangup && result.answered_at.is_none() {
+        let why = crate::core::call::EndReason::ApiHangup;
+        result.end_reason = why.as_str();
+        result.status = why.call_status(false);
+        result.sip_status = why.reject_status();
+    }
     let (rtp_in, rtp_out, caller_talk, agent_talk, reason) = match result.media {
         Some(m) => (
             m.rtp_in,
@@ -153,6 +195,8 @@ pub async fn run(
         agent_talk,
     };
     let record = record::build(&summary, &config.billing);
+    // INTEGRATION(B): the final view; the inbox is dropped, the call stays visible a while.
+    ctx.registry.ended(&id, record.call.clone());
     span.in_scope(|| {
         tracing::info!(
             end_reason = %result.end_reason,
@@ -191,6 +235,11 @@ struct Call {
     /// E.164 caller and dialled numbers, as admission and routing saw them.
     from_number: Option<String>,
     to_number: Option<String>,
+    // INTEGRATION(B): control commands, the view the registry shows, and whether the API
+    // hung up.
+    commands: mpsc::UnboundedReceiver<Command>,
+    view: CallView,
+    api_hangup: bool,
 }
 
 /// Who answers the call.
@@ -214,6 +263,12 @@ impl Call {
         if !self.ringing {
             self.ringing = true;
             self.command(CallCommand::Ringing).await;
+            // INTEGRATION(B): the registry's view says ringing.
+            self.view.status = crate::core::call::CallStatus::Ringing;
+            self.ctx.registry.update(
+                &CallId::from_string(self.call_id.clone()),
+                self.view.clone(),
+            );
         }
     }
 
@@ -233,12 +288,26 @@ impl Call {
     }
 
     async fn wait_end(&mut self) -> EndReason {
-        while let Some(msg) = self.events.recv().await {
-            if let CallMsg::Sip(CallEvent::Ended(r)) = msg {
-                return r;
+        loop {
+            // INTEGRATION(B): an API hangup before the answer rejects the INVITE (480).
+            let msg = tokio::select! {
+                m = self.events.recv() => m,
+                Some(cmd) = self.commands.recv(), if !self.api_hangup => {
+                    if cmd == Command::Hangup {
+                        tracing::info!("hung up by the control API before the answer");
+                        self.api_hangup = true;
+                        let status = crate::core::call::EndReason::ApiHangup.reject_status().unwrap_or(480);
+                        self.command(CallCommand::Reject { status, reason: None, headers: Vec::new() }).await;
+                    }
+                    continue;
+                }
+            };
+            match msg {
+                Some(CallMsg::Sip(CallEvent::Ended(r))) => return r,
+                Some(_) => {}
+                None => return EndReason::LocalBye(0),
             }
         }
-        EndReason::LocalBye(0)
     }
 
     async fn run(&mut self) -> CallResult {
@@ -333,7 +402,16 @@ impl Call {
         })
         .await;
         let answered_at = Some(jiff::Timestamp::now());
-        let outcome = media.run(&mut self.events, &self.ctl, &self.ctx).await;
+        // INTEGRATION(B): the registry's view says in progress, from the answer.
+        self.view.status = crate::core::call::CallStatus::InProgress;
+        self.view.answered_at = answered_at.map(|t| t.to_string());
+        self.ctx.registry.update(
+            &CallId::from_string(self.call_id.clone()),
+            self.view.clone(),
+        );
+        let outcome = media
+            .run(&mut self.events, &mut self.commands, &self.ctl, &self.ctx)
+            .await;
         drop(lease);
         let draining = self.ctx.draining.load(Ordering::Relaxed);
         let end_reason = match (outcome.reason, outcome.local_end) {

@@ -19,6 +19,8 @@ use super::agent_ws::{now_ms, WsAgent, WsTarget};
 use super::{CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::OnDisconnect;
 use crate::core::agent::echo::EchoAgent;
+// INTEGRATION(B): control commands (hangup, DTMF) from the API.
+use crate::core::call::Command;
 use crate::core::media::dtmf::{DtmfPacket, DtmfReceiver};
 use crate::core::media::frame_clock::FrameClock;
 use crate::core::media::pacer::{FrameKind, Pacer};
@@ -66,6 +68,8 @@ pub enum LocalEnd {
     RtpTimeout,
     DurationCap,
     MinutesCap,
+    // INTEGRATION(B): `POST /v1/calls/{id}/hangup` or Twilio's `Status=completed`.
+    ApiHangup,
 }
 
 impl LocalEnd {
@@ -76,6 +80,7 @@ impl LocalEnd {
             LocalEnd::RtpTimeout => "rtp_timeout",
             LocalEnd::DurationCap => "duration_cap",
             LocalEnd::MinutesCap => "minutes_cap",
+            LocalEnd::ApiHangup => "api_hangup",
         }
     }
 }
@@ -178,6 +183,7 @@ impl MediaSession {
     pub async fn run(
         mut self,
         events: &mut mpsc::UnboundedReceiver<CallMsg>,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
         ctl: &mpsc::Sender<EndpointMsg>,
         ctx: &Arc<Ctx>,
     ) -> MediaOutcome {
@@ -243,6 +249,14 @@ impl MediaSession {
                         self.hangup(ctl, end).await;
                     }
                     None => break EndReason::LocalBye(0),
+                },
+                // INTEGRATION(B): the control API's commands.
+                Some(cmd) = commands.recv() => match cmd {
+                    Command::Hangup => {
+                        tracing::info!("hung up by the control API");
+                        self.hangup(ctl, LocalEnd::ApiHangup).await;
+                    }
+                    Command::Dtmf { digits } => self.queue_dtmf(&digits),
                 },
             }
         };

@@ -143,7 +143,7 @@ fn rejected_record(
         .or_else(|| config.callbacks.url.clone());
     let now = jiff::Timestamp::now();
     let summary = CallSummary {
-        call_id: format!("tg-{:016x}", fastrand::u64(..)),
+        call_id: crate::core::call::CallId::from_random(fastrand::u128(..)).to_string(),
         direction: Direction::Inbound,
         from: super::routing::caller_number(info),
         to: super::routing::dialled_did(&config, info),

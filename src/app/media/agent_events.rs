@@ -104,7 +104,8 @@ impl MediaSession {
 
     /// Queues RFC 4733 packets for `digits`: 100 ms events sent back to back (each with its
     /// own timestamp and three end packets, which is how receivers tell digits apart).
-    fn queue_dtmf(&mut self, digits: &str) {
+    // INTEGRATION(B): pub(super), so the control API's DTMF takes the same path.
+    pub(super) fn queue_dtmf(&mut self, digits: &str) {
         if self.neg.dtmf_pt.is_none() {
             tracing::info!("agent DTMF dropped: the caller did not offer telephone-event");
             return;
