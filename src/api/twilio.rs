@@ -29,7 +29,7 @@ pub(super) async fn get(
 ) -> Response {
     let sid = match authorize(&api, &account, &call, &headers) {
         Ok(sid) => sid,
-        Err(resp) => return resp,
+        Err(refused) => return refused.response(&account, &call),
     };
     match api.control.get(sid) {
         Some(view) => Json(resource(&view, &account)).into_response(),
@@ -45,7 +45,7 @@ pub(super) async fn update(
 ) -> Response {
     let sid = match authorize(&api, &account, &call, &headers) {
         Ok(sid) => sid,
-        Err(resp) => return resp,
+        Err(refused) => return refused.response(&account, &call),
     };
     let Ok(Form(form)) = form else {
         return error(
@@ -88,28 +88,45 @@ pub(super) async fn update(
     Json(resource(&view, &account)).into_response()
 }
 
+/// Why a request on the resource was refused before looking at the call.
+enum Refused {
+    /// Wrong or missing credentials, or another account.
+    Auth,
+    /// Not a `{CallSid}.json` path.
+    NotFound,
+}
+
+impl Refused {
+    fn response(self, account: &str, call: &str) -> Response {
+        match self {
+            Refused::Auth => {
+                let mut resp = error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"Twilio API\""),
+                );
+                resp
+            }
+            Refused::NotFound => not_found(account, call),
+        }
+    }
+}
+
 /// Checks the Basic credentials and the account in the path; returns the CallSid of
 /// `{CallSid}.json`.
-#[allow(clippy::result_large_err)]
 fn authorize<'a>(
     api: &Api,
     account: &str,
     call: &'a str,
     headers: &HeaderMap,
-) -> Result<&'a str, Response> {
+) -> Result<&'a str, Refused> {
     let configured = api.account.as_deref().unwrap_or_default();
     let (user, pass) = basic_credentials(headers).unwrap_or_default();
     let credentials_ok = api.open || (user == configured && token_matches(api, Some(&pass)));
     if !credentials_ok || account != configured {
-        let mut resp = error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"Twilio API\""),
-        );
-        return Err(resp);
+        return Err(Refused::Auth);
     }
-    call.strip_suffix(".json")
-        .ok_or_else(|| not_found(account, call))
+    call.strip_suffix(".json").ok_or(Refused::NotFound)
 }
 
 /// `Authorization: Basic base64(user:password)`.

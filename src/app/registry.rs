@@ -231,7 +231,7 @@ impl CallStore for MemoryStore {
             }
         };
         drop(inner);
-        out.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        out.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         out.truncate(limit);
         out.into_iter().map(|(_, v)| v).collect()
     }
