@@ -85,14 +85,8 @@ pub async fn run_guarded(
     );
     if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
         // INTEGRATION(B): the registry shows the call ended (its last view, failed).
-        if let Some(mut view) = ctx.registry.get(&id) {
-            if view.status.is_active() {
-                let answered = view.answered_at.is_some();
-                view.status = crate::core::call::EndReason::InternalError.call_status(answered);
-                view.end_reason = Some("internal_error".into());
-                view.ended_at = Some(jiff::Timestamp::now().to_string());
-            }
-            ctx.registry.ended(&id, view);
+        if let Some(view) = ctx.registry.get(&id) {
+            ctx.registry.ended(&id, record::failed_view(view));
         }
         let what = panic
             .downcast_ref::<&str>()
@@ -137,11 +131,7 @@ pub async fn run(
     let from_number = routing::caller_number(&info);
     let to_number = routing::dialled_did(&config, &info);
     // INTEGRATION(B): registered at start; the call task owns the command inbox's receiver.
-    let mut view = CallView::new(&call_id, Direction::Inbound, started_at.to_string());
-    view.from = from_number.clone();
-    view.to = to_number.clone();
-    view.did = info.did.clone();
-    view.crt = info.crt.clone();
+    let view = record::first_view(&call_id, started_at, &from_number, &to_number, &info);
     let (inbox, commands) = mpsc::unbounded_channel();
     ctx.registry.insert(id.clone(), inbox, view.clone());
     let mut call = Call {
@@ -259,16 +249,21 @@ impl Call {
             .await;
     }
 
+    // INTEGRATION(B): the registry's view of the call changes status.
+    fn publish(&mut self, status: CallStatus, answered_at: Option<jiff::Timestamp>) {
+        self.view.status = status;
+        if let Some(at) = answered_at {
+            self.view.answered_at = Some(at.to_string());
+        }
+        let id = CallId::from_string(self.call_id.clone());
+        self.ctx.registry.update(&id, self.view.clone());
+    }
+
     async fn ring(&mut self) {
         if !self.ringing {
             self.ringing = true;
             self.command(CallCommand::Ringing).await;
-            // INTEGRATION(B): the registry's view says ringing.
-            self.view.status = crate::core::call::CallStatus::Ringing;
-            self.ctx.registry.update(
-                &CallId::from_string(self.call_id.clone()),
-                self.view.clone(),
-            );
+            self.publish(CallStatus::Ringing, None); // INTEGRATION(B)
         }
     }
 
@@ -294,10 +289,7 @@ impl Call {
                 m = self.events.recv() => m,
                 Some(cmd) = self.commands.recv(), if !self.api_hangup => {
                     if cmd == Command::Hangup {
-                        tracing::info!("hung up by the control API before the answer");
-                        self.api_hangup = true;
-                        let status = crate::core::call::EndReason::ApiHangup.reject_status().unwrap_or(480);
-                        self.command(CallCommand::Reject { status, reason: None, headers: Vec::new() }).await;
+                        self.api_reject().await;
                     }
                     continue;
                 }
@@ -308,6 +300,21 @@ impl Call {
                 None => return EndReason::LocalBye(0),
             }
         }
+    }
+
+    // INTEGRATION(B): the control API hung up before the answer.
+    async fn api_reject(&mut self) {
+        tracing::info!("hung up by the control API before the answer");
+        self.api_hangup = true;
+        let why = crate::core::call::EndReason::ApiHangup;
+        let status = why.reject_status().unwrap_or(480);
+        let (reason, headers) = (None, Vec::new());
+        self.command(CallCommand::Reject {
+            status,
+            reason,
+            headers,
+        })
+        .await;
     }
 
     async fn run(&mut self) -> CallResult {
@@ -402,13 +409,7 @@ impl Call {
         })
         .await;
         let answered_at = Some(jiff::Timestamp::now());
-        // INTEGRATION(B): the registry's view says in progress, from the answer.
-        self.view.status = crate::core::call::CallStatus::InProgress;
-        self.view.answered_at = answered_at.map(|t| t.to_string());
-        self.ctx.registry.update(
-            &CallId::from_string(self.call_id.clone()),
-            self.view.clone(),
-        );
+        self.publish(CallStatus::InProgress, answered_at); // INTEGRATION(B)
         let outcome = media
             .run(&mut self.events, &mut self.commands, &self.ctl, &self.ctx)
             .await;

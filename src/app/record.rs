@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::Ctx;
 use crate::config::BillingConfig;
+use crate::core::call::EndReason;
 use crate::core::hooks::callback::{
     billable_seconds, CallCompleted, CallStatus, CallView, CallbackEvent, Direction, Speaker,
     TalkSeconds, Turn,
@@ -89,6 +90,33 @@ pub fn build(s: &CallSummary, billing: &BillingConfig) -> CallCompleted {
             billing: None,
         },
     }
+}
+
+/// The view of an inbound call just admitted (the registry shows it until the first change).
+pub fn first_view(
+    call_id: &str,
+    started_at: jiff::Timestamp,
+    from: &Option<String>,
+    to: &Option<String>,
+    info: &crate::core::sip::endpoint::IncomingCall,
+) -> CallView {
+    let mut view = CallView::new(call_id, Direction::Inbound, started_at.to_string());
+    view.from = from.clone();
+    view.to = to.clone();
+    view.did = info.did.clone();
+    view.crt = info.crt.clone();
+    view
+}
+
+/// The last view of a call whose task failed (a bug): ended now, `internal_error`.
+pub fn failed_view(mut view: CallView) -> CallView {
+    if view.status.is_active() {
+        let why = EndReason::InternalError;
+        view.status = why.call_status(view.answered_at.is_some());
+        view.end_reason = Some(why.as_str());
+        view.ended_at = Some(jiff::Timestamp::now().to_string());
+    }
+    view
 }
 
 /// Spools the callback (if a URL applies) and appends the CDR line (by the record writer);
