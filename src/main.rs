@@ -101,7 +101,7 @@ async fn serve(config: Config, demo: bool, path: Option<PathBuf>, drain: Duratio
             println!("trunkgate demo: call sip:echo@{addr};transport=tcp (TCP)");
         }
         if let Some(addr) = gateway.api_addr {
-            println!("trunkgate demo: health http://{addr}/healthz, metrics http://{addr}/metrics");
+            println!("trunkgate demo: health http://{addr}/healthz, metrics http://{addr}/metrics, calls http://{addr}/v1/calls");
         }
     }
     tracing::info!(udp = ?gateway.udp_addrs, tcp = ?gateway.tcp_addrs, "trunkgate started");

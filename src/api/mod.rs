@@ -1,40 +1,57 @@
-//! The HTTP control API (axum). For now: `GET /healthz`, `GET /readyz` (503 while draining)
-//! and `GET /metrics` (Prometheus text). Every route but the two probes needs
-//! `Authorization: Bearer <token>` unless the API is open (no token, loopback address).
+//! The HTTP control API (axum, PROTOCOLS.md §3): probes and metrics ([`health`]), the call
+//! resource ([`calls`]), its OpenAPI document ([`openapi`]) and, with `[api] twilio_compat`,
+//! the Twilio-compatible call resource ([`twilio`]). Everything but `/healthz` and `/readyz`
+//! needs `Authorization: Bearer <token>` (the Twilio resource: Basic `AccountSid:token`)
+//! unless the API is open (no token, loopback address). Errors are JSON:
+//! `{"error":{"code":"not_found","message":"…"}}`.
 //!
-//! Must not: decide anything about calls; it reads counters and forwards commands.
+//! Owns: routes, authentication, status codes and error bodies.
+//! Must not: decide anything about calls (it reads views and forwards commands through the
+//! [`Control`] handle, its only view of `app`), or log the token.
 
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
+mod calls;
+mod health;
+mod openapi;
+mod twilio;
+
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 
-use crate::app::Ctx;
+use crate::app::control::Control;
+
+/// What the API needs from the configuration, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The bearer token (also the Twilio resource's Basic password); `None` → no token.
+    pub token: Option<String>,
+    /// No token on a loopback address: everything is served without credentials.
+    pub open: bool,
+    /// `Some(AccountSid)` → serve the Twilio-compatible resource under that account.
+    pub twilio_account: Option<String>,
+}
 
 #[derive(Clone)]
 struct Api {
-    ctx: Arc<Ctx>,
+    control: Control,
     token: Option<Arc<str>>,
     open: bool,
+    account: Option<Arc<str>>,
 }
 
 /// Serves the API on `listener` until the process ends.
-pub fn spawn(listener: tokio::net::TcpListener, ctx: Arc<Ctx>, token: Option<String>, open: bool) {
-    let api = Api {
-        ctx,
-        token: token.map(Arc::from),
-        open,
-    };
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(api);
+pub fn spawn(listener: tokio::net::TcpListener, control: Control, settings: Settings) {
+    let app = router(Api {
+        control,
+        token: settings.token.map(Arc::from),
+        open: settings.open,
+        account: settings.twilio_account.map(Arc::from),
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "control API stopped");
@@ -42,26 +59,109 @@ pub fn spawn(listener: tokio::net::TcpListener, ctx: Arc<Ctx>, token: Option<Str
     });
 }
 
-async fn readyz(State(api): State<Api>) -> Response {
-    if api.ctx.draining.load(Ordering::Relaxed) {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
-    } else {
-        (StatusCode::OK, "ready\n").into_response()
+fn router(api: Api) -> Router {
+    let bearer = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/calls", get(calls::list))
+        .route("/v1/calls/{id}", get(calls::get))
+        .route("/v1/calls/{id}/hangup", post(calls::hangup))
+        .route("/v1/calls/{id}/dtmf", post(calls::dtmf))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_bearer));
+    let mut app = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(bearer);
+    if api.account.is_some() {
+        app = app.route(
+            "/2010-04-01/Accounts/{account}/Calls/{call}",
+            get(twilio::get).post(twilio::update),
+        );
+    }
+    app.fallback(not_found).with_state(api)
+}
+
+/// An error answer: `{"error":{"code","message"}}` with its status.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn unauthorized() -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "missing or wrong bearer token".into(),
+        }
     }
 }
 
-fn authorized(api: &Api, headers: &HeaderMap) -> bool {
-    if api.open {
-        return true;
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
-    let Some(token) = &api.token else {
-        return false;
-    };
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no resource {}", req.uri().path()))
+}
+
+async fn require_bearer(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if api.open || token_matches(&api, given) {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+/// Whether `given` is the API token (never true without one).
+fn token_matches(api: &Api, given: Option<&str>) -> bool {
+    let (Some(token), Some(given)) = (&api.token, given) else {
+        return false;
+    };
     // Constant-time comparison: the token is a secret.
     given.len() == token.len()
         && given
@@ -69,136 +169,4 @@ fn authorized(api: &Api, headers: &HeaderMap) -> bool {
             .zip(token.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
-}
-
-async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if !authorized(&api, &headers) {
-        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
-    }
-    let body = render(&api.ctx);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-}
-
-/// The Prometheus exposition of the gateway's counters.
-pub fn render(ctx: &Ctx) -> String {
-    let s = &ctx.stats;
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP trunkgate_{name} {help}");
-        let _ = writeln!(out, "# TYPE trunkgate_{name} {kind}");
-        let _ = writeln!(out, "trunkgate_{name} {value}");
-    };
-    metric(
-        "calls_started_total",
-        "counter",
-        "Calls admitted and started.",
-        load(&s.calls_started),
-    );
-    metric(
-        "calls_ended_total",
-        "counter",
-        "Calls ended (any reason).",
-        load(&s.calls_ended),
-    );
-    metric(
-        "calls_active",
-        "gauge",
-        "Calls in progress.",
-        s.active_calls(),
-    );
-    metric(
-        "rtp_ports_in_use",
-        "gauge",
-        "RTP ports leased by calls.",
-        ctx.ports.in_use() as u64,
-    );
-    metric(
-        "sip_malformed_total",
-        "counter",
-        "SIP messages that failed to parse.",
-        load(&s.malformed),
-    );
-    metric(
-        "sip_flood_dropped_total",
-        "counter",
-        "SIP messages dropped by the per-source flood limit.",
-        load(&s.flood_dropped),
-    );
-    metric(
-        "sip_blocked_user_agent_total",
-        "counter",
-        "SIP requests dropped for a blocked User-Agent.",
-        load(&s.blocked_user_agent),
-    );
-    metric(
-        "policy_rejected_total",
-        "counter",
-        "INVITEs refused by admission policy.",
-        load(&s.policy_rejected),
-    );
-    metric(
-        "policy_dropped_total",
-        "counter",
-        "INVITEs dropped silently by admission policy.",
-        load(&s.policy_dropped),
-    );
-    metric(
-        "agent_dropped_frames_total",
-        "counter",
-        "Agent frames dropped (agent or queue full).",
-        load(&s.agent_dropped_frames),
-    );
-    metric(
-        "agent_frame_errors_total",
-        "counter",
-        "Malformed agent messages.",
-        load(&s.agent_frame_errors),
-    );
-    metric(
-        "agent_ignored_events_total",
-        "counter",
-        "Agent messages with events we do not use.",
-        load(&s.agent_ignored_events),
-    );
-    if let Some(spool) = &ctx.spool {
-        let st = &spool.stats;
-        metric(
-            "callbacks_submitted_total",
-            "counter",
-            "Call records spooled for delivery.",
-            load(&st.submitted),
-        );
-        metric(
-            "callbacks_delivered_total",
-            "counter",
-            "Callbacks acknowledged with a 2xx.",
-            load(&st.delivered),
-        );
-        metric(
-            "callbacks_failed_attempts_total",
-            "counter",
-            "Callback attempts that failed.",
-            load(&st.failed_attempts),
-        );
-        metric(
-            "callbacks_dead_total",
-            "counter",
-            "Callbacks given up (kept in dead/).",
-            load(&st.dead),
-        );
-        metric(
-            "callbacks_pending",
-            "gauge",
-            "Callbacks waiting in the spool.",
-            spool.pending() as u64,
-        );
-    }
-    metric(
-        "draining",
-        "gauge",
-        "1 while draining for shutdown.",
-        u64::from(ctx.draining.load(Ordering::Relaxed)),
-    );
-    out
 }

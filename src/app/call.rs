@@ -63,7 +63,8 @@ pub async fn run_guarded(
                 cmd: CallCommand::Hangup,
             })
             .await;
-        record::failed_and_wait(&ctx, &info, &admitted).await;
+        let record = record::failed_and_wait(&ctx, &info, &admitted).await;
+        ctx.registry.ended(&admitted.call_id, record.call);
         // Its record is on disk: a journal entry of the call (if it was answered) must not
         // become a second record on the next start.
         ctx.journal.ended(admitted.call_id.as_str());
@@ -108,8 +109,13 @@ pub async fn run(
         setup(&config, &info, &admitted),
         settings(&config, &info),
     );
+    // Visible to the control API from now on; the driver owns the command inbox.
+    let (inbox, commands) = mpsc::unbounded_channel();
+    ctx.registry
+        .insert(admitted.call_id.clone(), inbox, machine.view(now));
     let mut driver = Driver {
         call: machine,
+        commands,
         status: StatusEvents::new(callback_url, config.callbacks.events),
         key,
         ctl,
@@ -128,6 +134,7 @@ pub async fn run(
     drop(driver.rtp.take());
     // The record (spool + CDR) is on disk before the journal entry goes.
     let record = status.completed(&ctx, view).await;
+    ctx.registry.ended(&admitted.call_id, record.call.clone());
     span.in_scope(|| {
         tracing::info!(
             end_reason = %ended.reason.as_str(),
@@ -161,6 +168,8 @@ struct Rtp {
 
 struct Driver {
     call: Call,
+    /// Commands from the control API (through the registry).
+    commands: mpsc::UnboundedReceiver<call::Command>,
     /// The call's status events and journal entry.
     status: StatusEvents,
     key: CallKey,
@@ -217,6 +226,10 @@ impl Driver {
                         Ok(_) => {}
                     }
                     self.call.handle(Instant::now(), Input::Webhook(a));
+                }
+                Some(cmd) = self.commands.recv() => {
+                    tracing::info!(command = ?cmd, "control API command");
+                    self.call.handle(Instant::now(), Input::Command(cmd));
                 }
                 ev = self.events.recv() => {
                     let input = match ev {
@@ -384,10 +397,12 @@ impl Driver {
             Notice::Ringing => {
                 let view = self.call.view(Instant::now());
                 self.status.ringing(&self.ctx, &view);
+                self.ctx.registry.update(self.call.id(), view);
             }
             Notice::Answered => {
                 let view = self.call.view(Instant::now());
                 self.status.answered(&self.ctx, &view);
+                self.ctx.registry.update(self.call.id(), view);
             }
             Notice::Checkpoint => {
                 let view = self.call.view(Instant::now());
@@ -499,7 +514,7 @@ fn settings(config: &Config, info: &IncomingCall) -> Settings {
             user: "trunkgate".to_string(),
         },
         checkpoint_every: Some(config.callbacks.checkpoint),
-        account_id: "trunkgate".to_string(),
+        account_id: config.api.account_sid.clone(),
     }
 }
 

@@ -6,12 +6,15 @@
 mod agent_ws;
 mod alerts;
 mod call;
+pub mod control;
 mod endpoint_task;
 pub mod events;
 pub mod journal;
+mod metrics;
 pub mod notify;
 mod record;
 mod record_writer;
+pub mod registry;
 mod routing;
 mod webhook;
 pub mod workers;
@@ -113,6 +116,8 @@ pub struct Ctx {
     pub secret: Option<Arc<Vec<u8>>>,
     /// Where call tasks run (see [`workers`]).
     pub calls: workers::Spawner,
+    /// Every call by id: its control inbox and its view (see [`registry`]).
+    pub registry: Arc<registry::Registry>,
 }
 
 impl Ctx {
@@ -322,6 +327,10 @@ impl Gateway {
             journal,
             secret,
             calls: workers.spawner(),
+            registry: Arc::new(registry::Registry::in_memory(
+                config.api.call_retention,
+                registry::MAX_ENDED,
+            )),
         });
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let (ttx, trx) = mpsc::channel(4096);
@@ -384,7 +393,15 @@ impl Gateway {
                         source,
                     })?;
                 let bound = listener.local_addr().ok();
-                crate::api::spawn(listener, ctx.clone(), token, config.api.is_open());
+                let settings = crate::api::Settings {
+                    token,
+                    open: config.api.is_open(),
+                    twilio_account: config
+                        .api
+                        .twilio_compat
+                        .then(|| config.api.account_sid.clone()),
+                };
+                crate::api::spawn(listener, control::Control::new(ctx.clone()), settings);
                 bound
             }
             None => None,
@@ -410,6 +427,11 @@ impl Gateway {
             done: Some(done_rx),
             _workers: workers,
         })
+    }
+
+    /// The handle the control API is given (and tests may use directly).
+    pub fn control(&self) -> control::Control {
+        control::Control::new(self.ctx.clone())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<GatewayEvent> {

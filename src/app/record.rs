@@ -115,11 +115,16 @@ pub fn rejected(
 }
 
 /// The record of a call task that failed (a bug): returns once the record is on disk.
-pub async fn failed_and_wait(ctx: &Arc<Ctx>, info: &IncomingCall, admitted: &Admitted) {
+pub async fn failed_and_wait(
+    ctx: &Arc<Ctx>,
+    info: &IncomingCall,
+    admitted: &Admitted,
+) -> CallCompleted {
     // A failed task may have sent events already; its record is still the last word, and
     // receivers order by seq, so it takes a seq past anything it can have sent.
     let (record, url) = rejected_record(ctx, info, admitted, 500, "internal_error", u32::MAX);
     deliver(ctx, &record, url.as_deref()).await;
+    record
 }
 
 /// The record of a refused call and the callback URL that applies to it.

@@ -25,6 +25,8 @@ mod validate_sections;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_api;
+#[cfg(test)]
 mod tests_callbacks;
 
 use std::path::Path;

@@ -58,6 +58,9 @@ pub(crate) struct RawRtp {
 pub(crate) struct RawApi {
     pub listen: Opt<String>,
     pub token_file: Opt<String>,
+    pub twilio_compat: Option<bool>,
+    pub account_sid: Opt<String>,
+    pub call_retention: Opt<IntOrStr>,
 }
 
 #[derive(Debug, Default, Deserialize)]

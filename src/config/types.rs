@@ -107,6 +107,12 @@ pub struct ApiConfig {
     pub listen: Option<SocketAddr>,
     /// `None` → no bearer token: see [`ApiConfig::is_open`].
     pub token_file: Option<PathBuf>,
+    /// Serve the Twilio-compatible `/2010-04-01/Accounts/{sid}/Calls` resource.
+    pub twilio_compat: bool,
+    /// The AccountSid of that resource (`AC` + 32 hex digits): its URL and Basic auth user.
+    pub account_sid: String,
+    /// How long ended calls stay visible to `GET /v1/calls/{id}` (0 → not kept).
+    pub call_retention: Duration,
 }
 
 impl ApiConfig {

@@ -28,6 +28,7 @@ const DEFAULT_SIP_LISTEN: &str = "0.0.0.0:5060";
 const MIN_MESSAGE_SIZE: usize = 1 << 10;
 const MAX_MESSAGE_SIZE: usize = 16 << 20;
 const PTIMES: [u32; 4] = [10, 20, 30, 40];
+const DEFAULT_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
 const LOG_LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
 
 pub(crate) fn sip(ctx: &mut Problems<'_>, raw: Option<&RawSip>) -> (SipConfig, Vec<Listener>) {
@@ -298,11 +299,37 @@ pub(crate) fn api(ctx: &mut Problems<'_>, raw: Option<&RawApi>) -> (ApiConfig, O
         span,
         addr,
     });
+    let sid_span = span_of(&raw.account_sid);
+    let account_sid = match &raw.account_sid {
+        Some(sp) if is_account_sid(&sp.value) => sp.value.clone(),
+        Some(sp) => {
+            let msg = format!(
+                "{:?} is not a Twilio AccountSid (\"AC\" and 32 hex digits)",
+                sp.value
+            );
+            ctx.push("api.account_sid", &sid_span, msg);
+            DEFAULT_ACCOUNT_SID.to_string()
+        }
+        None => DEFAULT_ACCOUNT_SID.to_string(),
+    };
     let config = ApiConfig {
         listen,
         token_file: optional_path(&raw.token_file, Some("/etc/trunkgate/api.token")),
+        twilio_compat: raw.twilio_compat.unwrap_or(false),
+        account_sid,
+        call_retention: duration(
+            ctx,
+            "api.call_retention",
+            &raw.call_retention,
+            Duration::from_secs(3600),
+        ),
     };
     (config, listener)
+}
+
+/// Twilio's AccountSid shape: `AC` and 32 hex digits.
+fn is_account_sid(s: &str) -> bool {
+    s.len() == 34 && s.starts_with("AC") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 pub(crate) fn webhook(ctx: &mut Problems<'_>, raw: Option<&RawWebhook>) -> WebhookConfig {

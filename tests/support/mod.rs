@@ -15,6 +15,7 @@ pub mod gw;
 pub mod http;
 pub mod leg;
 pub mod rtp;
+pub mod schema;
 pub mod sink;
 pub mod ua;
 #[allow(dead_code)]

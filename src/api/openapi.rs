@@ -1,0 +1,297 @@
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the control API — every route this
+//! crate serves, with schemas for the call view, the call list, the error body and the
+//! Twilio-compatible resource. A daemon test checks real responses against it.
+//!
+//! Owns: the document. Must not: drift from the routes (`mod.rs`) or the wire types
+//! (`core::call::view`); the schemas use only `type` (a type array for nullable), `required`,
+//! `properties`, `additionalProperties: false`, `enum`, `items` and `$ref`.
+
+use std::sync::OnceLock;
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::calls::{DEFAULT_LIMIT, MAX_DIGITS, MAX_LIMIT};
+
+pub(super) async fn document() -> Response {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    Json(DOC.get_or_init(build).clone()).into_response()
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn body(schema: Value, description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": schema } }
+    })
+}
+
+fn error(description: &str) -> Value {
+    body(reference("Error"), description)
+}
+
+fn twilio_error(description: &str) -> Value {
+    body(reference("TwilioError"), description)
+}
+
+fn call_id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"},
+           "description": "The call's id (`CA` and 32 hex digits)."})
+}
+
+fn twilio_params() -> Value {
+    json!([
+        {"name": "AccountSid", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "CallSid", "in": "path", "required": true, "schema": {"type": "string"}}
+    ])
+}
+
+fn command_responses() -> Value {
+    json!({
+        "202": body(reference("Call"), "Accepted; the call acts on it asynchronously. The call as it stands."),
+        "400": error("Bad request."),
+        "401": error("Missing or wrong bearer token."),
+        "404": error("Unknown call, or ended longer ago than the retention."),
+        "409": error("The call has ended (`call_ended`) or, for DTMF, is not answered yet (`call_not_answered`).")
+    })
+}
+
+fn build() -> Value {
+    let nullable_string = json!({"type": ["string", "null"]});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "trunkgate control API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Calls of a trunkgate SIP/RTP gateway: read them, hang them up, send DTMF."
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "twilioBasic": {"type": "http", "scheme": "basic",
+                                "description": "AccountSid as the user, the API token as the password."}
+            },
+            "schemas": {
+                "Call": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["call_id", "direction", "status", "started_at", "duration_s",
+                                 "billable_s", "talk_s", "turns"],
+                    "properties": {
+                        "call_id": {"type": "string"},
+                        "direction": {"type": "string", "enum": ["inbound", "outbound"]},
+                        "status": {"type": "string", "enum": ["queued", "ringing", "in-progress",
+                            "completed", "busy", "failed", "no-answer", "canceled"]},
+                        "from": {"type": "string"},
+                        "to": {"type": "string"},
+                        "did": {"type": "string"},
+                        "crt": {"type": "string"},
+                        "started_at": {"type": "string", "format": "date-time"},
+                        "answered_at": {"type": "string", "format": "date-time"},
+                        "ended_at": {"type": "string", "format": "date-time"},
+                        "duration_s": {"type": "number",
+                            "description": "Seconds since the answer (live while in progress), 0.1 s precision."},
+                        "billable_s": {"type": "integer"},
+                        "talk_s": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["caller", "agent"],
+                            "properties": {"caller": {"type": "number"}, "agent": {"type": "number"}}
+                        },
+                        "turns": {"type": "array", "items": reference("Turn")},
+                        "end_reason": {"type": "string"},
+                        "sip_status": {"type": "integer"},
+                        "recording_url": {"type": "string"},
+                        "billing": reference("Billing")
+                    }
+                },
+                "Turn": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["speaker", "start_ms", "end_ms"],
+                    "properties": {
+                        "speaker": {"type": "string", "enum": ["caller", "agent"]},
+                        "start_ms": {"type": "integer"},
+                        "end_ms": {"type": "integer"}
+                    }
+                },
+                "Billing": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["counted", "counted_s", "minimum_s", "increment_s"],
+                    "properties": {
+                        "counted": {"type": "string", "enum": ["duration", "speech"]},
+                        "counted_s": {"type": "number"},
+                        "minimum_s": {"type": "integer"},
+                        "increment_s": {"type": "integer"}
+                    }
+                },
+                "CallList": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["calls"],
+                    "properties": {"calls": {"type": "array", "items": reference("Call")}}
+                },
+                "Dtmf": {
+                    "type": "object",
+                    "required": ["digits"],
+                    "properties": {"digits": {"type": "string",
+                        "description": format!("1 to {MAX_DIGITS} of 0-9 * # A-D.")}}
+                },
+                "Error": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["error"],
+                    "properties": {"error": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string", "enum": ["invalid_request", "unauthorized",
+                                "not_found", "call_ended", "call_not_answered"]},
+                            "message": {"type": "string"}
+                        }
+                    }}
+                },
+                "TwilioCall": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["sid", "account_sid", "status", "direction", "from", "to",
+                                 "start_time", "end_time", "duration", "api_version", "uri"],
+                    "properties": {
+                        "sid": {"type": "string"},
+                        "account_sid": {"type": "string"},
+                        "parent_call_sid": nullable_string,
+                        "to": nullable_string,
+                        "from": nullable_string,
+                        "status": {"type": "string", "enum": ["queued", "ringing", "in-progress",
+                            "completed", "busy", "failed", "no-answer", "canceled"]},
+                        "direction": {"type": "string", "enum": ["inbound", "outbound-api"]},
+                        "start_time": {"type": ["string", "null"], "description": "RFC 2822."},
+                        "end_time": {"type": ["string", "null"], "description": "RFC 2822."},
+                        "duration": {"type": ["string", "null"],
+                            "description": "Whole seconds, once the call has ended."},
+                        "date_created": nullable_string,
+                        "date_updated": nullable_string,
+                        "answered_by": nullable_string,
+                        "price": nullable_string,
+                        "price_unit": {"type": "string"},
+                        "api_version": {"type": "string"},
+                        "uri": {"type": "string"}
+                    }
+                },
+                "TwilioError": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["code", "message", "more_info", "status"],
+                    "properties": {
+                        "code": {"type": "integer"},
+                        "message": {"type": "string"},
+                        "more_info": {"type": "string"},
+                        "status": {"type": "integer"}
+                    }
+                }
+            }
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {
+                "summary": "Liveness probe (no token).", "security": [],
+                "responses": {"200": {"description": "The process answers.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}}}
+            }},
+            "/readyz": {"get": {
+                "summary": "Readiness probe (no token): 503 while draining.", "security": [],
+                "responses": {
+                    "200": {"description": "Ready.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "503": {"description": "Draining.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                }
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus text exposition.",
+                "responses": {
+                    "200": {"description": "Counters and gauges.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": error("Missing or wrong bearer token.")
+                }
+            }},
+            "/v1/openapi.json": {"get": {
+                "summary": "This document.",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1.",
+                        "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "401": error("Missing or wrong bearer token.")
+                }
+            }},
+            "/v1/calls": {"get": {
+                "summary": "List calls, newest first.",
+                "parameters": [
+                    {"name": "status", "in": "query", "required": false,
+                     "schema": {"type": "string", "enum": ["active", "completed", "all"]},
+                     "description": "active: running; completed: ended (any final status) within the retention; all (default)."},
+                    {"name": "limit", "in": "query", "required": false,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}}
+                ],
+                "responses": {
+                    "200": body(reference("CallList"), "The calls."),
+                    "400": error("Bad status or limit."),
+                    "401": error("Missing or wrong bearer token.")
+                }
+            }},
+            "/v1/calls/{id}": {"get": {
+                "summary": "A running call, or one ended within `[api] call_retention`.",
+                "parameters": [call_id_param()],
+                "responses": {
+                    "200": body(reference("Call"), "The call."),
+                    "401": error("Missing or wrong bearer token."),
+                    "404": error("Unknown call, or ended longer ago than the retention.")
+                }
+            }},
+            "/v1/calls/{id}/hangup": {"post": {
+                "summary": "End the call (BYE once answered, a final response while ringing); end_reason api_hangup.",
+                "parameters": [call_id_param()],
+                "responses": command_responses()
+            }},
+            "/v1/calls/{id}/dtmf": {"post": {
+                "summary": "Send RFC 4733 digits to the caller of an answered call.",
+                "parameters": [call_id_param()],
+                "requestBody": {"required": true,
+                    "content": {"application/json": {"schema": reference("Dtmf")}}},
+                "responses": command_responses()
+            }},
+            "/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json": {
+                "get": {
+                    "summary": "Twilio-compatible call resource (with `[api] twilio_compat = true`).",
+                    "security": [{"twilioBasic": []}],
+                    "parameters": twilio_params(),
+                    "responses": {
+                        "200": body(reference("TwilioCall"), "The call in Twilio's shape."),
+                        "401": twilio_error("Wrong credentials or account (code 20003)."),
+                        "404": twilio_error("Unknown call (code 20404).")
+                    }
+                },
+                "post": {
+                    "summary": "Status=completed hangs up; Status=canceled hangs up a call not answered yet.",
+                    "security": [{"twilioBasic": []}],
+                    "parameters": twilio_params(),
+                    "requestBody": {"required": true, "content": {
+                        "application/x-www-form-urlencoded": {"schema": {
+                            "type": "object", "required": ["Status"],
+                            "properties": {"Status": {"type": "string", "enum": ["completed", "canceled"]}}
+                        }}
+                    }},
+                    "responses": {
+                        "200": body(reference("TwilioCall"), "The call as it stands."),
+                        "400": twilio_error("Bad form, or the call has already ended (code 21220)."),
+                        "401": twilio_error("Wrong credentials or account (code 20003)."),
+                        "404": twilio_error("Unknown call (code 20404).")
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,133 @@
+//! The Prometheus exposition of the gateway's counters (`GET /metrics`).
+//!
+//! Owns: metric names, kinds and help texts. Must not: count anything itself (the tasks own
+//! the counters in [`super::Stats`] and the spool's stats) or know about HTTP.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::Ctx;
+
+/// The Prometheus exposition of the gateway's counters.
+pub fn render(ctx: &Ctx) -> String {
+    let s = &ctx.stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP trunkgate_{name} {help}");
+        let _ = writeln!(out, "# TYPE trunkgate_{name} {kind}");
+        let _ = writeln!(out, "trunkgate_{name} {value}");
+    };
+    metric(
+        "calls_started_total",
+        "counter",
+        "Calls admitted and started.",
+        load(&s.calls_started),
+    );
+    metric(
+        "calls_ended_total",
+        "counter",
+        "Calls ended (any reason).",
+        load(&s.calls_ended),
+    );
+    metric(
+        "calls_active",
+        "gauge",
+        "Calls in progress.",
+        s.active_calls(),
+    );
+    metric(
+        "rtp_ports_in_use",
+        "gauge",
+        "RTP ports leased by calls.",
+        ctx.ports.in_use() as u64,
+    );
+    metric(
+        "sip_malformed_total",
+        "counter",
+        "SIP messages that failed to parse.",
+        load(&s.malformed),
+    );
+    metric(
+        "sip_flood_dropped_total",
+        "counter",
+        "SIP messages dropped by the per-source flood limit.",
+        load(&s.flood_dropped),
+    );
+    metric(
+        "sip_blocked_user_agent_total",
+        "counter",
+        "SIP requests dropped for a blocked User-Agent.",
+        load(&s.blocked_user_agent),
+    );
+    metric(
+        "policy_rejected_total",
+        "counter",
+        "INVITEs refused by admission policy.",
+        load(&s.policy_rejected),
+    );
+    metric(
+        "policy_dropped_total",
+        "counter",
+        "INVITEs dropped silently by admission policy.",
+        load(&s.policy_dropped),
+    );
+    metric(
+        "agent_dropped_frames_total",
+        "counter",
+        "Agent frames dropped (agent or queue full).",
+        load(&s.agent_dropped_frames),
+    );
+    metric(
+        "agent_frame_errors_total",
+        "counter",
+        "Malformed agent messages.",
+        load(&s.agent_frame_errors),
+    );
+    metric(
+        "agent_ignored_events_total",
+        "counter",
+        "Agent messages with events we do not use.",
+        load(&s.agent_ignored_events),
+    );
+    if let Some(spool) = &ctx.spool {
+        let st = &spool.stats;
+        metric(
+            "callbacks_submitted_total",
+            "counter",
+            "Call records spooled for delivery.",
+            load(&st.submitted),
+        );
+        metric(
+            "callbacks_delivered_total",
+            "counter",
+            "Callbacks acknowledged with a 2xx.",
+            load(&st.delivered),
+        );
+        metric(
+            "callbacks_failed_attempts_total",
+            "counter",
+            "Callback attempts that failed.",
+            load(&st.failed_attempts),
+        );
+        metric(
+            "callbacks_dead_total",
+            "counter",
+            "Callbacks given up (kept in dead/).",
+            load(&st.dead),
+        );
+        metric(
+            "callbacks_pending",
+            "gauge",
+            "Callbacks waiting in the spool.",
+            spool.pending() as u64,
+        );
+    }
+    metric(
+        "draining",
+        "gauge",
+        "1 while draining for shutdown.",
+        u64::from(ctx.draining.load(Ordering::Relaxed)),
+    );
+    out
+}
