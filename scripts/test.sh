@@ -15,6 +15,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
+scripts/check-layers.sh
 cargo clippy --all-targets -- -D warnings
 # Benches are built by clippy above and run by `cargo bench`, not here.
 cargo test

@@ -6,6 +6,7 @@
 mod agent_ws;
 mod alerts;
 mod call;
+mod call_setup;
 pub mod control;
 mod endpoint_task;
 pub mod events;
