@@ -104,13 +104,8 @@ pub async fn run(
         call_setup::setup(&config, &info, &admitted),
         call_setup::settings(&config, &info),
     );
-    // Visible to the control API from now on; the driver owns the command inbox.
-    let (inbox, commands) = mpsc::unbounded_channel();
-    ctx.registry
-        .insert(admitted.call_id.clone(), inbox, machine.view(now));
     let mut driver = Driver {
         call: machine,
-        commands,
         status: StatusEvents::new(callback_url, config.callbacks.events),
         key,
         ctl,
@@ -163,8 +158,6 @@ struct Rtp {
 
 struct Driver {
     call: Call,
-    /// Commands from the control API (through the registry).
-    commands: mpsc::UnboundedReceiver<call::Command>,
     /// The call's status events and journal entry.
     status: StatusEvents,
     key: CallKey,
@@ -222,10 +215,6 @@ impl Driver {
                     }
                     self.call.handle(Instant::now(), Input::Webhook(a));
                 }
-                Some(cmd) = self.commands.recv() => {
-                    tracing::info!(command = ?cmd, "control API command");
-                    self.call.handle(Instant::now(), Input::Command(cmd));
-                }
                 ev = self.events.recv() => {
                     let input = match ev {
                         Some(CallMsg::Sip(event)) => Input::Sip { leg: CALLER, event },
@@ -234,6 +223,10 @@ impl Driver {
                             Input::Cut(why)
                         }
                         Some(CallMsg::Shutdown) => Input::Shutdown,
+                        Some(CallMsg::Command(cmd)) => {
+                            tracing::info!(command = ?cmd, "control API command");
+                            Input::Command(cmd)
+                        }
                         // The endpoint is gone: nothing more will come for this dialog.
                         None => Input::Sip {
                             leg: CALLER,

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::record_writer::Written;
 use super::{record, routing, Ctx};
-use crate::core::call::{CallId, EndReason};
+use crate::core::call::{CallId, CallView, Direction, EndReason};
 use crate::core::policy::{
     Admission, Attempt, CutReason, Decision, FloodGuard, Now, Policy, Scope, Ticket,
 };
@@ -51,6 +51,8 @@ pub enum CallMsg {
     Cut(CutReason),
     /// The drain's grace is over: end the call now.
     Shutdown,
+    /// From the control API (through the registry).
+    Command(crate::core::call::Command),
 }
 
 /// What admission decided about a call, for its task: computed once, carried everywhere.
@@ -359,7 +361,14 @@ impl EndpointTask {
                     _ => None,
                 });
                 let (tx, rx) = mpsc::unbounded_channel();
+                // Reachable by id from now on (the API's commands share the SIP events' inbox).
+                self.ctx.registry.insert(
+                    admitted.call_id.clone(),
+                    tx.clone(),
+                    admitted_view(&admitted, &info),
+                );
                 self.calls.insert(call, Running { tx, ticket });
+                let call_id = admitted.call_id.clone();
                 let spawned = self.ctx.calls.spawn(super::call::run_guarded(
                     call,
                     info,
@@ -371,6 +380,10 @@ impl EndpointTask {
                 if spawned.is_err() {
                     // The gateway was dropped without a shutdown: nobody can run the call.
                     self.calls.remove(&call);
+                    if let Some(mut view) = self.ctx.registry.get(&call_id) {
+                        view.status = crate::core::call::CallStatus::Failed;
+                        self.ctx.registry.ended(&call_id, view);
+                    }
                     tracing::error!("call workers stopped; refusing the call");
                     let cmd = CallCommand::Reject {
                         status: 503,
@@ -432,6 +445,17 @@ impl EndpointTask {
             }
         }
     }
+}
+
+/// A call as the API shows it the moment it is admitted.
+fn admitted_view(admitted: &Admitted, info: &IncomingCall) -> CallView {
+    let now = jiff::Timestamp::now().to_string();
+    let mut view = CallView::new(admitted.call_id.as_str(), Direction::Inbound, now);
+    view.from = admitted.caller.clone();
+    view.to = admitted.dialled.clone();
+    view.did = info.did.clone();
+    view.crt = info.crt.clone();
+    view
 }
 
 fn global_flood(policy: &Policy) -> crate::core::policy::Flood {

@@ -6,11 +6,14 @@
 //! Layout, in `<callbacks.spool_dir>/journal/`, per call:
 //! - `<call_id>.call.json` — written when the call is answered: file fsynced, renamed,
 //!   directory fsynced. It survives a power loss.
-//! - `<call_id>.ckpt.json` — the latest checkpoint (every `[callbacks] checkpoint`): written
-//!   to a temporary file and renamed over the previous one, *without* fsync. A `kill -9` (or
-//!   a panic, or the OOM killer) keeps the page cache, so the checkpoint is there on the next
-//!   start; after a power loss it may be missing or torn, and recovery falls back to the
-//!   answer's entry (the duration is then up to the answer: the call is still reported).
+//! - `<call_id>.ckpt.json` — the latest checkpoint (every `[callbacks] checkpoint`): one
+//!   `pwrite` over the previous one at offset 0, padded with spaces to the longest written
+//!   (JSON allows trailing white space), *without* fsync — no file is created or renamed per
+//!   checkpoint (creating and renaming a file per call every few seconds was 3 % of the
+//!   gateway's CPU at 500 calls). A `kill -9` (or a panic, or the OOM killer) keeps the page
+//!   cache, so the checkpoint is there on the next start; after a power loss it may be missing
+//!   or torn, and recovery falls back to the answer's entry (the duration is then up to the
+//!   answer: the call is still reported).
 //! - `corrupt/` — entries that could not be read, moved aside (and logged), never deleted.
 //!
 //! Both files hold a whole [`Entry`]; recovery prefers the checkpoint and takes the answer's
@@ -206,9 +209,12 @@ impl Journal {
     }
 }
 
+/// Per answered call: where its record goes, its last seq (checkpoints carry neither), and the
+/// longest checkpoint written so far (the next one is padded to it).
+type Calls = HashMap<String, (Option<String>, u32, usize)>;
+
 fn run(dir: &Path, rx: mpsc::Receiver<Op>) {
-    // Per answered call: where its record goes and its last seq (checkpoints carry neither).
-    let mut calls: HashMap<String, (Option<String>, u32)> = HashMap::new();
+    let mut calls: Calls = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -221,7 +227,7 @@ fn run(dir: &Path, rx: mpsc::Receiver<Op>) {
     }
 }
 
-fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut HashMap<String, (Option<String>, u32)>) {
+fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut Calls) {
     // A call's answer or checkpoint followed in this batch by a newer checkpoint or its end
     // need not be written: only the last state counts.
     let mut last_ckpt: HashMap<&str, usize> = HashMap::new();
@@ -257,7 +263,7 @@ fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut HashMap<String, (Option<S
             (Op::Answered(entry), Some(id)) => {
                 calls.insert(
                     entry.call.call_id.clone(),
-                    (entry.callback_url.clone(), entry.seq),
+                    (entry.callback_url.clone(), entry.seq, 0),
                 );
                 if !skip {
                     let path = dir.join(format!("{id}.call.json"));
@@ -270,7 +276,7 @@ fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut HashMap<String, (Option<S
                 }
             }
             (Op::Checkpoint(mut entry), Some(id)) => {
-                let Some((url, seq)) = calls.get(&entry.call.call_id) else {
+                let Some((url, seq, longest)) = calls.get_mut(&entry.call.call_id) else {
                     continue;
                 };
                 if skip {
@@ -279,8 +285,11 @@ fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut HashMap<String, (Option<S
                 entry.callback_url = url.clone();
                 entry.seq = *seq;
                 let path = dir.join(format!("{id}.ckpt.json"));
-                if let Err(e) = write_entry(&path, &entry, false) {
-                    tracing::warn!(call_id = %entry.call.call_id, error = %e, "cannot write a call checkpoint");
+                match overwrite_entry(&path, &entry, *longest) {
+                    Ok(len) => *longest = len,
+                    Err(e) => {
+                        tracing::warn!(call_id = %entry.call.call_id, error = %e, "cannot write a call checkpoint")
+                    }
                 }
             }
             (Op::Ended(call_id), Some(id)) => {
@@ -328,6 +337,24 @@ fn write_entry(path: &Path, entry: &Entry, durable: bool) -> std::io::Result<()>
         }
     }
     fs::rename(&tmp, path)
+}
+
+/// Writes `entry` over the file at `path` in one `pwrite` at offset 0, padded with spaces to
+/// `longest` (the longest entry written there before), so no stale bytes follow it; returns
+/// the length now written.
+fn overwrite_entry(path: &Path, entry: &Entry, longest: usize) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+    if bytes.len() < longest {
+        bytes.resize(longest, b' ');
+    }
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    f.write_all_at(&bytes, 0)?;
+    Ok(bytes.len())
 }
 
 /// Removes a call's files: the checkpoint first, so a crash in between leaves the fsynced

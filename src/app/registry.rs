@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::CallMsg;
 use crate::core::call::{CallId, CallView, Command};
 
-/// A running call's control inbox (its task receives the commands).
-pub type Inbox = UnboundedSender<Command>;
+/// A running call's inbox: the channel its task already reads SIP events from, so a command
+/// costs the call's select loop no extra branch.
+pub type Inbox = UnboundedSender<CallMsg>;
 
 /// At most this many ended calls are kept, whatever the retention (about 20–40 MB of views).
 pub const MAX_ENDED: usize = 20_000;
@@ -242,7 +244,9 @@ impl CallStore for MemoryStore {
             None => Err(SendError::NotFound),
             Some((e, _)) => match &e.inbox {
                 // A closed inbox: the task is finishing and will report `ended` shortly.
-                Some(inbox) => inbox.send(cmd).map_err(|_| SendError::Ended),
+                Some(inbox) => inbox
+                    .send(CallMsg::Command(cmd))
+                    .map_err(|_| SendError::Ended),
                 None => Err(SendError::Ended),
             },
         }

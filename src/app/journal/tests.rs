@@ -292,3 +292,25 @@ fn file_stems_are_safe() {
     assert_eq!(file_stem("../../etc/passwd"), "etcpasswd");
     assert_eq!(file_stem("/"), "call");
 }
+
+#[test]
+fn a_shorter_checkpoint_overwrites_a_longer_one_whole() {
+    let dir = scratch("overwrite");
+    let path = dir.0.join("CA1.ckpt.json");
+    let mut long = Entry {
+        v: VERSION,
+        callback_url: Some("http://127.0.0.1:9/cb".into()),
+        seq: 2,
+        checkpoint_at: "2026-01-01T00:00:05Z".into(),
+        call: view("CA1"),
+        caller_talk: vec![[0, 1000], [2000, 3000], [4000, 4500]],
+        agent_talk: vec![[1000, 2000]],
+    };
+    let first = super::overwrite_entry(&path, &long, 0).expect("first checkpoint");
+    long.caller_talk.clear();
+    long.agent_talk.clear();
+    long.checkpoint_at = "2026-01-01T00:00:10Z".into();
+    let second = super::overwrite_entry(&path, &long, first).expect("second checkpoint");
+    assert_eq!(second, first, "padded to the longest");
+    assert_eq!(super::read_entry(&path), Ok(long), "the newer entry, whole");
+}
