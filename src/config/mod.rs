@@ -27,6 +27,8 @@ mod tests;
 #[cfg(test)]
 mod tests_api;
 #[cfg(test)]
+mod tests_policy;
+#[cfg(test)]
 mod tests_callbacks;
 
 use std::path::Path;
