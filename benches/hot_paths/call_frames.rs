@@ -49,6 +49,11 @@ fn answered_call(now: Instant, offer: &str) -> Call {
         },
         checkpoint_every: None,
         account_id: "AC1".into(),
+        billing: trunkgate::core::call::billing::Rule {
+            minimum_s: 60,
+            increment_s: 1,
+            exclude_silence: false,
+        },
     };
     let mut call = Call::new(now, setup, settings);
     call.handle(now, Input::AgentConnected { leg: ANSWERER });

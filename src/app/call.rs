@@ -119,7 +119,8 @@ pub async fn run(
         ended: None,
     };
     let ended = driver.run().instrument(span.clone()).await;
-    let view = record::build(&ended, &config.billing);
+    // The machine's final view is settled (talk, turns, the bill per `[billing]`).
+    let view = ended.view.clone();
     let mut status = driver.status;
     drop(driver.rtp.take());
     // The record (spool + CDR) is on disk before the journal entry goes.

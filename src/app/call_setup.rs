@@ -66,6 +66,7 @@ pub fn settings(config: &Config, info: &IncomingCall) -> Settings {
         },
         checkpoint_every: Some(config.callbacks.checkpoint),
         account_id: config.api.account_sid.clone(),
+        billing: super::record::rule(&config.billing),
     }
 }
 

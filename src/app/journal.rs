@@ -29,7 +29,7 @@
 //! waits for room (backpressure instead of unbounded memory).
 //!
 //! Owns: the journal's files and their format. Must not: build records itself (that is
-//! [`super::record::settle`]) or decide when a call is answered or ends.
+//! [`crate::core::call::billing::settle`]) or decide when a call is answered or ends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -476,7 +476,7 @@ pub fn recovered_record(entry: Entry, rule: Rule) -> (CallCompleted, Option<Stri
             .collect()
     };
     let (caller, agent) = (segments(&entry.caller_talk), segments(&entry.agent_talk));
-    record::settle(&mut view, &caller, &agent, rule);
+    crate::core::call::billing::settle(&mut view, &caller, &agent, rule);
     let seq = entry.seq.saturating_add(1);
     (
         record::envelope(CallbackEvent::Completed, seq, view),

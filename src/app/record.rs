@@ -13,12 +13,8 @@ use std::sync::Arc;
 
 use super::{Admitted, Ctx};
 use crate::config::BillingConfig;
-use crate::core::call::billing::{self, Rule};
-use crate::core::call::Ended;
-use crate::core::hooks::callback::{
-    CallCompleted, CallStatus, CallView, CallbackEvent, Direction, Speaker, TalkSeconds, Turn,
-};
-use crate::core::media::vad::{self, Segment};
+use crate::core::call::billing::Rule;
+use crate::core::hooks::callback::{CallCompleted, CallStatus, CallView, CallbackEvent, Direction};
 use crate::core::sip::endpoint::IncomingCall;
 
 /// `[billing]` as the billing rule takes it.
@@ -28,47 +24,6 @@ pub fn rule(billing: &BillingConfig) -> Rule {
         increment_s: billing.increment_s,
         exclude_silence: billing.exclude_silence,
     }
-}
-
-/// The call's final view: the machine's, with talk, turns and the bill settled.
-pub fn build(ended: &Ended, billing: &BillingConfig) -> CallView {
-    let mut view = ended.view.clone();
-    settle(
-        &mut view,
-        &ended.caller_talk,
-        &ended.agent_talk,
-        rule(billing),
-    );
-    view
-}
-
-/// Fills in a view's talk time, turns and bill from its sides' VAD segments (milliseconds
-/// from the answer) and its `duration_s`. A call that was never answered (`answered_at`
-/// absent) bills nothing and has no basis.
-pub fn settle(view: &mut CallView, caller: &[Segment], agent: &[Segment], rule: Rule) {
-    let talk = |segs: &[Segment]| segs.iter().map(Segment::len_ms).sum::<u64>() as f64 / 1000.0;
-    view.talk_s = TalkSeconds {
-        caller: talk(caller),
-        agent: talk(agent),
-    };
-    view.turns = vad::turns(caller, agent)
-        .into_iter()
-        .map(|t| Turn {
-            speaker: match t.speaker {
-                vad::Speaker::Caller => Speaker::Caller,
-                vad::Speaker::Agent => Speaker::Agent,
-            },
-            start_ms: t.start_ms,
-            end_ms: t.end_ms,
-        })
-        .collect();
-    (view.billable_s, view.billing) = match view.answered_at {
-        Some(_) => {
-            let (billable, basis) = billing::bill(rule, view.duration_s, caller, agent);
-            (billable, Some(basis))
-        }
-        None => (0, None),
-    };
 }
 
 /// A call's `seq`-th status event.

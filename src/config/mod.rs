@@ -27,9 +27,9 @@ mod tests;
 #[cfg(test)]
 mod tests_api;
 #[cfg(test)]
-mod tests_policy;
-#[cfg(test)]
 mod tests_callbacks;
+#[cfg(test)]
+mod tests_policy;
 
 use std::path::Path;
 

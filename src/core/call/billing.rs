@@ -10,7 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::media::vad::Segment;
+use super::view::{CallView, Speaker, TalkSeconds, Turn};
+use crate::core::media::vad::{self, Segment};
 
 /// What the billed seconds counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +125,36 @@ fn speech_ms_within(caller: &[Segment], agent: &[Segment], from: u64, to: u64) -
         total = total.saturating_add(e - s);
     }
     total
+}
+
+/// Fills in a view's talk time, turns and bill from its sides' VAD segments (milliseconds
+/// from the answer) and its `duration_s` — the one place they are computed (the live view,
+/// the final record and a record recovered from the journal all come through here). A call
+/// that was never answered (`answered_at` absent) bills nothing and has no basis.
+pub fn settle(view: &mut CallView, caller: &[Segment], agent: &[Segment], rule: Rule) {
+    let talk = |segs: &[Segment]| segs.iter().map(Segment::len_ms).sum::<u64>() as f64 / 1000.0;
+    view.talk_s = TalkSeconds {
+        caller: talk(caller),
+        agent: talk(agent),
+    };
+    view.turns = vad::turns(caller, agent)
+        .into_iter()
+        .map(|t| Turn {
+            speaker: match t.speaker {
+                vad::Speaker::Caller => Speaker::Caller,
+                vad::Speaker::Agent => Speaker::Agent,
+            },
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+        })
+        .collect();
+    (view.billable_s, view.billing) = match view.answered_at {
+        Some(_) => {
+            let (billable, basis) = bill(rule, view.duration_s, caller, agent);
+            (billable, Some(basis))
+        }
+        None => (0, None),
+    };
 }
 
 #[cfg(test)]

@@ -69,13 +69,12 @@ use crate::core::agent::{StreamMeta, WsIn, WsOut};
 use crate::core::hooks::answer::WebhookAnswer;
 use crate::core::hooks::request::IncomingCall as WebhookRequest;
 use crate::core::hooks::WebhookFailure;
-use crate::core::media::vad::{self, Segment};
+use crate::core::media::vad::Segment;
 use crate::core::policy::CutReason;
 use crate::core::sip::endpoint::{CallCommand, CallEvent, EndReason as SipEnd};
 use crate::core::sip::sdp::AnswerParams;
 use leg::{AgentLeg, AnswerLeg, Answerer, LegId};
 use media::{RtpSeed, SipMedia};
-use view::{Speaker, TalkSeconds, Turn};
 
 /// How calls behave, from the configuration (fixed for the call's life).
 #[derive(Debug, Clone)]
@@ -90,6 +89,8 @@ pub struct Settings {
     pub checkpoint_every: Option<Duration>,
     /// `accountSid` / `accountId` in agent start messages.
     pub account_id: String,
+    /// How an answered call is billed (`[billing]`).
+    pub billing: billing::Rule,
 }
 
 /// What admission and routing decided about a new call.
@@ -427,25 +428,8 @@ impl Call {
             let end = self.ended_at.unwrap_or(now);
             v.duration_s = end.saturating_duration_since(a).as_secs_f64();
         }
-        if let Some(m) = &self.media {
-            let talk =
-                |segs: &[Segment]| segs.iter().map(Segment::len_ms).sum::<u64>() as f64 / 1e3;
-            v.talk_s = TalkSeconds {
-                caller: talk(m.caller_vad.segments()),
-                agent: talk(m.agent_vad.segments()),
-            };
-            v.turns = vad::turns(m.caller_vad.segments(), m.agent_vad.segments())
-                .into_iter()
-                .map(|t| Turn {
-                    speaker: match t.speaker {
-                        vad::Speaker::Caller => Speaker::Caller,
-                        vad::Speaker::Agent => Speaker::Agent,
-                    },
-                    start_ms: t.start_ms,
-                    end_ms: t.end_ms,
-                })
-                .collect();
-        }
+        let (caller, agent) = self.talk();
+        billing::settle(&mut v, caller, agent, self.settings.billing);
         if self.phase == Phase::Ended {
             let reason = self.end_reason();
             v.end_reason = Some(reason.as_str());

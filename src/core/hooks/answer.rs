@@ -155,24 +155,28 @@ impl Kind {
 
 /// A `ws://` or `wss://` URL with a host and no whitespace or control characters.
 pub(crate) fn check_ws_url(raw: &str) -> Result<String, AnswerError> {
-    let url = raw.trim();
-    if url.is_empty() {
+    if raw.trim().is_empty() {
         return Err(AnswerError::MissingUrl);
     }
-    let lower = url.get(..6).unwrap_or(url).to_ascii_lowercase();
-    let rest = if lower.starts_with("wss://") {
-        url.get(6..)
-    } else if lower.starts_with("ws://") {
-        url.get(5..)
-    } else {
-        None
-    };
+    checked_url(raw, &["wss://", "ws://"]).map_err(AnswerError::BadUrl)
+}
+
+/// `raw` trimmed, if it starts with one of `schemes` (any case), names a host and has no
+/// white space or control characters; else the clipped text, for the error.
+fn checked_url(raw: &str, schemes: &[&str]) -> Result<String, String> {
+    let url = raw.trim();
+    let rest = schemes.iter().find_map(|scheme| {
+        let head = url.get(..scheme.len())?;
+        head.eq_ignore_ascii_case(scheme)
+            .then(|| url.get(scheme.len()..))
+            .flatten()
+    });
     let host = rest
         .and_then(|r| r.split(['/', '?', '#']).next())
         .unwrap_or_default();
     let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if host.is_empty() || host.starts_with(':') || !clean || url.len() > MAX_URL_LEN {
-        return Err(AnswerError::BadUrl(clip(url)));
+        return Err(clip(url));
     }
     Ok(url.to_owned())
 }
@@ -321,26 +325,10 @@ fn callback_events(v: Option<&Value>) -> Result<Option<EventSet>, AnswerError> {
 
 /// An `http://` or `https://` URL with a host and no whitespace or control characters.
 fn check_http_url(raw: &str) -> Result<String, AnswerError> {
-    let url = raw.trim();
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        url.get(8..)
-    } else if lower.starts_with("http://") {
-        url.get(7..)
-    } else {
-        None
-    };
-    let host = rest
-        .and_then(|r| r.split(['/', '?', '#']).next())
-        .unwrap_or_default();
-    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    if host.is_empty() || host.starts_with(':') || !clean || url.len() > MAX_URL_LEN {
-        return Err(AnswerError::BadField {
-            field: "callback_url",
-            detail: format!("{:?} is not an http:// or https:// URL", clip(url)),
-        });
-    }
-    Ok(url.to_owned())
+    checked_url(raw, &["https://", "http://"]).map_err(|url| AnswerError::BadField {
+        field: "callback_url",
+        detail: format!("{url:?} is not an http:// or https:// URL"),
+    })
 }
 
 /// `parameters` as ordered string pairs: strings as they are, numbers and booleans as their

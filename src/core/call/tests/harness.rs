@@ -131,6 +131,11 @@ pub fn settings() -> Settings {
         },
         checkpoint_every: None,
         account_id: "ACtest".into(),
+        billing: crate::core::call::billing::Rule {
+            minimum_s: 60,
+            increment_s: 1,
+            exclude_silence: false,
+        },
     }
 }
 
