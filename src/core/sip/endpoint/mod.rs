@@ -186,7 +186,9 @@ impl Endpoint {
             match o {
                 TxnOut::Send(bytes) => self.transmit(flow, bytes.clone()),
                 TxnOut::Terminated => terminated = true,
-                TxnOut::NoAck | TxnOut::Timeout => no_ack_or_timeout = true,
+                TxnOut::NoAck | TxnOut::Timeout | TxnOut::TransportError => {
+                    no_ack_or_timeout = true
+                }
             }
         }
         self.scratch = outs;

@@ -2,14 +2,17 @@
 //!
 //! Each machine owns the bytes it may have to retransmit and its own deadlines; the endpoint
 //! feeds it events (`now` included) and collects [`TxnOut`] values. Transaction matching
-//! (branch, sent-by, method) is the endpoint's job; these types never parse messages.
+//! (branch, sent-by, method) is the endpoint's job; these types never parse messages (the
+//! client INVITE transaction reads fields of already-parsed ones to build its ACK and CANCEL).
 //!
 //! Must not: read the clock, touch sockets, or know about dialogs and calls.
 
+pub mod client_invite;
 mod client_non_invite;
 mod server_invite;
 mod server_non_invite;
 
+pub use client_invite::{ClientInvite, State as ClientInviteState};
 pub use client_non_invite::ClientNonInvite;
 pub use server_invite::{ServerInvite, State as ServerInviteState};
 pub use server_non_invite::ServerNonInvite;
@@ -49,8 +52,12 @@ impl Timers {
 pub enum TxnOut {
     /// Hand these bytes to the transport (a first send or a retransmission).
     Send(Vec<u8>),
-    /// Client transaction: no final response in time (Timer F). The TU treats it as 408.
+    /// Client transaction: no final response in time (Timer F), or no response at all to an
+    /// INVITE (Timer B). The TU treats it as 408.
     Timeout,
+    /// Client INVITE transaction: the transport failed to deliver the request or its ACK
+    /// (RFC 3261 §17.1.4). The TU treats it as 503; [`TxnOut::Terminated`] follows.
+    TransportError,
     /// Server INVITE transaction: the 2xx was never acknowledged (Timer L, RFC 6026) or the
     /// non-2xx final was never acknowledged (Timer H).
     NoAck,
@@ -60,3 +67,5 @@ pub enum TxnOut {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_client_invite;
