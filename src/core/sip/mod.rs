@@ -1,5 +1,7 @@
-//! SIP: messages, stream framing, transactions, the UAS endpoint, and SDP.
+//! SIP: messages, stream framing, transactions, the UAS endpoint, SDP, and client digest
+//! authentication.
 
+pub mod auth;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
