@@ -206,10 +206,7 @@ impl ClientInvite {
     }
 
     pub fn next_timeout(&self) -> Option<Instant> {
-        match (self.retransmit_at, self.deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        super::earliest(self.retransmit_at, self.deadline)
     }
 
     pub fn on_timeout(&mut self, now: Instant, out: &mut Vec<TxnOut>) {

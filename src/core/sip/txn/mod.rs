@@ -69,3 +69,14 @@ pub enum TxnOut {
 mod tests;
 #[cfg(test)]
 mod tests_client_invite;
+
+/// The earlier of two optional deadlines (a transaction's retransmit and its end).
+fn earliest(
+    a: Option<std::time::Instant>,
+    b: Option<std::time::Instant>,
+) -> Option<std::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
