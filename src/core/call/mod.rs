@@ -278,11 +278,11 @@ pub struct Call {
     rejected: Option<EndReason>,
     /// The answering leg that takes over if the webhook fails.
     fallback: Option<Answerer>,
+    /// The caller's SDP offer, parsed when the answerer was chosen.
+    parsed_offer: Option<crate::core::sip::sdp::SessionDescription>,
     /// The caller's media, once a port is leased.
     media: Option<SipMedia>,
     answerer: AnswerLeg,
-    /// The chosen answerer, between routing and the answer.
-    chosen: Option<Answerer>,
     next_checkpoint: Option<Instant>,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
@@ -303,9 +303,9 @@ impl Call {
             sip_end: None,
             rejected: None,
             fallback: None,
+            parsed_offer: None,
             media: None,
             answerer: AnswerLeg::None,
-            chosen: None,
             next_checkpoint: None,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),

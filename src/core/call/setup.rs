@@ -17,7 +17,8 @@ use crate::core::sip::sdp::{self, AnswerParams, SessionDescription};
 impl Call {
     /// The first step: ask the webhook, or go straight to the static answerer.
     pub(super) fn route(&mut self, now: Instant) {
-        match self.setup.route.clone() {
+        // Routing happens once: the route (and its webhook request) moves out of the setup.
+        match std::mem::replace(&mut self.setup.route, Route::None) {
             Route::Webhook { request, fallback } => {
                 self.fallback = fallback;
                 self.ring();
@@ -100,10 +101,10 @@ impl Call {
             Ok(Some(o)) if sdp::answer(&o, &self.settings.answer).is_err() => {
                 return self.reject(EndReason::NoCommonCodec);
             }
-            Ok(_) => {}
+            // Parsed once: the answer is made from it when the port is leased.
+            Ok(o) => self.parsed_offer = o,
             Err(r) => return self.reject(r),
         }
-        self.chosen = Some(answerer.clone());
         match answerer {
             Answerer::Echo { answer_delay } => {
                 self.answerer = AnswerLeg::Echo(EchoAgent::new(8000));
@@ -189,10 +190,7 @@ impl Call {
             port,
             ..self.settings.answer.clone()
         };
-        let offer = match self.offer() {
-            Ok(o) => o,
-            Err(r) => return self.reject(r),
-        };
+        let offer = self.parsed_offer.take();
         let media = match SipMedia::new(params, offer.as_ref(), self.setup.seed, now) {
             Ok(m) => m,
             Err(_) => return self.reject(EndReason::NoCommonCodec),

@@ -82,6 +82,15 @@ impl<'a> Scanner<'a> {
         self.s.as_bytes().get(self.pos).copied()
     }
 
+    /// White space and empty list elements (`, ,`).
+    fn skip_separators(&mut self) {
+        self.skip_ws();
+        while self.peek() == Some(b',') {
+            self.pos += 1;
+            self.skip_ws();
+        }
+    }
+
     fn skip_ws(&mut self) {
         while self.peek().is_some_and(is_ws) {
             self.pos += 1;
@@ -165,12 +174,7 @@ pub(super) fn split_challenges(value: &str) -> Result<Vec<RawChallenge<'_>>, Cha
     let mut sc = Scanner { s: value, pos: 0 };
     let mut out: Vec<RawChallenge<'_>> = Vec::new();
     loop {
-        // Skip empty list elements.
-        sc.skip_ws();
-        while sc.peek() == Some(b',') {
-            sc.pos += 1;
-            sc.skip_ws();
-        }
+        sc.skip_separators();
         if sc.peek().is_none() {
             break;
         }
@@ -194,11 +198,7 @@ pub(super) fn split_challenges(value: &str) -> Result<Vec<RawChallenge<'_>>, Cha
             Some(_) => return Err(ChallengeError::Unexpected(sc.pos)),
         }
         loop {
-            sc.skip_ws();
-            while sc.peek() == Some(b',') {
-                sc.pos += 1;
-                sc.skip_ws();
-            }
+            sc.skip_separators();
             if sc.peek().is_none() {
                 break;
             }
