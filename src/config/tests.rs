@@ -9,14 +9,17 @@ use super::*;
 
 const ETC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/trunkgate.toml");
 
-fn ok(text: &str) -> Config {
+/// The config `text` describes (the test fails on any problem); shared by the other
+/// `tests_*` files.
+pub(super) fn ok(text: &str) -> Config {
     match parse(text, "t.toml") {
         Ok(c) => c,
         Err(e) => panic!("unexpected problems:\n{e}"),
     }
 }
 
-fn errors(text: &str) -> String {
+/// The problems `text` has, as the operator reads them (the test fails if it is accepted).
+pub(super) fn errors(text: &str) -> String {
     match parse(text, "t.toml") {
         Ok(c) => panic!("accepted: {c:?}"),
         Err(e) => e.to_string(),

@@ -5,13 +5,7 @@
 use std::time::Duration;
 
 use super::parse;
-
-fn errors(text: &str) -> String {
-    match parse(text, "t.toml") {
-        Ok(c) => panic!("accepted: {c:?}"),
-        Err(e) => e.to_string(),
-    }
-}
+use super::tests::errors;
 
 #[test]
 fn api_defaults() {

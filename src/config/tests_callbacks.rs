@@ -4,22 +4,8 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::tests::{errors, ok};
 use crate::core::hooks::callback::{CallbackEvent, EventSet};
-
-fn ok(text: &str) -> Config {
-    match parse(text, "t.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("unexpected problems:\n{e}"),
-    }
-}
-
-fn errors(text: &str) -> String {
-    match parse(text, "t.toml") {
-        Ok(c) => panic!("accepted: {c:?}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 #[test]
 fn defaults() {

@@ -1,14 +1,8 @@
 //! Configuration tests for the admission policy's layers: a trunk or number holds only its
 //! overrides, and merging global → trunk → number gives the effective policy.
 
+use super::tests::ok;
 use super::*;
-
-fn ok(text: &str) -> Config {
-    match parse(text, "t.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("unexpected problems:\n{e}"),
-    }
-}
 
 #[test]
 fn policy_layers_merge() {
