@@ -31,8 +31,12 @@ impl Call {
             AgentEvent::Audio(pcm) => self.agent_audio(now, &pcm, None),
             AgentEvent::AudioAt { pcm, rate } => self.agent_audio(now, &pcm, Some(rate)),
             AgentEvent::Mark(name) => {
-                if let Some(m) = &mut self.media {
-                    m.pacer.push_mark(name);
+                let refused = self
+                    .media
+                    .as_mut()
+                    .is_some_and(|m| !m.pacer.push_mark(name));
+                if refused {
+                    self.notice(Notice::AgentFrameError("too many marks waiting".into()));
                 }
             }
             AgentEvent::Clear => self.clear_agent_audio(now),

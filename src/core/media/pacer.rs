@@ -25,6 +25,8 @@ use std::collections::VecDeque;
 /// doubling, which is amortised, not per frame. Every call pays for the initial reservation
 /// (1.6 KB here) whether its agent queues ahead or streams in real time.
 const INITIAL_CAPACITY: usize = 800;
+/// Marks waiting to play at most: an agent cannot grow a call's memory without bound.
+pub const MAX_MARKS: usize = 1024;
 
 /// What a tick handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,10 +80,15 @@ impl Pacer {
         refuse.len()
     }
 
-    /// Marks the current end of the queue.
-    pub fn push_mark(&mut self, name: String) {
+    /// Marks the current end of the queue; false (the mark is refused) when [`MAX_MARKS`] are
+    /// already waiting.
+    pub fn push_mark(&mut self, name: String) -> bool {
+        if self.marks.len() >= MAX_MARKS {
+            return false;
+        }
         let position = self.tail();
         self.marks.push_back((position, name));
+        true
     }
 
     /// Drops all queued audio now and returns the marks not yet released, in order (the dialect

@@ -287,3 +287,20 @@ fn ten_minutes_of_bursty_audio_comes_out_exactly_once_in_order() {
     );
     println!("10-min pacer sim: {pushed} samples, {audio_frames} audio frames, {marks_seen} marks");
 }
+
+#[test]
+fn pending_marks_are_bounded() {
+    let mut p = Pacer::new(160, 8000);
+    p.push_audio(&[1; 320]);
+    for i in 0..MAX_MARKS {
+        assert!(p.push_mark(format!("m{i}")), "mark {i}");
+    }
+    assert!(!p.push_mark("one too many".into()));
+    assert_eq!(p.pending_marks(), MAX_MARKS);
+    assert_eq!(
+        p.clear().len(),
+        MAX_MARKS,
+        "every accepted mark is answered"
+    );
+    assert!(p.push_mark("after clear".into()));
+}
