@@ -32,8 +32,9 @@ impl Call {
     fn ring(&mut self) {
         if !self.ringing {
             self.ringing = true;
-            self.sip(CallCommand::Ringing);
+            // The notice goes first so the registry and the journal know before the peer does.
             self.notice(Notice::Ringing);
+            self.sip(CallCommand::Ringing);
         }
     }
 
@@ -195,14 +196,15 @@ impl Call {
             Ok(m) => m,
             Err(_) => return self.reject(EndReason::NoCommonCodec),
         };
-        self.sip(CallCommand::Answer {
-            sdp: media.local_sdp.clone(),
-        });
+        let sdp = media.local_sdp.clone();
         self.media = Some(media);
         self.phase = Phase::Answered;
         self.answered_at = Some(now);
         self.next_checkpoint = self.settings.checkpoint_every.map(|every| now + every);
+        // Registry, journal and callbacks learn of the answer before the caller does: an API
+        // GET right after the caller's 200 OK already says in-progress.
         self.notice(Notice::Answered);
+        self.sip(CallCommand::Answer { sdp });
         self.start_agent(now);
     }
 

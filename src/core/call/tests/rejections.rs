@@ -73,8 +73,8 @@ fn agent_connect_failure_is_480_agent_connect_failed() {
     assert_eq!(
         signalling(&h.take()),
         vec![
-            Ev::Sip(CallCommand::Ringing),
             Ev::Notice(crate::core::call::Notice::Ringing),
+            Ev::Sip(CallCommand::Ringing),
             Ev::Connect(AGENT_URL.into())
         ]
     );

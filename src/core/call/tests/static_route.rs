@@ -17,8 +17,8 @@ fn echo_without_delay_answers_at_once_with_our_sdp() {
     assert!(matches!(
         signalling(&evs).as_slice(),
         [
-            Ev::Sip(crate::core::sip::endpoint::CallCommand::Answer { .. }),
-            Ev::Notice(Notice::Answered)
+            Ev::Notice(Notice::Answered),
+            Ev::Sip(crate::core::sip::endpoint::CallCommand::Answer { .. })
         ]
     ));
     let sdp = answer_sdp(&evs);
@@ -60,8 +60,8 @@ fn echo_with_answer_delay_rings_and_answers_after_the_virtual_delay() {
     assert_eq!(
         h.take(),
         vec![
-            Ev::Sip(crate::core::sip::endpoint::CallCommand::Ringing),
-            Ev::Notice(Notice::Ringing)
+            Ev::Notice(Notice::Ringing),
+            Ev::Sip(crate::core::sip::endpoint::CallCommand::Ringing)
         ]
     );
     assert_eq!(h.call.view(h.now).status, CallStatus::Ringing);

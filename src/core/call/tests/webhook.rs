@@ -27,8 +27,8 @@ fn asking(fallback: Option<crate::core::call::leg::Answerer>) -> H {
     assert_eq!(
         h.take(),
         vec![
-            Ev::Sip(CallCommand::Ringing),
             Ev::Notice(Notice::Ringing),
+            Ev::Sip(CallCommand::Ringing),
             Ev::Webhook(CALL_ID.into())
         ]
     );
