@@ -13,6 +13,7 @@ use super::registry::SendError;
 use super::Ctx;
 use crate::core::call::{CallId, CallStatus, CallView, Command};
 
+pub use super::dial::{AgentSource, Destination, DialError, DialRequest, Dialed};
 pub use super::registry::ListFilter;
 
 /// Why a command was refused.
@@ -80,6 +81,15 @@ impl Control {
             }
         }
         Ok(self.ctx.registry.send(&id, cmd)?)
+    }
+
+    /// Places a call (outbound admission first; a refusal leaves a record). Returns at once:
+    /// the call rings in its own task.
+    pub fn dial(&self, req: DialRequest) -> Result<Dialed, DialError> {
+        if self.draining() {
+            return Err(DialError::Draining);
+        }
+        super::outbound::place(&self.ctx, req)
     }
 
     /// Draining for shutdown: new calls are refused (`/readyz` says 503).

@@ -246,6 +246,9 @@ impl EndpointTask {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(remote = %flow.remote, "request from a blocked user agent dropped");
                 }
+                Output::UnmatchedResponse { flow, .. } => {
+                    tracing::debug!(remote = %flow.remote, "response to no transaction dropped");
+                }
             }
         }
         while let Some(alert) = self.admission.poll_alert() {

@@ -155,7 +155,7 @@ impl Endpoint {
         if msg.is_request() {
             self.on_request(now, flow, msg);
         } else {
-            self.on_response(now, msg);
+            self.on_response(now, flow, msg);
         }
     }
 

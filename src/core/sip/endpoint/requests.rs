@@ -383,12 +383,15 @@ impl Endpoint {
         self.emit(call_key, CallEvent::ReInvite { sdp });
     }
 
-    pub(super) fn on_response(&mut self, now: Instant, msg: Message) {
+    pub(super) fn on_response(&mut self, now: Instant, flow: Flow, msg: Message) {
         let Some(status) = msg.status() else { return };
         let Some(branch) = msg.top_via().branch().map(str::to_string) else {
             return;
         };
         let Some(entry) = self.client_txns.get_mut(&branch) else {
+            // Not ours: perhaps a transaction run outside the endpoint (REGISTER).
+            self.out
+                .push_back(super::Output::UnmatchedResponse { flow, msg });
             return;
         };
         let mut outs = std::mem::take(&mut self.scratch);

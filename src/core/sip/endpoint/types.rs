@@ -90,6 +90,12 @@ pub enum Output {
     Blocked {
         flow: Flow,
     },
+    /// A response that matches none of the endpoint's transactions. Requests sent outside the
+    /// endpoint (REGISTER toward trunks) get their answers here; anything else is dropped.
+    UnmatchedResponse {
+        flow: Flow,
+        msg: crate::core::sip::message::Message,
+    },
 }
 
 /// Why the endpoint forgot a call.
