@@ -7,6 +7,10 @@
 //! connection cost the load tool as much CPU as the gateway it measures; this leaves the
 //! machine's cores to the gateway. Fragmented messages are not needed by the gateway's
 //! dialects and close the connection.
+//!
+//! In outbound mode it also notes, per call, when the gateway's agent leg connected and when
+//! its start message arrived ([`crate::timeline`]): the call is named by the last digits of
+//! the WebSocket path the load tool put in `websocket_url` (`/agent/000000042`).
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -19,10 +23,14 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-#[derive(Debug, Default)]
+use crate::timeline::{self, Event, Timeline};
+
+#[derive(Default)]
 pub struct AgentStats {
     pub connections: AtomicU64,
     pub frames: AtomicU64,
+    /// Outbound mode: where connections and start messages are recorded per call.
+    pub calls: Option<Arc<Timeline>>,
 }
 
 const LISTENER: u64 = u64::MAX;
@@ -53,6 +61,8 @@ struct Conn {
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
     stream_sid: String,
+    /// The call this connection belongs to (outbound mode), until its start message is seen.
+    call: Option<usize>,
 }
 
 fn run(epoll: Epoll, listener: TcpListener, twilio: bool, stats: Arc<AgentStats>) {
@@ -88,6 +98,7 @@ fn run(epoll: Epoll, listener: TcpListener, twilio: bool, stats: Arc<AgentStats>
                                 inbuf: Vec::new(),
                                 outbuf: Vec::new(),
                                 stream_sid: String::new(),
+                                call: None,
                             },
                         );
                         next_id += 1;
@@ -137,6 +148,12 @@ fn serve_readable(conn: &mut Conn, chunk: &mut [u8], twilio: bool, stats: &Agent
         let Some(reply) = handshake(&conn.inbuf[..end]) else {
             return false;
         };
+        if let Some(t) = &stats.calls {
+            conn.call = request_path(&conn.inbuf[..end]).and_then(timeline::index_of);
+            if let Some(n) = conn.call {
+                t.mark(n, Event::AgentConnected);
+            }
+        }
         conn.inbuf.drain(..end + 4);
         conn.outbuf.extend_from_slice(reply.as_bytes());
         conn.open = true;
@@ -149,6 +166,9 @@ fn serve_readable(conn: &mut Conn, chunk: &mut [u8], twilio: bool, stats: &Agent
         match opcode {
             // Text (twilio) or binary (raw).
             1 | 2 => {
+                if opcode == 1 {
+                    note_start(conn, &payload, stats);
+                }
                 let reply = if opcode == 2 && !twilio {
                     Some((2, payload))
                 } else if opcode == 1 && twilio {
@@ -208,6 +228,36 @@ fn handshake(head: &[u8]) -> Option<String> {
          Sec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
     ))
+}
+
+/// The path of an HTTP request head (`GET /agent/000000042 HTTP/1.1`).
+fn request_path(head: &[u8]) -> Option<&str> {
+    let line = head.split(|&b| b == b'\r').next()?;
+    std::str::from_utf8(line).ok()?.split(' ').nth(1)
+}
+
+/// Outbound mode: the first start message of a call's connection is recorded with the call id
+/// it names (twilio `start.callSid`, raw `call_id`). Media frames are skipped unparsed.
+fn note_start(conn: &mut Conn, text: &[u8], stats: &AgentStats) {
+    let (Some(n), Some(t)) = (conn.call, &stats.calls) else {
+        return;
+    };
+    if text.len() > 64 * 1024 || find(text, b"\"media\"").is_some() {
+        return;
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) else {
+        return;
+    };
+    let id = if v.get("event").and_then(|e| e.as_str()) == Some("start") {
+        v.pointer("/start/callSid")
+    } else if v.get("type").and_then(|e| e.as_str()) == Some("start") {
+        v.get("call_id")
+    } else {
+        return;
+    };
+    t.mark(n, Event::AgentStart);
+    t.set_agent_call_id(n, id.and_then(|i| i.as_str()).unwrap_or(""));
+    conn.call = None;
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

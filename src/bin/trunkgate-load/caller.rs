@@ -99,7 +99,7 @@ pub async fn run_all(args: &Args, pid: Option<u32>) -> Result<Results, String> {
 
 /// Samples the gateway while calls run; keeps the sample with the most active calls (and,
 /// among those, the highest RSS).
-async fn sample_peak(
+pub async fn sample_peak(
     pid: Option<u32>,
     active: Arc<std::sync::atomic::AtomicUsize>,
     done: Arc<std::sync::atomic::AtomicBool>,
@@ -277,7 +277,7 @@ impl Leg {
     }
 }
 
-fn sdp_offer(rtp: SocketAddr) -> String {
+pub fn sdp_offer(rtp: SocketAddr) -> String {
     format!(
         "v=0\r\no=load 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
          m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
@@ -365,7 +365,7 @@ async fn call_inner(
     Ok(())
 }
 
-fn answer_media(resp: &Message) -> Option<SocketAddr> {
+pub fn answer_media(resp: &Message) -> Option<SocketAddr> {
     let text = std::str::from_utf8(resp.body()).ok()?;
     let sd = trunkgate::core::sip::sdp::parse(text).ok()?;
     let m = sd

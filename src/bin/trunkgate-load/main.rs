@@ -5,15 +5,26 @@
 //!
 //! It also runs the peers a bridged call needs: an echo agent (WebSocket server, raw or twilio
 //! dialect) and a webhook responder that points the gateway at it.
+//!
+//! `--mode outbound` turns it around: it is the far-end trunk (a SIP UAS that rings, answers
+//! and streams the same audio) and the agent, and places the calls through the gateway's
+//! `POST /v1/calls` ([`outbound`]).
 
 mod agent;
 mod caller;
 mod media;
+mod outbound;
 mod procfs;
 mod report;
+mod report_out;
+mod timeline;
+mod trunk;
+mod trunk_msg;
 mod webhook;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +37,10 @@ use clap::Parser;
     about = "Load generator for trunkgate (SIP + RTP + echo agent)"
 )]
 pub struct Args {
+    /// inbound: place SIP calls into the gateway. outbound: be the far-end trunk and the
+    /// agent, and place calls through the gateway's POST /v1/calls.
+    #[arg(long, default_value = "inbound", value_parser = ["inbound", "outbound"])]
+    pub mode: String,
     /// Gateway SIP address.
     #[arg(long, default_value = "127.0.0.1:5060")]
     pub target: SocketAddr,
@@ -63,6 +78,21 @@ pub struct Args {
     /// Print the report as JSON too.
     #[arg(long)]
     pub json: bool,
+    /// Outbound: the gateway's control API base URL (loopback).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// Outbound: file holding the API bearer token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Outbound: the `[[trunk]]` named in each POST /v1/calls.
+    #[arg(long, default_value = "load")]
+    pub trunk: String,
+    /// Outbound: where the far-end trunk listens (UDP); the trunk's `outbound.address`.
+    #[arg(long, default_value = "127.0.0.1:5090")]
+    pub far_end: SocketAddr,
+    /// Outbound: how long the far end rings (180) before its 200 OK, ms.
+    #[arg(long, default_value_t = 200)]
+    pub ring_ms: u64,
     /// Hard limit on the whole run, seconds.
     #[arg(long, default_value_t = 600)]
     pub max_seconds: u64,
@@ -72,6 +102,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.calls == 0 || args.concurrency == 0 || args.rate <= 0.0 || args.duration <= 0.0 {
         eprintln!("calls, concurrency, rate and duration must be positive");
+        return ExitCode::FAILURE;
+    }
+    if args.mode == "outbound" && !(args.far_end.ip().is_loopback() && loopback_url(&args.api)) {
+        eprintln!("refusing a non-loopback --api or --far-end: this tool only loads this machine");
         return ExitCode::FAILURE;
     }
     if !args.target.ip().is_loopback() {
@@ -114,19 +148,76 @@ async fn run(args: Args) -> ExitCode {
         }
     }
     let pid = args.gateway_pid.or_else(procfs::find_gateway);
+    if args.mode == "outbound" {
+        let Some(m) = measured(&args, pid, outbound::run_all(&args, pid)).await else {
+            return ExitCode::FAILURE;
+        };
+        let rep = report_out::OutReport::new(&args, &m.result, m.before, m.after, m.own_ticks);
+        print!("{}", rep.table());
+        if args.json {
+            println!("{}", rep.json());
+        }
+        return exit(m.result.completed(), args.calls);
+    }
+    let Some(m) = measured(&args, pid, caller::run_all(&args, pid)).await else {
+        return ExitCode::FAILURE;
+    };
+    let rep = report::Report::new(&args, &m.result, m.before, m.after, m.own_ticks);
+    print!("{}", rep.table());
+    if args.json {
+        println!("{}", rep.json());
+    }
+    exit(m.result.completed(), args.calls)
+}
+
+fn exit(completed: usize, offered: usize) -> ExitCode {
+    if completed == offered {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// `http://127.0.0.1:…`, `http://[::1]:…` or `http://localhost:…`.
+fn loopback_url(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = u.host_str().unwrap_or("");
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A run's result with the gateway sampled before and after it, and this tool's own CPU.
+struct Measured<T> {
+    result: T,
+    before: Option<procfs::Sample>,
+    after: Option<procfs::Sample>,
+    own_ticks: Option<u64>,
+}
+
+async fn measured<T>(
+    args: &Args,
+    pid: Option<u32>,
+    run: impl Future<Output = Result<T, String>>,
+) -> Option<Measured<T>> {
     let before = pid.and_then(procfs::sample);
     let own = std::process::id();
     let own_before = procfs::cpu_ticks(own);
     let deadline = Duration::from_secs(args.max_seconds);
-    let results = match tokio::time::timeout(deadline, caller::run_all(&args, pid)).await {
+    let result = match tokio::time::timeout(deadline, run).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             eprintln!("{e}");
-            return ExitCode::FAILURE;
+            return None;
         }
         Err(_) => {
             eprintln!("run exceeded --max-seconds; stopping");
-            return ExitCode::FAILURE;
+            return None;
         }
     };
     // Let the gateway finish its teardown before the "after" sample.
@@ -138,14 +229,10 @@ async fn run(args: Args) -> ExitCode {
         (Some(b), Some(a)) => Some(a.saturating_sub(b)),
         _ => None,
     };
-    let rep = report::Report::new(&args, &results, before, after, own_ticks);
-    print!("{}", rep.table());
-    if args.json {
-        println!("{}", rep.json());
-    }
-    if results.completed() == args.calls {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    }
+    Some(Measured {
+        result,
+        before,
+        after,
+        own_ticks,
+    })
 }

@@ -35,7 +35,7 @@ pub struct Report {
     pub after: Option<Sample>,
 }
 
-fn percentiles(mut v: Vec<f64>) -> [f64; 3] {
+pub fn percentiles(mut v: Vec<f64>) -> [f64; 3] {
     if v.is_empty() {
         return [0.0; 3];
     }
@@ -44,7 +44,7 @@ fn percentiles(mut v: Vec<f64>) -> [f64; 3] {
     [at(0.50), at(0.95), at(0.99)]
 }
 
-fn ms(d: &Duration) -> f64 {
+pub fn ms(d: &Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -185,14 +185,7 @@ impl Report {
             "gateway RSS per active call   {}",
             opt(self.rss_kb_per_call, " KiB")
         );
-        let fmt = |x: &Option<Sample>| {
-            x.as_ref().map_or("n/a".into(), |s| {
-                format!(
-                    "fds {} (tcp {}) udp {} rss {} KiB",
-                    s.fds, s.tcp_established, s.udp_sockets, s.rss_kb
-                )
-            })
-        };
+        let fmt = fmt_sample;
         let _ = writeln!(s, "gateway before                {}", fmt(&self.before));
         let _ = writeln!(
             s,
@@ -205,9 +198,7 @@ impl Report {
     }
 
     pub fn json(&self) -> String {
-        let sample = |x: &Option<Sample>| {
-            x.as_ref().map(|s| serde_json::json!({"fds": s.fds, "tcp_established": s.tcp_established, "udp_sockets": s.udp_sockets, "rss_kb": s.rss_kb, "cpu_ticks": s.cpu_ticks}))
-        };
+        let sample = sample_json;
         serde_json::json!({
             "offered": self.offered,
             "completed": self.completed,
@@ -225,4 +216,19 @@ impl Report {
         })
         .to_string()
     }
+}
+
+/// A gateway sample as the tables show it.
+pub fn fmt_sample(x: &Option<Sample>) -> String {
+    x.as_ref().map_or("n/a".into(), |s| {
+        format!(
+            "fds {} (tcp {}) udp {} rss {} KiB",
+            s.fds, s.tcp_established, s.udp_sockets, s.rss_kb
+        )
+    })
+}
+
+/// A gateway sample in the JSON reports.
+pub fn sample_json(x: &Option<Sample>) -> Option<serde_json::Value> {
+    x.as_ref().map(|s| serde_json::json!({"fds": s.fds, "tcp_established": s.tcp_established, "udp_sockets": s.udp_sockets, "rss_kb": s.rss_kb, "cpu_ticks": s.cpu_ticks}))
 }
