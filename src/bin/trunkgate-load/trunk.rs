@@ -438,3 +438,7 @@ impl Uas {
         self.at(Instant::now() + LINGER, Timer::Reap, call_id);
     }
 }
+
+#[cfg(test)]
+#[path = "trunk_tests.rs"]
+mod tests;
