@@ -4,6 +4,8 @@
 #
 #   scripts/load.sh                         # bridged calls: webhook + echo agent (twilio), 100 calls
 #   scripts/load.sh --mode demo             # against `trunkgate demo` (built-in echo agent)
+#   scripts/load.sh --mode outbound         # POST /v1/calls; trunkgate-load is the far-end trunk and the agent
+#   scripts/load.sh --bin-dir DIR -- ...    # run prebuilt trunkgate and trunkgate-load from DIR (no cargo build)
 #   scripts/load.sh --runs 2 -- ...         # the same run twice against one gateway (RSS drift)
 #   scripts/load.sh -- --calls 1000 --concurrency 1000 --rate 200 --duration 20
 #
@@ -13,10 +15,12 @@ cd "$(dirname "$0")/.."
 
 mode=bridge
 runs=1
+bin_dir=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) mode="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
+    --bin-dir) bin_dir="$2"; shift 2 ;;
     --) shift; break ;;
     *) break ;;
   esac
@@ -24,8 +28,12 @@ done
 load_args=("$@")
 [ ${#load_args[@]} -gt 0 ] || load_args=(--calls 100 --concurrency 100 --rate 50 --duration 10)
 
-cargo build --release --bins
-bin=target/release
+if [ -n "$bin_dir" ]; then
+  bin=$bin_dir
+else
+  cargo build --release --bins
+  bin=target/release
+fi
 work=$(mktemp -d)
 # Room for many calls: enough fds and a wide RTP range.
 ulimit -n 65536 2>/dev/null || true
@@ -37,7 +45,42 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$mode" = demo ]; then
+far_end=127.0.0.1:5090
+if [ "$mode" = outbound ]; then
+  # The gateway dials the far-end trunk (trunkgate-load) through [[trunk]] "load"; calls are
+  # placed through the control API with a bearer token.
+  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/api.token"
+  cat >"$work/trunkgate.toml" <<CONF
+[sip]
+listen_udp = ["127.0.0.1:5080"]
+listen_tcp = ["127.0.0.1:5080"]
+[rtp]
+bind = "127.0.0.1"
+port_min = 20000
+port_max = 39999
+rtp_timeout = "30s"
+[api]
+listen = "127.0.0.1:18081"
+token_file = "$work/api.token"
+[callbacks]
+spool_dir = "$work/spool"
+cdr_file = ""
+[log]
+level = "warn"
+format = "text"
+[policy]
+flood_per_source = { burst = 1000000, per_second = 1000000 }
+
+[[trunk]]
+name = "load"
+match_cidrs = []
+outbound = { address = "$far_end", transport = "udp" }
+CONF
+  "$bin/trunkgate" --config "$work/trunkgate.toml" >"$work/gateway.log" 2>&1 &
+  gateway_pid=$!
+  target=127.0.0.1:18081   # wait for the API, not SIP
+  serve=(--mode outbound --api http://127.0.0.1:18081 --token-file "$work/api.token" --far-end "$far_end" --trunk load)
+elif [ "$mode" = demo ]; then
   "$bin/trunkgate" demo >"$work/gateway.log" 2>&1 &
   gateway_pid=$!
   target=127.0.0.1:5060
@@ -72,7 +115,7 @@ CONF
   serve=(--serve 127.0.0.1:18080)
 fi
 
-# Wait (bounded) for the gateway to listen: its SIP TCP listener accepts a connection.
+# Wait (bounded) for the gateway to listen: its SIP TCP listener (outbound: its API) accepts.
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/${target%:*}/${target##*:}") 2>/dev/null && break
   kill -0 "$gateway_pid" 2>/dev/null || { cat "$work/gateway.log"; exit 1; }
@@ -82,6 +125,11 @@ done
 status=0
 for run in $(seq 1 "$runs"); do
   [ "$runs" -gt 1 ] && echo "== run $run of $runs"
+  [ "$mode" = outbound ] && target=127.0.0.1:5080
   "$bin/trunkgate-load" --target "$target" --gateway-pid "$gateway_pid" "${serve[@]}" "${load_args[@]}" || status=$?
 done
+if [ "$status" -ne 0 ]; then
+  echo "-- gateway log (last 20 lines)"
+  tail -n 20 "$work/gateway.log"
+fi
 exit $status

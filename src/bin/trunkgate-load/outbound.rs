@@ -288,3 +288,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "outbound_tests.rs"]
+mod end_to_end;

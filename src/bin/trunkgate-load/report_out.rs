@@ -77,7 +77,7 @@ impl OutReport {
             _ => 0.0,
         };
         let outcomes: Vec<_> = (0..n).filter_map(|i| t.outcome(i)).collect();
-        let call_seconds: f64 = outcomes.iter().map(|o| o.seconds).sum();
+        let call_seconds = outcomes.iter().map(|o| o.seconds).fold(0.0, |a, b| a + b);
         let rtts: Vec<f64> = outcomes
             .iter()
             .flat_map(|o| o.media.rtts.iter().map(ms))
