@@ -103,24 +103,35 @@ async fn fake_api(far_end: SocketAddr) -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_placed_through_the_api_are_answered_bridged_and_hung_up() {
+/// Runs the outbound mode against the fake gateway.
+async fn run(
+    calls: usize,
+    rate: u32,
+    concurrency: usize,
+    duration: f64,
+) -> (Args, super::OutResults) {
     let far_end = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("a free port");
     let api = fake_api(far_end).await;
     let args = Args::parse_from([
-        "trunkgate-load",
-        "--mode=outbound",
-        &format!("--api=http://{api}"),
-        &format!("--far-end={far_end}"),
-        "--calls=6",
-        "--rate=50",
-        "--concurrency=4",
-        "--duration=0.3",
-        "--ring-ms=20",
+        "trunkgate-load".to_string(),
+        "--mode=outbound".into(),
+        format!("--api=http://{api}"),
+        format!("--far-end={far_end}"),
+        format!("--calls={calls}"),
+        format!("--rate={rate}"),
+        format!("--concurrency={concurrency}"),
+        format!("--duration={duration}"),
+        "--ring-ms=20".into(),
     ]);
     let r = super::run_all(&args, None).await.expect("run");
+    (args, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_placed_through_the_api_are_answered_bridged_and_hung_up() {
+    let (args, r) = run(6, 50, 4, 0.3).await;
     let failures: Vec<_> = r.calls.iter().filter_map(|c| c.failure.clone()).collect();
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(r.completed(), 6);
@@ -139,4 +150,16 @@ async fn calls_placed_through_the_api_are_answered_bridged_and_hung_up() {
     }
     let rep = crate::report_out::OutReport::new(&args, &r, None, None, None);
     assert!(rep.table().contains("calls offered / completed     6 / 6"));
+}
+
+/// The load tool's own side keeps up with 500 new calls a second (the fake gateway runs in
+/// the same process, so this bounds both): `cargo test --release --bin trunkgate-load --
+/// --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 6 s throughput run"]
+async fn five_hundred_calls_a_second_are_driven_without_failures() {
+    let (args, r) = run(2000, 500, 1000, 1.0).await;
+    let rep = crate::report_out::OutReport::new(&args, &r, None, None, None);
+    println!("{}", rep.table());
+    assert_eq!(r.completed(), 2000, "{}", rep.table());
 }
