@@ -6,7 +6,8 @@
 //! A BYE from the gateway is answered 200; a CANCEL while ringing 200 + 487. Every call's
 //! moments and outcome go to the [`Timeline`].
 //!
-//! Owns: the dialogs (by Call-ID) and their timers (one heap), the socket. The thread blocks
+//! Owns: the dialogs (by Call-ID) and their timers (one heap; they fire in `trunk_timers`),
+//! the socket. The thread blocks
 //! in `recv_from` until the next timer is due: no locks, one read buffer, one write buffer.
 //! Must not: decide what a run measures (the outbound driver and the report do).
 
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use trunkgate::core::sip::message::{Limits, Message};
 
 use crate::media::Engine;
-use crate::timeline::{End, Event, Outcome, Timeline};
+use crate::timeline::{End, Event, Timeline};
 use crate::trunk_msg as msg;
 
 const T1: Duration = Duration::from_millis(500);
@@ -246,7 +247,7 @@ impl Uas {
                 // A re-INVITE (session refresh): the same answer again.
                 self.head.clear();
                 msg::head_of(m, Some(&d.tag), &mut self.head);
-                let sdp = crate::caller::sdp_offer(self.engine.local());
+                let sdp = msg::sdp_answer(m, self.engine.local());
                 self.out.clear();
                 msg::response(&mut self.out, 200, &self.head, Some(self.local), &sdp);
                 self.send(&self.out, src);
@@ -328,116 +329,10 @@ impl Uas {
             self.finish(m.call_id(), end);
         }
     }
-
-    fn fire_due(&mut self, now: Instant) {
-        while let Some(Reverse((at, _, _))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, timer, call_id))) = self.timers.pop() else {
-                break;
-            };
-            self.fire(timer, &call_id, now);
-        }
-    }
-
-    fn fire(&mut self, timer: Timer, call_id: &str, now: Instant) {
-        let Some(d) = self.dialogs.get_mut(call_id) else {
-            return;
-        };
-        match (timer, d.state) {
-            (Timer::Answer, State::Ringing) => {
-                let sdp = crate::caller::sdp_offer(self.engine.local());
-                d.last.clear();
-                msg::response(&mut d.last, 200, &d.head, Some(self.local), &sdp);
-                let _ = self.sock.send_to(&d.last, d.src);
-                d.state = State::Answered { acked: false };
-                d.answered = Some(now);
-                d.resend_every = T1;
-                d.resend_until = now + GIVE_UP;
-                if let Some(n) = d.n {
-                    self.calls.mark(n, Event::Answered);
-                }
-                if let Some(rtp) = d.remote_rtp {
-                    let frames = (self.settings.duration.as_secs_f64() * 50.0).round() as u32;
-                    self.engine.add(rtp, frames, false);
-                }
-                let bye_at = now + self.settings.duration + Duration::from_millis(200);
-                self.at(now + T1, Timer::ResendOk, call_id);
-                self.at(bye_at, Timer::Bye, call_id);
-            }
-            (Timer::ResendOk, State::Answered { acked: false }) => {
-                if now >= d.resend_until {
-                    self.send_bye(call_id, now);
-                    self.finish(call_id, End::NoAck);
-                    return;
-                }
-                let _ = self.sock.send_to(&d.last, d.src);
-                self.stats.retransmitted_out.fetch_add(1, Ordering::Relaxed);
-                d.resend_every = (d.resend_every * 2).min(T2);
-                let next = now + d.resend_every;
-                self.at(next, Timer::ResendOk, call_id);
-            }
-            (Timer::Bye, State::Answered { .. }) => self.send_bye(call_id, now),
-            (Timer::ResendBye, State::Closing) => {
-                if now >= d.resend_until {
-                    self.finish(call_id, End::ByeTimeout);
-                    return;
-                }
-                let _ = self.sock.send_to(&d.bye, d.src);
-                self.stats.retransmitted_out.fetch_add(1, Ordering::Relaxed);
-                d.resend_every = (d.resend_every * 2).min(T2);
-                let next = now + d.resend_every;
-                self.at(next, Timer::ResendBye, call_id);
-            }
-            (Timer::Reap, State::Done) => {
-                self.dialogs.remove(call_id);
-            }
-            _ => {}
-        }
-    }
-
-    fn send_bye(&mut self, call_id: &str, now: Instant) {
-        let Some(d) = self.dialogs.get_mut(call_id) else {
-            return;
-        };
-        d.bye = msg::bye(&d.invite, &d.tag, self.local, d.key);
-        let _ = self.sock.send_to(&d.bye, d.src);
-        d.state = State::Closing;
-        d.resend_every = T1;
-        d.resend_until = now + GIVE_UP;
-        self.at(now + T1, Timer::ResendBye, call_id);
-    }
-
-    /// The call is over for the far end: its media figures and outcome go to the timeline;
-    /// the dialog lingers for retransmissions.
-    fn finish(&mut self, call_id: &str, end: End) {
-        let Some(d) = self.dialogs.get_mut(call_id) else {
-            return;
-        };
-        if d.state == State::Done {
-            return;
-        }
-        d.state = State::Done;
-        let media = d
-            .remote_rtp
-            .filter(|_| d.answered.is_some())
-            .map(|rtp| self.engine.remove(rtp))
-            .unwrap_or_default();
-        let seconds = d.answered.map_or(0.0, |a| a.elapsed().as_secs_f64());
-        if let Some(n) = d.n {
-            self.calls.finish(
-                n,
-                Outcome {
-                    end,
-                    media,
-                    seconds,
-                },
-            );
-        }
-        self.at(Instant::now() + LINGER, Timer::Reap, call_id);
-    }
 }
+
+#[path = "trunk_timers.rs"]
+mod timers;
 
 #[cfg(test)]
 #[path = "trunk_tests.rs"]

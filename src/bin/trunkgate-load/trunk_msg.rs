@@ -84,6 +84,42 @@ pub fn bye(req: &Message, to_tag: &str, local: SocketAddr, branch: u64) -> Vec<u
     s.into_bytes()
 }
 
+/// The far end's SDP answer to the INVITE's offer: PCMU (what the load tool streams and
+/// measures) at `rtp`, plus telephone-event at the offer's payload type when offered.
+pub fn sdp_answer(invite: &Message, rtp: SocketAddr) -> String {
+    let te = std::str::from_utf8(invite.body())
+        .ok()
+        .and_then(|t| trunkgate::core::sip::sdp::parse(t).ok())
+        .and_then(|sd| {
+            let m = sd.media.into_iter().find(|m| m.media == "audio")?;
+            m.rtpmaps
+                .iter()
+                .find(|r| {
+                    r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000
+                })
+                .map(|r| r.pt)
+        });
+    let mut s = String::with_capacity(256);
+    let ip = rtp.ip();
+    let _ = write!(
+        s,
+        "v=0\r\no=far 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0",
+        rtp.port()
+    );
+    if let Some(pt) = te {
+        let _ = write!(s, " {pt}");
+    }
+    s.push_str("\r\na=rtpmap:0 PCMU/8000\r\n");
+    if let Some(pt) = te {
+        let _ = write!(
+            s,
+            "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-16\r\n"
+        );
+    }
+    s.push_str("a=ptime:20\r\na=sendrecv\r\n");
+    s
+}
+
 /// The URI in the request's Contact (`<sip:…>` or a bare URI up to its parameters).
 pub fn contact_uri(req: &Message) -> Option<String> {
     let v = req.header(&HeaderName::Contact)?.trim();
@@ -165,6 +201,27 @@ mod tests {
         assert_eq!(bye.to_tag(), Some("gw1"));
         assert_eq!(bye.call_id(), "out-1@trunkgate");
         assert_eq!(bye.cseq().method.as_str(), "BYE");
+    }
+
+    #[test]
+    fn the_answer_has_pcmu_and_the_offers_telephone_event() {
+        let offer = "v=0\r\no=gw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                     m=audio 20000 RTP/AVP 8 0 96\r\na=rtpmap:96 telephone-event/8000\r\n";
+        let text = INVITE.replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+                offer.len()
+            ),
+        );
+        let req = Message::parse(text.as_bytes(), &Limits::default()).expect("invite");
+        let rtp: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let answer = sdp_answer(&req, rtp);
+        assert!(answer.contains("m=audio 4000 RTP/AVP 0 96\r\n"), "{answer}");
+        assert!(answer.contains("a=rtpmap:96 telephone-event/8000\r\n"));
+        let plain = sdp_answer(&invite(), rtp);
+        assert!(plain.contains("m=audio 4000 RTP/AVP 0\r\n"), "{plain}");
+        assert!(!plain.contains("telephone-event"));
     }
 
     #[test]
