@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 
-const ETC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/trunkgate.toml");
+pub(super) const ETC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/trunkgate.toml");
 
 /// The config `text` describes (the test fails on any problem); shared by the other
 /// `tests_*` files.
@@ -32,7 +32,7 @@ fn sock(s: &str) -> SocketAddr {
 
 /// Activates the template's `#key = value` examples: each replaces the same key's active line
 /// in its table, and `#[[...]]` headers start new tables.
-fn with_examples(text: &str) -> String {
+pub(super) fn with_examples(text: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut table_start = 0;
     for line in text.lines() {

@@ -177,3 +177,32 @@ fn outbound_policy_problems() {
         "t.toml:8: trunk[0].outbound_policy: this trunk has no outbound, so it places no calls to admit"
     );
 }
+
+#[test]
+fn shipped_template_examples_show_every_outbound_key() {
+    let text = std::fs::read_to_string(super::tests::ETC).unwrap_or_default();
+    let c = ok(&super::tests::with_examples(&text));
+    let blocked: Vec<&str> = c
+        .outbound_policy
+        .blocked_prefixes
+        .iter()
+        .flatten()
+        .map(E164Prefix::as_str)
+        .collect();
+    assert_eq!(blocked, ["+882", "+883"]);
+    assert!(matches!(c.outbound_policy.hours, Some(Some(_))));
+    let [trunk] = c.trunks.as_slice() else {
+        panic!("{:?}", c.trunks)
+    };
+    let o = trunk
+        .outbound
+        .as_ref()
+        .map(|o| (&o.address, o.register_expires));
+    assert_eq!(
+        o,
+        Some((&host("sip.carrier.example", 5060), Duration::from_secs(600)))
+    );
+    let p = &trunk.outbound_policy;
+    assert_eq!((p.max_concurrent, p.calls_per_second), (Some(30), Some(5)));
+    assert_eq!(p.hours, None, "inherited");
+}
