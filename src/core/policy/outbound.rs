@@ -101,9 +101,9 @@ impl OutboundPolicy {
         for t in trunks {
             let name: Arc<str> = Arc::from(t.name.as_str());
             // Names are unique once validated; the first one wins otherwise.
-            if !by_name.contains_key(&name) {
-                let l = layer(Scope::Trunk(name.clone()), t.policy);
-                by_name.insert(name, l);
+            if let std::collections::hash_map::Entry::Vacant(slot) = by_name.entry(name) {
+                let scope = Scope::Trunk(slot.key().clone());
+                slot.insert(layer(scope, t.policy));
             }
         }
         unknown.sort();
