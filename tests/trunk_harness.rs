@@ -1,0 +1,6 @@
+//! Self-test of the scripted trunk (`tests/support/trunk.rs`).
+
+mod support;
+
+#[test]
+fn placeholder() {}
