@@ -806,7 +806,7 @@ impl CallTask {
             .iter()
             .any(|r| r.cseq == n && !r.request && r.is_2xx)
             || (self.dialog && n == self.invite_cseq());
-        self.retx.retain(|r| !(r.cseq == n && !r.request));
+        self.retx.retain(|r| r.cseq != n || r.request);
         let mut problems = Vec::new();
         if n != self.invite_cseq() && !self.answered.iter().any(|(c, _)| *c == n) {
             problems.push(format!("ACK CSeq {n} matches no INVITE"));
