@@ -26,7 +26,6 @@ use crate::core::call::leg::{AgentTarget, Answerer};
 use crate::core::call::media::RtpSeed;
 use crate::core::call::{Call, CallId, CallStatus, CallView, Direction, Route, Setup};
 use crate::core::hooks::answer::WebhookAnswer;
-use crate::core::sip::auth::Credentials;
 use crate::core::sip::endpoint::{CallKey, DialSpec, OUTBOUND_KEYS};
 use crate::core::{Flow, Transport};
 
@@ -228,41 +227,62 @@ async fn run(
 /// The INVITE's addresses: where it goes (the outbound proxy, else the trunk), what it says.
 /// An address that does not resolve leaves port 0, which the driver reports as a 503.
 async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRequest) -> DialSpec {
-    let out = trunk.outbound.as_ref();
-    let address = out.map(|o| o.address.clone()).unwrap_or_default();
-    let transport = match out.map(|o| o.transport) {
-        Some(crate::config::Transport::Tcp) => Transport::Tcp,
-        Some(crate::config::Transport::Tls) => Transport::Tls,
-        _ => Transport::Udp,
+    let Some(out) = trunk.outbound.as_ref() else {
+        return unresolved_spec();
     };
-    let remote = resolve(&address).await;
-    let host = address.clone();
+    let transport = match out.transport {
+        crate::config::Transport::Tcp => Transport::Tcp,
+        crate::config::Transport::Tls => Transport::Tls,
+        crate::config::Transport::Udp => Transport::Udp,
+    };
+    let next_hop = out.outbound_proxy.as_ref().unwrap_or(&out.address);
+    let remote = resolve(&next_hop.to_string()).await;
+    // Loose routing through the proxy (RFC 3261 §16.12): the Request-URI stays the trunk's.
+    let route = out
+        .outbound_proxy
+        .as_ref()
+        .map(|p| format!("<sip:{p};lr{}>", transport_param(transport)));
     let local_host = match &config.sip.public_address {
         Some(crate::config::PublicAddress::Ip(ip)) => crate::core::sip::endpoint::uri_host(*ip),
         Some(crate::config::PublicAddress::Host(h)) => h.clone(),
         None => local_ip_toward(remote),
     };
+    let host = out.address.to_string();
+    let tp = transport_param(transport);
     let (request_uri, to) = match &req.to {
-        Destination::E164(n) => (format!("sip:{n}@{host}"), format!("<sip:{n}@{host}>")),
+        Destination::E164(n) => (
+            format!("sip:{n}@{host}{tp}"),
+            format!("<sip:{n}@{}>", out.address.host),
+        ),
         Destination::Uri(u) => (u.clone(), format!("<{u}>")),
     };
-    let domain = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
-    let from = match &req.from {
-        Some(f) => format!("<sip:{f}@{domain}>"),
-        None => "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string(),
-    };
-    let credentials = match out {
-        Some(o) if !o.username.is_empty() => {
-            let password = match &o.password_file {
-                Some(p) => tokio::fs::read_to_string(p).await.unwrap_or_default(),
-                None => String::new(),
+    let domain = &out.from_domain;
+    let (from, headers) = match &req.from {
+        Some(f) => {
+            let uri = format!("<sip:{f}@{domain}>");
+            let headers = match out.caller_id {
+                crate::config::CallerId::From => Vec::new(),
+                crate::config::CallerId::Pai => {
+                    vec![("P-Asserted-Identity".to_string(), uri.clone())]
+                }
+                crate::config::CallerId::Rpid => vec![(
+                    "Remote-Party-ID".to_string(),
+                    format!("{uri};party=calling;screen=yes;privacy=off"),
+                )],
             };
-            Some(Credentials::new(
-                o.username.clone(),
-                password.trim().to_string(),
-            ))
+            (uri, headers)
         }
-        _ => None,
+        None => (
+            "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string(),
+            Vec::new(),
+        ),
+    };
+    let credentials = match out.read_credentials() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(trunk = %trunk.name, error = %e, "trunk credentials unreadable; dialling without");
+            None
+        }
     };
     DialSpec {
         flow: Flow {
@@ -275,10 +295,37 @@ async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRequest) -> D
         request_uri,
         from,
         to,
+        route,
+        headers,
+        sdp: Vec::new(),
+        credentials,
+    }
+}
+
+fn transport_param(t: Transport) -> &'static str {
+    match t {
+        Transport::Tcp => ";transport=tcp",
+        Transport::Udp | Transport::Tls => "",
+    }
+}
+
+fn unresolved_spec() -> DialSpec {
+    let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
+    DialSpec {
+        flow: Flow {
+            transport: Transport::Udp,
+            local: any,
+            remote: any,
+            conn: None,
+        },
+        local_host: String::new(),
+        request_uri: String::new(),
+        from: String::new(),
+        to: String::new(),
         route: None,
         headers: Vec::new(),
         sdp: Vec::new(),
-        credentials,
+        credentials: None,
     }
 }
 
