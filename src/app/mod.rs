@@ -11,6 +11,7 @@ pub mod control;
 pub mod dial;
 mod endpoint_task;
 pub mod events;
+pub mod idempotency;
 pub mod journal;
 mod metrics;
 pub mod notify;
@@ -121,6 +122,8 @@ pub struct Ctx {
     pub calls: workers::Spawner,
     /// Every call by id: its control inbox and its view (see [`registry`]).
     pub registry: Arc<registry::Registry>,
+    /// `Idempotency-Key`s of placed calls (see [`idempotency`]).
+    pub idempotency: idempotency::Keys,
 }
 
 impl Ctx {
@@ -334,6 +337,7 @@ impl Gateway {
                 config.api.call_retention,
                 registry::MAX_ENDED,
             )),
+            idempotency: idempotency::Keys::default(),
         });
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let (ttx, trx) = mpsc::channel(4096);
