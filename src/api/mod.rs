@@ -1,6 +1,7 @@
 //! The HTTP control API (axum, PROTOCOLS.md §3): probes and metrics ([`health`]), the call
-//! resource ([`calls`]), its OpenAPI document ([`openapi`]) and, with `[api] twilio_compat`,
-//! the Twilio-compatible call resource ([`twilio`]). Everything but `/healthz` and `/readyz`
+//! resource ([`calls`]; placing calls: [`calls_create`]), its OpenAPI document ([`openapi`])
+//! and, with `[api] twilio_compat`, the Twilio-compatible call resource ([`twilio`],
+//! [`twilio_create`]). Everything but `/healthz` and `/readyz`
 //! needs `Authorization: Bearer <token>` (the Twilio resource: Basic `AccountSid:token`)
 //! unless the API is open (no token, loopback address). Errors are JSON:
 //! `{"error":{"code":"not_found","message":"…"}}`.
@@ -14,6 +15,7 @@ mod calls_create;
 mod fields;
 mod health;
 mod openapi;
+mod openapi_dial;
 mod twilio;
 mod twilio_create;
 
