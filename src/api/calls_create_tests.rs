@@ -3,7 +3,11 @@
 use serde_json::json;
 
 use super::*;
-use crate::app::control::Destination;
+use crate::api::calls_body::request;
+use crate::app::control::{AgentSource, Destination};
+use crate::config::Dialect;
+use crate::core::hooks::callback::{CallbackEvent, EventSet};
+use std::time::Duration;
 
 fn field_of(body: Value) -> (Option<String>, String) {
     match request(&body) {

@@ -11,6 +11,7 @@
 //! [`Control`] handle, its only view of `app`), or log the token.
 
 mod calls;
+mod calls_body;
 mod calls_create;
 mod fields;
 mod health;

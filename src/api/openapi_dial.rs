@@ -1,12 +1,12 @@
 //! The OpenAPI parts of placing calls: `POST /v1/calls` (its body and answers) and the
 //! Twilio-compatible `POST …/Calls.json`, merged into the document by [`super::openapi`].
 //!
-//! Owns: those operations and schemas. Must not: drift from `calls_create` and
+//! Owns: those operations and schemas. Must not: drift from `calls_body` and
 //! `twilio_create` (the limits and field lists come from there).
 
 use serde_json::{json, Value};
 
-use super::calls_create::{
+use super::calls_body::{
     FIELDS, MAX_PARAMETERS, MAX_PARAMETER_KEY, MAX_PARAMETER_VALUE, MAX_TIMEOUT_S, MAX_TIME_LIMIT_S,
 };
 use super::fields::{MAX_CALLER_ID, MAX_KEY, MAX_URI, MAX_URL, MIN_DIAL_DIGITS};

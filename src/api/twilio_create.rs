@@ -18,7 +18,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 
-use super::calls_create::{created, retry_after_secs, MAX_TIMEOUT_S, MAX_TIME_LIMIT_S};
+use super::calls_body::{MAX_TIMEOUT_S, MAX_TIME_LIMIT_S};
+use super::calls_create::{created, retry_after_secs};
 use super::twilio::{check_credentials, error, resource};
 use super::{fields, Api};
 use crate::app::control::{AgentSource, DialError, DialRequest, Dialed};
