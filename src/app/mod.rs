@@ -11,6 +11,7 @@ pub mod control;
 pub mod dial;
 mod endpoint_task;
 pub mod events;
+pub mod idempotency;
 pub mod journal;
 mod metrics;
 pub mod notify;
@@ -124,6 +125,8 @@ pub struct Ctx {
     /// The SIP endpoint task's inbox, for calls we place (weak: the task still ends when
     /// the gateway is dropped).
     pub endpoint: mpsc::WeakSender<EndpointMsg>,
+    /// `Idempotency-Key`s of placed calls (see [`idempotency`]).
+    pub idempotency: idempotency::Keys,
 }
 
 impl Ctx {
@@ -339,6 +342,7 @@ impl Gateway {
                 config.api.call_retention,
                 registry::MAX_ENDED,
             )),
+            idempotency: idempotency::Keys::default(),
         });
         let (ttx, trx) = mpsc::channel(4096);
         let mut udp_socks = Vec::new();
