@@ -1,6 +1,7 @@
 //! The HTTP control API (axum, PROTOCOLS.md §3): probes and metrics ([`health`]), the call
-//! resource ([`calls`]), its OpenAPI document ([`openapi`]) and, with `[api] twilio_compat`,
-//! the Twilio-compatible call resource ([`twilio`]). Everything but `/healthz` and `/readyz`
+//! resource ([`calls`]; placing calls: [`calls_create`]), its OpenAPI document ([`openapi`])
+//! and, with `[api] twilio_compat`, the Twilio-compatible call resource ([`twilio`],
+//! [`twilio_create`]). Everything but `/healthz` and `/readyz`
 //! needs `Authorization: Bearer <token>` (the Twilio resource: Basic `AccountSid:token`)
 //! unless the API is open (no token, loopback address). Errors are JSON:
 //! `{"error":{"code":"not_found","message":"…"}}`.
@@ -10,13 +11,18 @@
 //! [`Control`] handle, its only view of `app`), or log the token.
 
 mod calls;
+mod calls_body;
+mod calls_create;
+mod fields;
 mod health;
 mod openapi;
+mod openapi_dial;
 mod twilio;
+mod twilio_create;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -63,7 +69,12 @@ fn router(api: Api) -> Router {
     let bearer = Router::new()
         .route("/metrics", get(health::metrics))
         .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/calls", get(calls::list))
+        .route(
+            "/v1/calls",
+            get(calls::list)
+                .post(calls_create::create)
+                .layer(body_limit()),
+        )
         .route("/v1/calls/{id}", get(calls::get))
         .route("/v1/calls/{id}/hangup", post(calls::hangup))
         .route("/v1/calls/{id}/dtmf", post(calls::dtmf))
@@ -77,55 +88,87 @@ fn router(api: Api) -> Router {
             "/2010-04-01/Accounts/{account}/Calls/{call}",
             get(twilio::get).post(twilio::update),
         );
+        app = app.route(
+            "/2010-04-01/Accounts/{account}/Calls.json",
+            post(twilio_create::create).layer(body_limit()),
+        );
     }
     app.fallback(not_found).with_state(api)
 }
 
-/// An error answer: `{"error":{"code","message"}}` with its status.
+/// The most a create request's body may hold (larger: 413).
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+fn body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(MAX_BODY)
+}
+
+/// An error answer: `{"error":{"code","message"}}` (and `field` when one request field is at
+/// fault) with its status.
 pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    field: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_request",
+            status,
+            code,
             message: message.into(),
+            field: None,
+            retry_after: None,
         }
+    }
+
+    /// 400 `invalid_request` naming `field`: the message is `<field>: <what is wrong>`.
+    pub(crate) fn invalid_field(field: &str, what: impl std::fmt::Display) -> ApiError {
+        ApiError::bad_request(format!("{field}: {what}")).with_field(field)
+    }
+
+    pub(crate) fn with_field(mut self, field: &str) -> ApiError {
+        self.field = Some(field.to_string());
+        self
+    }
+
+    /// Adds `Retry-After: <secs>`.
+    pub(crate) fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
     pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::CONFLICT,
-            code,
-            message: message.into(),
-        }
+        ApiError::new(StatusCode::CONFLICT, code, message)
     }
 
     fn unauthorized() -> ApiError {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: "missing or wrong bearer token".into(),
-        }
+        let message = "missing or wrong bearer token";
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        let mut resp = (self.status, Json(body)).into_response();
+        let mut error = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some(field) = self.field {
+            error["field"] = field.into();
+        }
+        let mut resp = (self.status, Json(serde_json::json!({ "error": error }))).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -1,6 +1,7 @@
 //! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the control API — every route this
 //! crate serves, with schemas for the call view, the call list, the error body and the
-//! Twilio-compatible resource. A daemon test checks real responses against it.
+//! Twilio-compatible resource (placing calls: [`super::openapi_dial`]). A daemon test checks
+//! real responses against it.
 //!
 //! Owns: the document. Must not: drift from the routes (`mod.rs`) or the wire types
 //! (`core::call::view`); the schemas use only `type` (a type array for nullable), `required`,
@@ -19,22 +20,22 @@ pub(super) async fn document() -> Response {
     Json(DOC.get_or_init(build).clone()).into_response()
 }
 
-fn reference(name: &str) -> Value {
+pub(super) fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-fn body(schema: Value, description: &str) -> Value {
+pub(super) fn body(schema: Value, description: &str) -> Value {
     json!({
         "description": description,
         "content": { "application/json": { "schema": schema } }
     })
 }
 
-fn error(description: &str) -> Value {
+pub(super) fn error(description: &str) -> Value {
     body(reference("Error"), description)
 }
 
-fn twilio_error(description: &str) -> Value {
+pub(super) fn twilio_error(description: &str) -> Value {
     body(reference("TwilioError"), description)
 }
 
@@ -61,13 +62,26 @@ fn command_responses() -> Value {
 }
 
 fn build() -> Value {
+    let mut doc = paths_and_schemas();
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, schema) in super::openapi_dial::schemas() {
+            schemas.insert(name.to_string(), schema);
+        }
+    }
+    doc
+}
+
+fn paths_and_schemas() -> Value {
     let nullable_string = json!({"type": ["string", "null"]});
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "trunkgate control API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Calls of a trunkgate SIP/RTP gateway: read them, hang them up, send DTMF."
+            "description": "Calls of a trunkgate SIP/RTP gateway: place them, read them, hang them up, send DTMF."
         },
         "components": {
             "securitySchemes": {
@@ -152,8 +166,12 @@ fn build() -> Value {
                         "required": ["code", "message"],
                         "properties": {
                             "code": {"type": "string", "enum": ["invalid_request", "unauthorized",
-                                "not_found", "call_ended", "call_not_answered"]},
-                            "message": {"type": "string"}
+                                "not_found", "call_ended", "call_not_answered", "no_trunk",
+                                "refused", "rate_limited", "busy", "draining",
+                                "idempotency_key_reused", "body_too_large"]},
+                            "message": {"type": "string"},
+                            "field": {"type": "string",
+                                "description": "The request field (or header) at fault, when there is one."}
                         }
                     }}
                 },
@@ -227,7 +245,7 @@ fn build() -> Value {
                     "401": error("Missing or wrong bearer token.")
                 }
             }},
-            "/v1/calls": {"get": {
+            "/v1/calls": {"post": super::openapi_dial::create(), "get": {
                 "summary": "List calls, newest first.",
                 "parameters": [
                     {"name": "status", "in": "query", "required": false,
@@ -263,6 +281,7 @@ fn build() -> Value {
                     "content": {"application/json": {"schema": reference("Dtmf")}}},
                 "responses": command_responses()
             }},
+            "/2010-04-01/Accounts/{AccountSid}/Calls.json": super::openapi_dial::twilio_create(),
             "/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json": {
                 "get": {
                     "summary": "Twilio-compatible call resource (with `[api] twilio_compat = true`).",

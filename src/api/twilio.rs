@@ -1,7 +1,8 @@
 //! The Twilio-compatible call resource (PROTOCOLS.md §3, `[api] twilio_compat = true`):
 //! `GET /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` in Twilio's JSON shape, and
 //! `POST` on it with the form field `Status=completed` (hang up) or `Status=canceled` (hang up
-//! if not answered yet), so code written against Twilio's REST API works unchanged.
+//! if not answered yet), so code written against Twilio's REST API works unchanged. Creating
+//! calls (`POST …/Calls.json`) is [`super::twilio_create`].
 //! HTTP Basic auth `AccountSid:token`; errors in Twilio's shape (`code`, `message`,
 //! `more_info`, `status`).
 //!
@@ -20,7 +21,8 @@ use serde_json::{json, Value};
 
 use super::{token_matches, Api};
 use crate::app::control::ControlError;
-use crate::core::call::{CallStatus, CallView, Command, Direction};
+use crate::core::call::{CallStatus, CallView, Command};
+use crate::core::hooks::twilio_status::{direction, rfc2822};
 
 pub(super) async fn get(
     State(api): State<Api>,
@@ -89,7 +91,7 @@ pub(super) async fn update(
 }
 
 /// Why a request on the resource was refused before looking at the call.
-enum Refused {
+pub(super) enum Refused {
     /// Wrong or missing credentials, or another account.
     Auth,
     /// Not a `{CallSid}.json` path.
@@ -97,7 +99,7 @@ enum Refused {
 }
 
 impl Refused {
-    fn response(self, account: &str, call: &str) -> Response {
+    pub(super) fn response(self, account: &str, call: &str) -> Response {
         match self {
             Refused::Auth => {
                 let mut resp = error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
@@ -120,13 +122,23 @@ fn authorize<'a>(
     call: &'a str,
     headers: &HeaderMap,
 ) -> Result<&'a str, Refused> {
+    check_credentials(api, account, headers)?;
+    call.strip_suffix(".json").ok_or(Refused::NotFound)
+}
+
+/// Checks the Basic credentials (`AccountSid:token`) and that `account` is the configured one.
+pub(super) fn check_credentials(
+    api: &Api,
+    account: &str,
+    headers: &HeaderMap,
+) -> Result<(), Refused> {
     let configured = api.account.as_deref().unwrap_or_default();
     let (user, pass) = basic_credentials(headers).unwrap_or_default();
     let credentials_ok = api.open || (user == configured && token_matches(api, Some(&pass)));
     if !credentials_ok || account != configured {
         return Err(Refused::Auth);
     }
-    call.strip_suffix(".json").ok_or(Refused::NotFound)
+    Ok(())
 }
 
 /// `Authorization: Basic base64(user:password)`.
@@ -142,7 +154,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// A call in Twilio's JSON shape.
-fn resource(view: &CallView, account: &str) -> Value {
+pub(super) fn resource(view: &CallView, account: &str) -> Value {
     let sid = &view.call_id;
     let started = rfc2822(Some(&view.started_at));
     let ended = rfc2822(view.ended_at.as_deref());
@@ -155,10 +167,7 @@ fn resource(view: &CallView, account: &str) -> Value {
         "to": view.to,
         "from": view.from,
         "status": view.status.as_str(),
-        "direction": match view.direction {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound-api",
-        },
+        "direction": direction(view.direction),
         "start_time": started,
         "end_time": ended,
         "duration": duration,
@@ -172,19 +181,13 @@ fn resource(view: &CallView, account: &str) -> Value {
     })
 }
 
-/// An ISO-8601 timestamp as Twilio writes times: `Tue, 31 Aug 2010 20:36:28 +0000`.
-fn rfc2822(iso: Option<&str>) -> Option<String> {
-    let ts: jiff::Timestamp = iso?.parse().ok()?;
-    Some(ts.strftime("%a, %d %b %Y %H:%M:%S +0000").to_string())
-}
-
 fn not_found(account: &str, call: &str) -> Response {
     let msg =
         format!("The requested resource /2010-04-01/Accounts/{account}/Calls/{call} was not found");
     error(StatusCode::NOT_FOUND, 20404, &msg)
 }
 
-fn error(status: StatusCode, code: u32, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: u32, message: &str) -> Response {
     let body = json!({
         "code": code,
         "message": message,
@@ -197,20 +200,7 @@ fn error(status: StatusCode, code: u32, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_like_twilio() {
-        assert_eq!(
-            rfc2822(Some("2010-08-31T20:36:28.123Z")).as_deref(),
-            Some("Tue, 31 Aug 2010 20:36:28 +0000")
-        );
-        assert_eq!(
-            rfc2822(Some("2025-01-05T07:08:09Z")).as_deref(),
-            Some("Sun, 05 Jan 2025 07:08:09 +0000")
-        );
-        assert_eq!(rfc2822(Some("yesterday")), None);
-        assert_eq!(rfc2822(None), None);
-    }
+    use crate::core::call::Direction;
 
     #[test]
     fn resource_shape() {

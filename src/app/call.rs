@@ -25,7 +25,9 @@ use crate::core::call::leg::CALLER;
 use crate::core::call::{self, Call, Ended, Input, Notice, Output};
 use crate::core::hooks::answer::WebhookAnswer;
 use crate::core::hooks::WebhookFailure;
-use crate::core::sip::endpoint::{CallCommand, CallEvent, CallKey, EndReason, IncomingCall};
+use crate::core::sip::endpoint::{
+    CallCommand, CallEvent, CallKey, DialSpec, EndReason, IncomingCall,
+};
 use crate::io::agent_ws::{self, AgentStream, ConnectError};
 use crate::io::rtp::PortLease;
 use crate::io::rtp_recv::RtpReceiver;
@@ -102,30 +104,28 @@ pub async fn run(
     let machine = Call::new(
         now,
         call_setup::setup(&config, &info, &admitted),
-        call_setup::settings(&config, &info),
+        call_setup::settings(&config, &info.local_host),
     );
-    let mut driver = Driver {
-        call: machine,
-        status: StatusEvents::new(callback_url, config.callbacks.events),
-        key,
-        ctl,
-        ctx: ctx.clone(),
-        config: config.clone(),
-        events,
-        rtp: None,
-        ws: None,
-        connecting: None,
-        webhook: None,
-        ended: None,
-    };
+    let status = StatusEvents::new(callback_url, config.callbacks.events);
+    let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), events);
     let ended = driver.run().instrument(span.clone()).await;
+    conclude(&ctx, driver, ended, &span).await;
+}
+
+/// After the machine's end: the record (spool + CDR, on disk before the journal entry
+/// goes), the registry, the logs and the metrics.
+pub(super) async fn conclude(
+    ctx: &Arc<Ctx>,
+    mut driver: Driver,
+    ended: Box<Ended>,
+    span: &tracing::Span,
+) {
+    let call_id = driver.call.id().clone();
     // The machine's final view is settled (talk, turns, the bill per `[billing]`).
     let view = ended.view.clone();
-    let mut status = driver.status;
     drop(driver.rtp.take());
-    // The record (spool + CDR) is on disk before the journal entry goes.
-    let record = status.completed(&ctx, view).await;
-    ctx.registry.ended(&admitted.call_id, record.call.clone());
+    let record = driver.status.completed(ctx, view).await;
+    ctx.registry.ended(&call_id, record.call.clone());
     span.in_scope(|| {
         tracing::info!(
             end_reason = %ended.reason.as_str(),
@@ -138,7 +138,7 @@ pub async fn run(
     });
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     ctx.emit(GatewayEvent::CallEnded {
-        call_id,
+        call_id: call_id.to_string(),
         reason: ended
             .sip_end
             .unwrap_or(EndReason::Rejected(ended.view.sip_status.unwrap_or(0))),
@@ -157,8 +157,16 @@ struct Rtp {
     rx: RtpReceiver,
 }
 
-struct Driver {
-    call: Call,
+/// What an outbound call's INVITE needs beyond the machine's offer.
+pub(super) struct Outgoing {
+    /// The INVITE without its SDP (the machine's offer completes it).
+    pub spec: Box<DialSpec>,
+    /// The call's own inbox, for the endpoint to report the dialog's events to.
+    pub inbox: mpsc::UnboundedSender<CallMsg>,
+}
+
+pub(super) struct Driver {
+    pub(super) call: Call,
     /// The call's status events and journal entry.
     status: StatusEvents,
     key: CallKey,
@@ -171,10 +179,58 @@ struct Driver {
     connecting: Option<Pending<Result<AgentStream, ConnectError>>>,
     webhook: Option<Pending<Result<WebhookAnswer, WebhookFailure>>>,
     ended: Option<Box<Ended>>,
+    /// Outbound calls: the INVITE to send once the machine offers.
+    pub(super) outgoing: Option<Outgoing>,
 }
 
 impl Driver {
-    async fn run(&mut self) -> Box<Ended> {
+    pub(super) fn new(
+        call: Call,
+        status: StatusEvents,
+        key: CallKey,
+        ctl: mpsc::Sender<EndpointMsg>,
+        ctx: Arc<Ctx>,
+        events: mpsc::UnboundedReceiver<CallMsg>,
+    ) -> Driver {
+        Driver {
+            call,
+            status,
+            key,
+            ctl,
+            config: ctx.config(),
+            ctx,
+            events,
+            rtp: None,
+            ws: None,
+            connecting: None,
+            webhook: None,
+            ended: None,
+            outgoing: None,
+        }
+    }
+
+    /// The machine offers: the INVITE goes to the endpoint task.
+    async fn dial(&mut self, offer: Vec<u8>) {
+        let Some(Outgoing { mut spec, inbox }) = self.outgoing.take() else {
+            tracing::error!("the machine dialled twice, or an inbound call dialled");
+            return;
+        };
+        spec.sdp = offer;
+        if spec.flow.remote.port() == 0 {
+            tracing::warn!("the trunk's address did not resolve");
+            let _ = inbox.send(CallMsg::Sip(CallEvent::Ended(EndReason::Refused(503))));
+            return;
+        }
+        let msg = EndpointMsg::Dial {
+            call: self.key,
+            spec,
+            tx: inbox.clone(),
+        };
+        if self.ctl.send(msg).await.is_err() {
+            let _ = inbox.send(CallMsg::Sip(CallEvent::Ended(EndReason::Refused(503))));
+        }
+    }
+    pub(super) async fn run(&mut self) -> Box<Ended> {
         let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
         let sleep = tokio::time::sleep_until(far());
         tokio::pin!(sleep);
@@ -374,6 +430,7 @@ impl Driver {
                         }
                     }));
                 }
+                Output::Dial { offer, .. } => self.dial(offer).await,
                 Output::Notice(n) => self.on_notice(n),
                 Output::Ended(e) => self.ended = Some(e),
             }

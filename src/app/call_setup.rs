@@ -47,7 +47,9 @@ pub fn setup(config: &Config, info: &IncomingCall, admitted: &Admitted) -> Setup
     }
 }
 
-pub fn settings(config: &Config, info: &IncomingCall) -> Settings {
+/// `local_host`: the address the peer reaches us at (for SDP `c=` when nothing more specific
+/// is configured).
+pub fn settings(config: &Config, local_host: &str) -> Settings {
     Settings {
         rtp_timeout: config.rtp.rtp_timeout,
         reconnect_agent: config.agent.on_disconnect == OnDisconnect::Reconnect,
@@ -55,7 +57,7 @@ pub fn settings(config: &Config, info: &IncomingCall) -> Settings {
             prefs: vec![Codec::Pcmu, Codec::Pcma],
             address: advertised_ip(
                 config.rtp.bind,
-                &info.local_host,
+                local_host,
                 config.sip.public_address.is_some(),
             ),
             port: 0,

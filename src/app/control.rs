@@ -84,12 +84,21 @@ impl Control {
     }
 
     /// Places a call (outbound admission first; a refusal leaves a record). Returns at once:
-    /// the call rings in its own task.
+    /// the call rings in its own task. With an idempotency key, a key seen within 24 h
+    /// returns the first call instead (see [`super::idempotency`]).
     pub fn dial(&self, req: DialRequest) -> Result<Dialed, DialError> {
         if self.draining() {
             return Err(DialError::Draining);
         }
-        super::outbound::place(&self.ctx, req)
+        let Some(key) = req.idempotency_key.clone() else {
+            return super::outbound::place(&self.ctx, req);
+        };
+        let fingerprint = super::idempotency::fingerprint(&req);
+        let now = std::time::Instant::now();
+        let place = || super::outbound::place(&self.ctx, req);
+        self.ctx
+            .idempotency
+            .dial_once(&key, fingerprint, now, place)
     }
 
     /// Draining for shutdown: new calls are refused (`/readyz` says 503).

@@ -19,7 +19,8 @@ use crate::core::policy::{
     Admission, Attempt, CutReason, Decision, FloodGuard, Now, Policy, Scope, Ticket,
 };
 use crate::core::sip::endpoint::{
-    CallCommand, CallEvent, CallKey, Endpoint, IncomingCall, Input, Output, Settings,
+    CallCommand, CallEvent, CallKey, DialSpec, EndReason as SipEnd, Endpoint, IncomingCall, Input,
+    Output, Settings,
 };
 use crate::core::{ConnId, Flow, Transport};
 use crate::io::TransportEvent;
@@ -35,6 +36,14 @@ pub enum EndpointMsg {
         settings: Box<Settings>,
         policy: Box<Policy>,
         done: tokio::sync::oneshot::Sender<()>,
+    },
+    /// An outbound call's INVITE (from its call task, which chose `call` among the
+    /// [`crate::core::sip::endpoint::OUTBOUND_KEYS`]): the endpoint task picks the socket
+    /// or connection for `spec.flow`'s transport and remote, and the call's events go to `tx`.
+    Dial {
+        call: CallKey,
+        spec: Box<DialSpec>,
+        tx: mpsc::UnboundedSender<CallMsg>,
     },
     /// Refuse new calls (503), end running ones after `grace`; `done` fires once draining.
     Drain {
@@ -68,7 +77,8 @@ pub struct Admitted {
 
 struct Running {
     tx: mpsc::UnboundedSender<CallMsg>,
-    ticket: Ticket,
+    /// Inbound admission's ticket (outbound calls hold theirs in the control handle).
+    ticket: Option<Ticket>,
 }
 
 pub struct EndpointTask {
@@ -84,6 +94,13 @@ pub struct EndpointTask {
     ctx: Arc<Ctx>,
     ctl: mpsc::Sender<EndpointMsg>,
     drain_deadline: Option<Instant>,
+    /// For connections we open toward trunks (weak: the transport channel still closes when
+    /// the listeners are gone).
+    transport_tx: Option<mpsc::WeakSender<TransportEvent>>,
+    /// Our TCP listening address (advertised in Via/Contact on connections we open).
+    tcp_local: Option<SocketAddr>,
+    /// The connection in use toward each trunk address.
+    trunk_conns: HashMap<SocketAddr, ConnId>,
 }
 
 /// Idle flood-guard keys are forgotten this often.
@@ -121,7 +138,21 @@ impl EndpointTask {
             ctx,
             ctl,
             drain_deadline: None,
+            transport_tx: None,
+            tcp_local: None,
+            trunk_conns: HashMap::new(),
         }
+    }
+
+    /// Lets the task open TCP connections toward trunks (outbound calls).
+    pub fn with_outbound(
+        mut self,
+        transport: &mpsc::Sender<TransportEvent>,
+        tcp_local: Option<SocketAddr>,
+    ) -> Self {
+        self.transport_tx = Some(transport.downgrade());
+        self.tcp_local = tcp_local;
+        self
     }
 
     pub async fn run(
@@ -192,11 +223,63 @@ impl EndpointTask {
                 self.trunk_floods.clear();
                 let _ = done.send(());
             }
+            EndpointMsg::Dial { call, mut spec, tx } => {
+                match self.outbound_flow(spec.flow.transport, spec.flow.remote) {
+                    Some(flow) => {
+                        spec.flow = flow;
+                        self.calls.insert(call, Running { tx, ticket: None });
+                        self.ep.dial(now, call, *spec);
+                    }
+                    None => {
+                        tracing::warn!(remote = %spec.flow.remote, transport = ?spec.flow.transport, "no socket toward the trunk");
+                        let _ = tx.send(CallMsg::Sip(CallEvent::Ended(SipEnd::Refused(503))));
+                    }
+                }
+            }
             EndpointMsg::Drain { grace, done } => {
                 self.ctx.draining.store(true, Ordering::Relaxed);
                 self.drain_deadline = Some(Instant::now() + grace);
                 let _ = done.send(());
             }
+        }
+    }
+
+    /// The flow an INVITE toward `remote` goes on: a UDP socket of the same address family,
+    /// or the TCP connection to it (opened now if there is none).
+    fn outbound_flow(&mut self, transport: Transport, remote: SocketAddr) -> Option<Flow> {
+        match transport {
+            Transport::Udp => {
+                let local = *self.udp.keys().find(|a| a.is_ipv4() == remote.is_ipv4())?;
+                Some(Flow {
+                    transport,
+                    local,
+                    remote,
+                    conn: None,
+                })
+            }
+            Transport::Tcp => {
+                let local = self.tcp_local.unwrap_or_else(|| {
+                    SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 5060)
+                });
+                let conn = match self.trunk_conns.get(&remote) {
+                    Some(id) if self.conns.contains_key(id) => *id,
+                    _ => {
+                        let events = self.transport_tx.as_ref()?.upgrade()?;
+                        let limits = self.ep.settings().limits.clone();
+                        let (id, tx) = crate::io::sip_tcp::dial(remote, limits, events);
+                        self.conns.insert(id, tx);
+                        self.trunk_conns.insert(remote, id);
+                        id
+                    }
+                };
+                Some(Flow {
+                    transport,
+                    local,
+                    remote,
+                    conn: Some(conn),
+                })
+            }
+            Transport::Tls => None,
         }
     }
 
@@ -282,7 +365,9 @@ impl EndpointTask {
             CallEvent::Incoming(info) => self.on_incoming(call, *info),
             CallEvent::Ended(reason) => {
                 if let Some(running) = self.calls.remove(&call) {
-                    self.admission.call_ended(&running.ticket, &now());
+                    if let Some(ticket) = &running.ticket {
+                        self.admission.call_ended(ticket, &now());
+                    }
                     let _ = running.tx.send(CallMsg::Sip(CallEvent::Ended(reason)));
                 }
             }
@@ -370,7 +455,13 @@ impl EndpointTask {
                     tx.clone(),
                     admitted_view(&admitted, &info),
                 );
-                self.calls.insert(call, Running { tx, ticket });
+                self.calls.insert(
+                    call,
+                    Running {
+                        tx,
+                        ticket: Some(ticket),
+                    },
+                );
                 let call_id = admitted.call_id.clone();
                 let spawned = self.ctx.calls.spawn(super::call::run_guarded(
                     call,
@@ -443,7 +534,8 @@ impl EndpointTask {
     /// Calls that reached a duration or daily-minutes cap are told to hang up.
     fn cut_calls(&mut self) {
         for (id, why) in self.admission.calls_to_cut_why(&now()) {
-            if let Some(running) = self.calls.values().find(|r| r.ticket.id() == id) {
+            let mine = |r: &&Running| r.ticket.as_ref().is_some_and(|t| t.id() == id);
+            if let Some(running) = self.calls.values().find(mine) {
                 let _ = running.tx.send(CallMsg::Cut(why));
             }
         }

@@ -11,6 +11,7 @@ pub mod control;
 pub mod dial;
 mod endpoint_task;
 pub mod events;
+pub mod idempotency;
 pub mod journal;
 mod metrics;
 pub mod notify;
@@ -121,6 +122,11 @@ pub struct Ctx {
     pub calls: workers::Spawner,
     /// Every call by id: its control inbox and its view (see [`registry`]).
     pub registry: Arc<registry::Registry>,
+    /// The SIP endpoint task's inbox, for calls we place (weak: the task still ends when
+    /// the gateway is dropped).
+    pub endpoint: mpsc::WeakSender<EndpointMsg>,
+    /// `Idempotency-Key`s of placed calls (see [`idempotency`]).
+    pub idempotency: idempotency::Keys,
 }
 
 impl Ctx {
@@ -317,7 +323,9 @@ impl Gateway {
             );
         }
         let journal = journal::Journal::open(&journal_dir);
+        let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let ctx = Arc::new(Ctx {
+            endpoint: tx.downgrade(),
             config: RwLock::new(Arc::new(config.clone())),
             ports,
             events,
@@ -334,8 +342,8 @@ impl Gateway {
                 config.api.call_retention,
                 registry::MAX_ENDED,
             )),
+            idempotency: idempotency::Keys::default(),
         });
-        let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let (ttx, trx) = mpsc::channel(4096);
         let mut udp_socks = Vec::new();
         let mut udp_addrs = Vec::new();
@@ -371,7 +379,6 @@ impl Gateway {
             }
             tokio::spawn(sip_tcp::accept_loop(listener, limits.clone(), ttx.clone()));
         }
-        drop(ttx);
         let api_addr = match config.api.listen {
             Some(addr) => {
                 let token = match &config.api.token_file {
@@ -416,7 +423,9 @@ impl Gateway {
             udp_socks,
             ctx.clone(),
             tx.clone(),
-        );
+        )
+        .with_outbound(&ttx, tcp_addrs.first().copied());
+        drop(ttx);
         tokio::spawn(async move {
             task.run(rx, trx).await;
             let _ = done_tx.send(());

@@ -1,7 +1,9 @@
 //! trunkgate's configuration: TOML text → raw schema → validation → [`Config`].
 //!
-//! PURE apart from [`load`], which reads one file (and the hours check, which looks up zone
-//! files). Every problem in a file is reported at once, each as
+//! PURE apart from [`load`], which reads one file, the hours check, which looks up zone
+//! files, and `secret.rs`, which reads a secret file when the daemon asks (never while
+//! parsing: `--check-config` runs where the secrets are not). Every problem in a file is
+//! reported at once, each as
 //! `<origin>:<line>: <key.path>: <message>`. Defaults for absent keys are those shown in
 //! `etc/trunkgate.toml`; an empty file is a valid configuration.
 //!
@@ -15,10 +17,12 @@ mod de;
 mod error;
 mod policy;
 mod schema;
+mod secret;
 mod tree;
 mod types;
 pub mod units;
 mod validate;
+mod validate_outbound;
 mod validate_routes;
 mod validate_sections;
 
@@ -29,19 +33,23 @@ mod tests_api;
 #[cfg(test)]
 mod tests_callbacks;
 #[cfg(test)]
+mod tests_outbound;
+#[cfg(test)]
 mod tests_policy;
 
 use std::path::Path;
 
 pub use error::{ConfigError, Problem};
 pub use policy::{
-    E164Prefix, Flood, FraudAlert, Hours, PolicyConfig, RejectAction, DEFAULT_USER_AGENT_BLOCKLIST,
+    E164Prefix, Flood, FraudAlert, Hours, OutboundPolicyConfig, PolicyConfig, RejectAction,
+    DEFAULT_USER_AGENT_BLOCKLIST,
 };
+pub use secret::{read_secret_file, Secret, SecretError};
 pub use types::{
-    AgentConfig, AgentSection, ApiConfig, BillingConfig, CallbacksConfig, Config, Dialect,
-    DidPattern, LogConfig, LogFormat, NumberConfig, OnDisconnect, Outbound, PublicAddress,
-    RecordingConfig, RtpConfig, SipConfig, SrtpMode, TemplateValue, TlsFiles, TransferConfig,
-    TransferMode, Transport, TrunkConfig, WebhookConfig, WebhookFormat,
+    AgentConfig, AgentSection, ApiConfig, BillingConfig, CallbacksConfig, CallerId, Config,
+    Dialect, DidPattern, HostPort, LogConfig, LogFormat, NumberConfig, OnDisconnect, Outbound,
+    PublicAddress, RecordingConfig, RtpConfig, SipConfig, SrtpMode, TemplateValue, TlsFiles,
+    TransferConfig, TransferMode, Transport, TrunkConfig, WebhookConfig, WebhookFormat,
 };
 
 /// The embedded configuration of `trunkgate demo`.

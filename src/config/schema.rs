@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::de::Sp;
 use super::policy::RejectAction;
 use super::types::{
-    Dialect, LogFormat, OnDisconnect, SrtpMode, TemplateValue, TransferMode, Transport,
+    CallerId, Dialect, LogFormat, OnDisconnect, SrtpMode, TemplateValue, TransferMode, Transport,
     WebhookFormat,
 };
 
@@ -151,6 +151,8 @@ pub(crate) struct RawTrunk {
     #[serde(default)]
     pub outbound: Opt<RawOutbound>,
     #[serde(default)]
+    pub outbound_policy: Opt<RawOutboundPolicy>,
+    #[serde(default)]
     pub transfer: Opt<RawTransfer>,
     #[serde(default)]
     pub policy: Option<RawPolicy>,
@@ -161,13 +163,36 @@ pub(crate) struct RawTrunk {
 pub(crate) struct RawOutbound {
     pub address: Sp<String>,
     #[serde(default)]
-    pub transport: Option<Transport>,
+    pub transport: Opt<Transport>,
+    #[serde(default)]
+    pub outbound_proxy: Opt<String>,
     #[serde(default)]
     pub username: Opt<String>,
     #[serde(default)]
+    pub auth_username: Opt<String>,
+    #[serde(default)]
     pub password_file: Opt<String>,
     #[serde(default)]
+    pub from_domain: Opt<String>,
+    #[serde(default)]
+    pub caller_id: Option<CallerId>,
+    #[serde(default)]
     pub register: Option<bool>,
+    #[serde(default)]
+    pub register_expires: Opt<IntOrStr>,
+    #[serde(default)]
+    pub srtp: Opt<SrtpMode>,
+}
+
+/// `[outbound_policy]` and a trunk's `outbound_policy = { ... }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawOutboundPolicy {
+    pub max_concurrent: Option<u32>,
+    pub calls_per_second: Option<u32>,
+    pub allowed_prefixes: Option<StrList>,
+    pub blocked_prefixes: Option<StrList>,
+    pub hours: Opt<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 
-const ETC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/trunkgate.toml");
+pub(super) const ETC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/etc/trunkgate.toml");
 
 /// The config `text` describes (the test fails on any problem); shared by the other
 /// `tests_*` files.
@@ -32,7 +32,7 @@ fn sock(s: &str) -> SocketAddr {
 
 /// Activates the template's `#key = value` examples: each replaces the same key's active line
 /// in its table, and `#[[...]]` headers start new tables.
-fn with_examples(text: &str) -> String {
+pub(super) fn with_examples(text: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut table_start = 0;
     for line in text.lines() {
@@ -238,7 +238,7 @@ fn unknown_key() {
     );
     assert_eq!(
         errors("[sipp]\n"),
-        "t.toml:1: sipp: unknown key; expected one of: sip, rtp, api, webhook, callbacks, recording, billing, policy, trunk, number, log, agent"
+        "t.toml:1: sipp: unknown key; expected one of: sip, rtp, api, webhook, callbacks, recording, billing, policy, outbound_policy, trunk, number, log, agent"
     );
     assert_eq!(
         errors("[[number]]\ndid = \"*\"\nagent = { url = \"builtin:echo\", codec = \"pcmu\" }\n"),
@@ -541,7 +541,7 @@ fn many_problems_reported_together() {
         "t.toml:7: rtp.port_min: 10001 is odd; RTP uses even ports (RTCP takes the odd one above)",
         "t.toml:9: policy.allow_cidrs[0]: \"10.0.0.0/33\" is not a CIDR",
         "t.toml:13: trunk[1].name: \"a\" is already the name of trunk[0]",
-        "t.toml:14: trunk[1].unknown: unknown key; expected one of: name, match_cidrs, require_headers, outbound, transfer, policy",
+        "t.toml:14: trunk[1].unknown: unknown key; expected one of: name, match_cidrs, require_headers, outbound, outbound_policy, transfer, policy",
         "t.toml:16: log.format: \"xml\" is not one of \"json\", \"text\"",
     ];
     assert_eq!(errors(text), expected.join("\n"));

@@ -11,8 +11,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::policy::PolicyConfig;
+use super::policy::{OutboundPolicyConfig, PolicyConfig};
 use crate::core::hooks::callback::EventSet;
+use crate::core::policy::OutboundTrunkLayer;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -25,10 +26,27 @@ pub struct Config {
     pub billing: BillingConfig,
     /// The global layer, with every field `Some` (defaults filled in).
     pub policy: PolicyConfig,
+    /// `[outbound_policy]`: admission of the calls we place, every field `Some`.
+    pub outbound_policy: OutboundPolicyConfig,
     pub trunks: Vec<TrunkConfig>,
     pub numbers: Vec<NumberConfig>,
     pub log: LogConfig,
     pub agent: AgentSection,
+}
+
+impl Config {
+    /// The outbound admission layers of the trunks that place calls, for
+    /// `core::policy::OutboundPolicy::new(config.outbound_policy.clone(), layers)`.
+    pub fn outbound_trunk_layers(&self) -> Vec<OutboundTrunkLayer> {
+        self.trunks
+            .iter()
+            .filter(|t| t.outbound.is_some())
+            .map(|t| OutboundTrunkLayer {
+                name: t.name.clone(),
+                policy: t.outbound_policy.clone(),
+            })
+            .collect()
+    }
 }
 
 /// `[agent]`: how agent WebSockets are reached and what happens when one drops mid-call.
@@ -183,20 +201,77 @@ pub struct TrunkConfig {
     /// Headers an inbound INVITE must carry with exactly these values (name, value).
     pub require_headers: Vec<(String, String)>,
     pub outbound: Option<Outbound>,
+    /// Outbound admission overrides (set only with `outbound`): `None` fields inherit from
+    /// `Config::outbound_policy`.
+    pub outbound_policy: OutboundPolicyConfig,
     pub transfer: Option<TransferConfig>,
     /// Overrides only: `None` fields inherit from the global policy.
     pub policy: PolicyConfig,
 }
 
+/// How calls leave through a trunk (trunkgate as UAC). Secrets stay in their file: see
+/// [`Outbound::read_credentials`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outbound {
-    /// `host:port` (IPv6 as `[addr]:port`), validated.
-    pub address: String,
+    /// Where requests go (unless `outbound_proxy`); a host name is resolved when dialling.
+    pub address: HostPort,
+    /// `Udp` or `Tcp` (TLS toward trunks is refused by validation until it exists).
     pub transport: Transport,
-    /// Empty → no digest authentication.
+    /// Every request goes to this proxy instead (RFC 3261 §8.1.2); `None` → to `address`.
+    pub outbound_proxy: Option<HostPort>,
+    /// The account: From/To user of REGISTER and Contact user; empty → none.
     pub username: String,
+    /// The digest username; the same as `username` unless the file sets it.
+    pub auth_username: String,
+    /// The digest password's file; set only with a non-empty `auth_username` (validated).
     pub password_file: Option<PathBuf>,
+    /// Host of our From URI; the `address` host unless set.
+    pub from_domain: String,
+    /// Which header carries the caller id the API asked for.
+    pub caller_id: CallerId,
+    /// Keep a REGISTER binding (needs `username`).
     pub register: bool,
+    /// Expiry asked for in REGISTER; at least 60 s.
+    pub register_expires: Duration,
+    /// Always `Off` for now (validation refuses the others); the key is kept stable.
+    pub srtp: SrtpMode,
+}
+
+/// A validated `host:port`: a DNS name, an IPv4 literal or a bracketed IPv6 literal, and a
+/// non-zero port. `host` is kept as written (IPv6 with its brackets) so it drops straight
+/// into a SIP URI; [`HostPort::ip`] gives the literal, if it is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// The host as an IP address when it is a literal; `None` → a name to resolve.
+    pub fn ip(&self) -> Option<IpAddr> {
+        let bare = self
+            .host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&self.host);
+        bare.parse().ok()
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Where an outbound call's caller id goes: the From user, or also a P-Asserted-Identity
+/// (RFC 3325) or Remote-Party-ID header, as the carrier wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallerId {
+    From,
+    Pai,
+    Rpid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

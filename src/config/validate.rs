@@ -16,15 +16,17 @@ use serde::de::DeserializeOwned;
 
 use super::de::{deserialize_collecting, render_path, Sp};
 use super::error::Problems;
-use super::policy::{E164Prefix, PolicyConfig};
+use super::policy::{E164Prefix, OutboundPolicyConfig, PolicyConfig};
 use super::schema::{
-    IntOrStr, Opt, RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber, RawPolicy,
-    RawRecording, RawRtp, RawSip, RawTrunk, RawWebhook, StrList,
+    IntOrStr, Opt, RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber,
+    RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawTrunk, RawWebhook, StrList,
 };
 use super::tree::{Entry, Located, Node, Span};
 use super::types::Config;
 use super::units::{parse_duration, parse_size, size_from_int};
-use super::{validate_routes as routes, validate_sections as sections};
+use super::{
+    validate_outbound as outbound, validate_routes as routes, validate_sections as sections,
+};
 
 const SECTIONS: &[&str] = &[
     "sip",
@@ -35,6 +37,7 @@ const SECTIONS: &[&str] = &[
     "recording",
     "billing",
     "policy",
+    "outbound_policy",
     "trunk",
     "number",
     "log",
@@ -53,6 +56,7 @@ pub(crate) struct RawConfig {
     pub recording: Option<RawRecording>,
     pub billing: Option<RawBilling>,
     pub policy: Option<RawPolicy>,
+    pub outbound_policy: Option<RawOutboundPolicy>,
     /// `(index in the file, trunk)`; unreadable elements are left out.
     pub trunks: Vec<(usize, RawTrunk)>,
     pub numbers: Vec<(usize, RawNumber)>,
@@ -71,6 +75,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
         recording: Some(RawRecording::default()),
         billing: Some(RawBilling::default()),
         policy: Some(RawPolicy::default()),
+        outbound_policy: Some(RawOutboundPolicy::default()),
         log: Some(RawLog::default()),
         agent: Some(RawAgentSection::default()),
         ..RawConfig::default()
@@ -86,6 +91,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
             "recording" => raw.recording = unit(ctx, name, node),
             "billing" => raw.billing = unit(ctx, name, node),
             "policy" => raw.policy = unit(ctx, name, node),
+            "outbound_policy" => raw.outbound_policy = unit(ctx, name, node),
             "log" => raw.log = unit(ctx, name, node),
             "agent" => raw.agent = unit(ctx, name, node),
             "trunk" => raw.trunks = array_of_tables(ctx, name, node),
@@ -149,6 +155,8 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
     let log = sections::log(ctx, raw.log.as_ref());
     let agent = sections::agent(ctx, raw.agent.as_ref());
     let global = routes::policy(ctx, "policy", raw.policy.as_ref());
+    let outbound_global =
+        outbound::outbound_policy(ctx, "outbound_policy", raw.outbound_policy.as_ref());
     let trunks = routes::trunks(ctx, &raw.trunks);
     let numbers = routes::numbers(
         ctx,
@@ -173,6 +181,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
         recording,
         billing,
         policy: PolicyConfig::defaults().merged(&global),
+        outbound_policy: OutboundPolicyConfig::defaults().merged(&outbound_global),
         trunks,
         numbers,
         log,

@@ -1,5 +1,6 @@
 //! Validation of routing and admission settings: policy layers (`[policy]`, `trunk.policy`,
-//! `number.policy`), `[[trunk]]` and `[[number]]`.
+//! `number.policy`), `[[trunk]]` and `[[number]]` (a trunk's `outbound` and
+//! `outbound_policy` keys: `validate_outbound.rs`).
 //!
 //! Owns per-layer policy rules (CIDRs, E.164 prefixes, hours with a real zone, fraud alert needs
 //! a URL), trunk/number uniqueness, header-injection checks and agent/transfer rules. Must not
@@ -10,18 +11,16 @@ use std::time::Duration;
 
 use super::de::{render_path, Seg};
 use super::error::Problems;
-use super::policy::{Flood, FraudAlert, Hours, PolicyConfig};
-use super::schema::{
-    Opt, Pairs, RawAgent, RawNumber, RawOutbound, RawPolicy, RawTransfer, RawTrunk,
-};
+use super::policy::{Flood, FraudAlert, Hours, OutboundPolicyConfig, PolicyConfig};
+use super::schema::{Opt, Pairs, RawAgent, RawNumber, RawPolicy, RawTransfer, RawTrunk};
 use super::types::{
-    AgentConfig, Dialect, DidPattern, NumberConfig, Outbound, TransferConfig, TransferMode,
-    Transport, TrunkConfig,
+    AgentConfig, Dialect, DidPattern, NumberConfig, TransferConfig, TransferMode, TrunkConfig,
 };
 use super::validate::{
-    check_url, duration, has_control, http_url, is_host_name, is_token, key, list, optional_path,
-    parse_cidr, parse_prefix, span_of, values,
+    check_url, duration, has_control, http_url, is_token, key, list, parse_cidr, parse_prefix,
+    span_of, values,
 };
+use super::validate_outbound::{outbound, outbound_policy};
 use crate::core::number::E164;
 
 const ZONEINFO: &str = "/usr/share/zoneinfo";
@@ -36,14 +35,7 @@ pub(crate) fn policy(
     let Some(raw) = raw else {
         return PolicyConfig::default();
     };
-    let hours = raw.hours.as_ref().map(|sp| {
-        if sp.value.is_empty() {
-            return None;
-        }
-        parse_hours(&sp.value, Path::new(ZONEINFO))
-            .map_err(|msg| ctx.push(key(prefix, "hours"), &sp.span, msg))
-            .ok()
-    });
+    let hours = hours_key(ctx, &key(prefix, "hours"), &raw.hours);
     let max_call_duration = raw.max_call_duration.as_ref().map(|_| {
         duration(
             ctx,
@@ -141,6 +133,22 @@ fn fraud_alert(ctx: &mut Problems<'_>, prefix: &str, raw: &RawPolicy) -> Option<
     Some(alert)
 }
 
+/// An `hours` key (inbound and outbound layers): absent → inherit, `""` → 24/7.
+pub(crate) fn hours_key(
+    ctx: &mut Problems<'_>,
+    path: &str,
+    raw: &Opt<String>,
+) -> Option<Option<Hours>> {
+    raw.as_ref().map(|sp| {
+        if sp.value.is_empty() {
+            return None;
+        }
+        parse_hours(&sp.value, Path::new(ZONEINFO))
+            .map_err(|msg| ctx.push(path, &sp.span, msg))
+            .ok()
+    })
+}
+
 /// `"HH:MM-HH:MM Area/City"`; the zone must exist under `zoneinfo` when that directory does.
 pub(crate) fn parse_hours(text: &str, zoneinfo: &Path) -> Result<Hours, String> {
     let shape = || {
@@ -228,6 +236,7 @@ pub(crate) fn trunks(ctx: &mut Problems<'_>, raw: &[(usize, RawTrunk)]) -> Vec<T
                 .outbound
                 .as_ref()
                 .map(|sp| outbound(ctx, &key(&prefix, "outbound"), &sp.value)),
+            outbound_policy: trunk_outbound_policy(ctx, &prefix, t),
             transfer: t
                 .transfer
                 .as_ref()
@@ -237,6 +246,23 @@ pub(crate) fn trunks(ctx: &mut Problems<'_>, raw: &[(usize, RawTrunk)]) -> Vec<T
         out.push((*i, trunk));
     }
     out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// A trunk's outbound admission overrides; meaningless (so refused) without `outbound`.
+fn trunk_outbound_policy(
+    ctx: &mut Problems<'_>,
+    prefix: &str,
+    t: &RawTrunk,
+) -> OutboundPolicyConfig {
+    let path = key(prefix, "outbound_policy");
+    let Some(sp) = &t.outbound_policy else {
+        return OutboundPolicyConfig::default();
+    };
+    if t.outbound.is_none() {
+        let msg = "this trunk has no outbound, so it places no calls to admit";
+        ctx.push(&path, &sp.span, msg);
+    }
+    outbound_policy(ctx, &path, Some(&sp.value))
 }
 
 /// Header tables: names must be tokens, values must not break the header line.
@@ -262,48 +288,6 @@ fn headers(ctx: &mut Problems<'_>, path: &str, raw: &Opt<Pairs>) -> Vec<(String,
         }
     }
     out
-}
-
-fn outbound(ctx: &mut Problems<'_>, path: &str, raw: &RawOutbound) -> Outbound {
-    if let Err(msg) = check_host_port(&raw.address.value) {
-        ctx.push(key(path, "address"), &raw.address.span, msg);
-    }
-    let username = raw
-        .username
-        .as_ref()
-        .map(|u| u.value.clone())
-        .unwrap_or_default();
-    let register = raw.register.unwrap_or(false);
-    if register && username.is_empty() {
-        ctx.push(
-            key(path, "username"),
-            &span_of(&raw.username).or(raw.address.span.clone()),
-            "register = true needs a username",
-        );
-    }
-    Outbound {
-        address: raw.address.value.clone(),
-        transport: raw.transport.unwrap_or(Transport::Udp),
-        username,
-        password_file: optional_path(&raw.password_file, None),
-        register,
-    }
-}
-
-/// `host:port` with a host name, IPv4 literal or bracketed IPv6 literal, and a non-zero port.
-fn check_host_port(text: &str) -> Result<(), String> {
-    let hint = || format!("{text:?} is not host:port (write e.g. \"sip.carrier.example:5060\")");
-    let (host, port) = text.rsplit_once(':').ok_or_else(hint)?;
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => host.parse::<std::net::Ipv4Addr>().is_ok() || is_host_name(host),
-    };
-    if port_ok && host_ok {
-        Ok(())
-    } else {
-        Err(hint())
-    }
 }
 
 fn transfer(
@@ -461,22 +445,5 @@ mod tests {
             parse_hours("08:00-08:00 UTC", none),
             Err("\"08:00-08:00 UTC\" covers the whole day; use \"\" for 24/7".to_string())
         );
-    }
-
-    #[test]
-    fn host_port() {
-        assert!(check_host_port("sip.carrier.example:5060").is_ok());
-        assert!(check_host_port("192.0.2.1:5060").is_ok());
-        assert!(check_host_port("[2001:db8::1]:5061").is_ok());
-        for bad in [
-            "sip.carrier.example",
-            ":5060",
-            "host:0",
-            "host:99999",
-            "2001:db8::1:5060",
-            "a b:5060",
-        ] {
-            assert!(check_host_port(bad).is_err(), "{bad:?} accepted");
-        }
     }
 }

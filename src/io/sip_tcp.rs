@@ -20,7 +20,41 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(32);
 /// An idle connection (no bytes at all) is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// A connection toward a trunk that is not up after this long is given up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Opens a connection toward `remote` for requests we originate (INVITEs to a trunk) and
+/// returns its id and writer at once: messages sent before the connection is up wait in the
+/// channel. What arrives on it, and its close (also when connecting fails), is reported like
+/// an accepted connection's.
+pub fn dial(
+    remote: SocketAddr,
+    limits: Limits,
+    events: mpsc::Sender<TransportEvent>,
+) -> (u64, mpsc::Sender<Vec<u8>>) {
+    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tx.clone();
+    tokio::spawn(async move {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                serve(stream, remote, id, (writer, rx), limits, events).await;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%remote, error = %e, "tcp connect failed");
+                let _ = events.send(TransportEvent::ConnClosed { id }).await;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, "tcp connect timed out");
+                let _ = events.send(TransportEvent::ConnClosed { id }).await;
+            }
+        }
+    });
+    (id, tx)
+}
 
 pub async fn accept_loop(
     listener: TcpListener,
@@ -50,12 +84,24 @@ async fn connection(
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
 ) {
+    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let channel = mpsc::channel::<Vec<u8>>(64);
+    serve(stream, remote, id, channel, limits, events).await;
+}
+
+async fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    id: u64,
+    (tx, mut rx): (mpsc::Sender<Vec<u8>>, mpsc::Receiver<Vec<u8>>),
+    limits: Limits,
+    events: mpsc::Sender<TransportEvent>,
+) {
     let Ok(local) = stream.local_addr() else {
+        let _ = events.send(TransportEvent::ConnClosed { id }).await;
         return;
     };
-    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     if events
         .send(TransportEvent::ConnOpened { id, tx: tx.clone() })
         .await

@@ -189,7 +189,7 @@ fn event_code(d: char) -> Option<u8> {
         .and_then(|i| u8::try_from(i).ok())
 }
 
-fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+pub fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
     let mut b = vec![0x80, pt | if marker { 0x80 } else { 0 }];
     b.extend_from_slice(&seq.to_be_bytes());
     b.extend_from_slice(&ts.to_be_bytes());
@@ -198,7 +198,7 @@ fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
     b
 }
 
-fn parse(at: Instant, b: &[u8]) -> Option<Pkt> {
+pub fn parse(at: Instant, b: &[u8]) -> Option<Pkt> {
     let (&b0, &b1) = (b.first()?, b.get(1)?);
     if b0 >> 6 != 2 {
         return None;

@@ -17,6 +17,7 @@ pub mod leg;
 pub mod rtp;
 pub mod schema;
 pub mod sink;
+pub mod trunk;
 pub mod ua;
 #[allow(dead_code)]
 pub mod wav;

@@ -244,7 +244,7 @@ impl Ua {
 }
 
 /// Splits one Content-Length framed message off a TCP buffer.
-fn take_frame(pending: &mut Vec<u8>) -> Option<Msg> {
+pub fn take_frame(pending: &mut Vec<u8>) -> Option<Msg> {
     while pending.starts_with(b"\r\n") {
         pending.drain(..2);
     }

@@ -57,6 +57,21 @@ pub enum EndReason {
     Rejected(u16),
     /// The dialog ended before we decided, for no reason above.
     EndedBeforeAnswer,
+
+    // Outbound calls (we are the UAC).
+    /// The callee sent BYE.
+    CalleeHangup,
+    /// An answered outbound call reached its `time_limit_s`.
+    TimeLimit,
+    /// Our INVITE got this final non-2xx (busy, no answer, rejected, redirected; 408 when
+    /// nothing answered at all).
+    Callee(u16),
+    /// Ringing outlasted `timeout_s`: we cancelled.
+    RingTimeout,
+    /// The trunk kept challenging our credentials (or we had none).
+    AuthFailed(u16),
+    /// The callee answered without an SDP answer.
+    NoSdpAnswer,
 }
 
 impl EndReason {
@@ -86,6 +101,15 @@ impl EndReason {
             EndReason::Policy { reason, .. } => return format!("policy_{}", reason.as_str()),
             EndReason::Rejected(_) => "rejected",
             EndReason::EndedBeforeAnswer => "ended_before_answer",
+            EndReason::CalleeHangup => "callee_hangup",
+            EndReason::TimeLimit => "time_limit",
+            EndReason::Callee(486 | 600) => "callee_busy",
+            EndReason::Callee(408 | 480 | 487) => "no_answer",
+            EndReason::Callee(300..=399) => "redirected",
+            EndReason::Callee(_) => "callee_rejected",
+            EndReason::RingTimeout => "ring_timeout",
+            EndReason::AuthFailed(_) => "auth_failed",
+            EndReason::NoSdpAnswer => "no_sdp_answer",
         };
         s.to_string()
     }
@@ -99,7 +123,14 @@ impl EndReason {
             EndReason::SdpUnparsable | EndReason::NoCommonCodec => 488,
             EndReason::NoMediaPorts | EndReason::Shutdown => 503,
             EndReason::AgentConnectFailed => 480,
-            EndReason::WebhookReject(s) | EndReason::Rejected(s) => *s,
+            EndReason::WebhookReject(s)
+            | EndReason::Rejected(s)
+            | EndReason::Callee(s)
+            | EndReason::AuthFailed(s) => *s,
+            // We cancelled: the callee's INVITE got 487.
+            EndReason::RingTimeout => 487,
+            // The callee's 200 came without SDP; we hung up.
+            EndReason::NoSdpAnswer => 200,
             EndReason::Webhook(f) => f.sip_status(),
             EndReason::Policy { status, .. } => *status,
             EndReason::InternalError => 500,
@@ -110,8 +141,10 @@ impl EndReason {
             | EndReason::DurationCap
             | EndReason::MinutesCap
             | EndReason::ApiHangup
+            | EndReason::TimeLimit
             | EndReason::LocalHangup => 480,
             EndReason::CallerHangup
+            | EndReason::CalleeHangup
             | EndReason::NoAck
             | EndReason::GatewayRestart
             | EndReason::EndedBeforeAnswer => return None,
@@ -134,6 +167,9 @@ impl EndReason {
         }
         match self {
             EndReason::Canceled | EndReason::ApiHangup => CallStatus::Canceled,
+            EndReason::RingTimeout => CallStatus::NoAnswer,
+            EndReason::Callee(408 | 480 | 487) => CallStatus::NoAnswer,
+            EndReason::AuthFailed(_) | EndReason::NoSdpAnswer => CallStatus::Failed,
             _ => match self.reject_status() {
                 Some(486 | 600) => CallStatus::Busy,
                 _ => CallStatus::Failed,
@@ -221,6 +257,97 @@ mod tests {
                 "gateway_restart",
                 Some(200),
                 CallStatus::Completed,
+            ),
+            (
+                EndReason::CalleeHangup,
+                true,
+                "callee_hangup",
+                Some(200),
+                CallStatus::Completed,
+            ),
+            (
+                EndReason::TimeLimit,
+                true,
+                "time_limit",
+                Some(200),
+                CallStatus::Completed,
+            ),
+            (
+                EndReason::Callee(486),
+                false,
+                "callee_busy",
+                Some(486),
+                CallStatus::Busy,
+            ),
+            (
+                EndReason::Callee(600),
+                false,
+                "callee_busy",
+                Some(600),
+                CallStatus::Busy,
+            ),
+            (
+                EndReason::Callee(408),
+                false,
+                "no_answer",
+                Some(408),
+                CallStatus::NoAnswer,
+            ),
+            (
+                EndReason::Callee(480),
+                false,
+                "no_answer",
+                Some(480),
+                CallStatus::NoAnswer,
+            ),
+            (
+                EndReason::Callee(487),
+                false,
+                "no_answer",
+                Some(487),
+                CallStatus::NoAnswer,
+            ),
+            (
+                EndReason::Callee(302),
+                false,
+                "redirected",
+                Some(302),
+                CallStatus::Failed,
+            ),
+            (
+                EndReason::Callee(503),
+                false,
+                "callee_rejected",
+                Some(503),
+                CallStatus::Failed,
+            ),
+            (
+                EndReason::Callee(603),
+                false,
+                "callee_rejected",
+                Some(603),
+                CallStatus::Failed,
+            ),
+            (
+                EndReason::RingTimeout,
+                false,
+                "ring_timeout",
+                Some(487),
+                CallStatus::NoAnswer,
+            ),
+            (
+                EndReason::AuthFailed(407),
+                false,
+                "auth_failed",
+                Some(407),
+                CallStatus::Failed,
+            ),
+            (
+                EndReason::NoSdpAnswer,
+                false,
+                "no_sdp_answer",
+                Some(200),
+                CallStatus::Failed,
             ),
         ];
         for (r, answered, name, sip, status) in rows {

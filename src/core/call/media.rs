@@ -255,6 +255,26 @@ impl SipMedia {
         }
     }
 
+    /// The callee's SDP answer to our offer (an outbound call's 2xx).
+    pub fn accept_answer(&mut self, answer: &[u8]) -> Result<(), super::EndReason> {
+        let sd = sdp::parse(&String::from_utf8_lossy(answer))
+            .map_err(|_| super::EndReason::SdpUnparsable)?;
+        let offer = sdp::offer(&self.params);
+        let neg = sdp::accept_answer(&offer, &sd).map_err(|_| super::EndReason::NoCommonCodec)?;
+        self.remote = neg.remote;
+        self.declare(neg.remote);
+        self.neg = neg;
+        let ptime = self.neg.ptime_ms.clamp(10, 60);
+        let frame = (8 * ptime) as usize;
+        if frame != self.pcm.len() {
+            self.pcm = vec![0; frame];
+            self.payload = vec![0; frame];
+            self.pacer = Pacer::new(frame, MAX_QUEUED);
+            self.clock = FrameClock::new(Duration::from_millis(u64::from(ptime)));
+        }
+        Ok(())
+    }
+
     /// A re-INVITE (hold, unhold, address change), answered on the same port and codec
     /// rules: `Ok(answer SDP)` or `Err(status)`.
     pub fn on_reinvite(&mut self, sdp_body: Option<&[u8]>) -> Result<Vec<u8>, u16> {

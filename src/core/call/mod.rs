@@ -54,6 +54,7 @@ pub enum Command {
 }
 
 mod agent_side;
+pub mod dial;
 mod frames;
 pub mod leg;
 pub mod media;
@@ -126,6 +127,8 @@ pub enum Route {
     Static(Answerer),
     /// Nothing answers this number: 404.
     None,
+    /// An outbound call: we dial, and the answerer takes over when the callee answers.
+    Dial(Box<dial::DialPlan>),
 }
 
 /// One input, with its leg where it has one.
@@ -224,6 +227,12 @@ pub enum Output {
     },
     /// Ask the webhook; answer with [`Input::Webhook`].
     AskWebhook(Box<WebhookRequest>),
+    /// Send the INVITE of an outbound call with this SDP offer (the driver knows the rest:
+    /// trunk, numbers, credentials); its events come back as [`Input::Sip`].
+    Dial {
+        leg: LegId,
+        offer: Vec<u8>,
+    },
     Notice(Notice),
     /// The call is over (no more outputs follow): its end and view.
     Ended(Box<Ended>),
@@ -253,7 +262,9 @@ enum Phase {
     Connecting,
     /// Waiting for the RTP port.
     Leasing,
-    /// 200 OK sent; media flows.
+    /// Outbound: the INVITE is out, waiting for the callee.
+    Dialing,
+    /// 200 OK sent (or, outbound, received); media flows.
     Answered,
     /// A final response was sent before the answer; waiting for the dialog to end.
     Rejecting,
@@ -284,6 +295,12 @@ pub struct Call {
     media: Option<SipMedia>,
     answerer: AnswerLeg,
     next_checkpoint: Option<Instant>,
+    /// Outbound calls: the plan and its deadlines.
+    dialing: Option<dial::Dialing>,
+    /// Ended before anything reached the endpoint: finish at the end of this input.
+    finish_pending: bool,
+    /// The Contact of a 3xx (outbound), for the record.
+    redirect: Option<String>,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
 }
@@ -307,6 +324,9 @@ impl Call {
             media: None,
             answerer: AnswerLeg::None,
             next_checkpoint: None,
+            dialing: None,
+            finish_pending: false,
+            redirect: None,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),
             setup,
@@ -347,6 +367,9 @@ impl Call {
             Input::Cut(CutReason::DailyMinutes) => self.hangup(EndReason::MinutesCap),
             Input::Shutdown => self.hangup(EndReason::Shutdown),
         }
+        if std::mem::take(&mut self.finish_pending) && self.phase != Phase::Ended {
+            self.finish(now);
+        }
     }
 
     /// Timers: the next media frame, the echo's answer delay, checkpoints.
@@ -355,6 +378,9 @@ impl Call {
             if now >= until {
                 self.lease_port();
             }
+        }
+        if self.dialing.is_some() {
+            self.dial_timeout(now);
         }
         if self.phase == Phase::Answered {
             if self.next_checkpoint.is_some_and(|at| now >= at) {
@@ -397,6 +423,9 @@ impl Call {
             }
             _ => {}
         }
+        if let Some(t) = self.dial_deadline() {
+            at(t);
+        }
         next
     }
 
@@ -434,8 +463,10 @@ impl Call {
             let reason = self.end_reason();
             v.end_reason = Some(reason.as_str());
             // What the caller actually got, where the endpoint says.
+            v.redirect_contact = self.redirect.clone();
             v.sip_status = match self.sip_end {
                 Some(SipEnd::Rejected(s)) if !self.is_answered() => Some(s),
+                Some(SipEnd::Refused(s) | SipEnd::AuthFailed(s)) if !self.is_answered() => Some(s),
                 Some(SipEnd::Canceled) => Some(487),
                 _ => reason.sip_status(self.is_answered()),
             };

@@ -26,6 +26,7 @@ impl Call {
             }
             Route::Static(answerer) => self.proceed(now, answerer),
             Route::None => self.reject(EndReason::NoRoute),
+            Route::Dial(plan) => self.start_dial(*plan),
         }
     }
 
@@ -187,6 +188,9 @@ impl Call {
         let Some(port) = port else {
             return self.reject(EndReason::NoMediaPorts);
         };
+        if self.is_outbound() {
+            return self.dial_on_port(now, port);
+        }
         let params = AnswerParams {
             port,
             ..self.settings.answer.clone()
@@ -226,9 +230,19 @@ impl Call {
             return;
         }
         let status = reason.reject_status().unwrap_or(500);
+        let dialed = self.phase == Phase::Dialing;
         self.rejected = Some(reason);
         self.phase = Phase::Rejecting;
         self.close_agent("rejected");
+        if self.is_outbound() {
+            // Ours is the INVITE: cancel it; before it went out there is nothing to end.
+            if dialed {
+                self.sip(CallCommand::Hangup);
+            } else {
+                self.finish_pending = true;
+            }
+            return;
+        }
         self.sip(CallCommand::Reject {
             status,
             reason: None,
@@ -276,6 +290,9 @@ impl Call {
                     }
                 }
             }
+            CallEvent::Progress { status, .. } => self.on_progress(status),
+            CallEvent::Answered { sdp } => self.on_dial_answered(now, sdp),
+            CallEvent::Redirected { contact } => self.redirect = Some(contact),
             CallEvent::Incoming(_) => {}
         }
     }
@@ -288,7 +305,10 @@ impl Call {
                 .rejected
                 .clone()
                 .unwrap_or(EndReason::EndedBeforeAnswer),
+            (Phase::Answered, SipEnd::RemoteBye) if self.is_outbound() => EndReason::CalleeHangup,
             (Phase::Answered, SipEnd::RemoteBye) => EndReason::CallerHangup,
+            (_, SipEnd::AuthFailed(s)) => EndReason::AuthFailed(s),
+            (Phase::Dialing, SipEnd::Refused(s)) => EndReason::Callee(s),
             (Phase::Answered, SipEnd::NoAck) => EndReason::NoAck,
             (_, _) if self.hung_up.is_some() => {
                 self.hung_up.clone().unwrap_or(EndReason::LocalHangup)
@@ -303,7 +323,7 @@ impl Call {
         self.finish(now);
     }
 
-    fn close_agent(&mut self, why: &str) {
+    pub(super) fn close_agent(&mut self, why: &str) {
         let now_ms = self.wall_ms(self.ended_at.unwrap_or(self.started));
         let answered = self.is_answered();
         let Some(agent) = self.agent_leg() else {
@@ -325,7 +345,7 @@ impl Call {
         self.out.push_back(Output::CloseAgent { leg: ANSWERER });
     }
 
-    fn finish(&mut self, now: Instant) {
+    pub(super) fn finish(&mut self, now: Instant) {
         self.ended_at = Some(now);
         let reason = self.end_reason();
         if let Some(m) = &mut self.media {

@@ -106,6 +106,9 @@ pub struct CallView {
     pub sip_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_url: Option<String>,
+    /// The Contact a 3xx named (outbound calls, which treat redirects as failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_contact: Option<String>,
     /// How `billable_s` was computed (absent on calls that were never answered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing: Option<Basis>,
@@ -132,6 +135,7 @@ impl CallView {
             end_reason: None,
             sip_status: None,
             recording_url: None,
+            redirect_contact: None,
             billing: None,
         }
     }

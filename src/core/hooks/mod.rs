@@ -2,7 +2,7 @@
 //!
 //! Owns: the inbound-call webhook request body (`request`), its signature (`sign`, shared with
 //! callbacks), the parsing of the platform's answer (`answer`: JSON, TwiML, Plivo XML) and the
-//! status callback payloads (`callback`).
+//! status callback payloads (`callback`; in Twilio's form fields: `twilio_status`).
 //! Must not: do HTTP, retry, spool, or read a clock (timestamps are passed in).
 
 pub mod answer;
@@ -10,6 +10,7 @@ pub mod callback;
 pub mod failure;
 pub mod request;
 pub mod sign;
+pub mod twilio_status;
 
 pub use answer::{parse_answer, AnswerError, WebhookAnswer};
 pub use failure::WebhookFailure;

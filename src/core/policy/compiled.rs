@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 
 use super::hours::Window;
-use super::settings::PolicyConfig;
+use super::settings::{Hours, PolicyConfig};
 use super::Scope;
 
 /// A `[[trunk]]` as admission sees it; the lead maps the configuration into this.
@@ -76,8 +76,7 @@ pub struct Policy {
 impl Policy {
     /// Zones are looked up in the system tzdb, then in jiff's bundled copy.
     pub fn new(global: PolicyConfig, trunks: Vec<TrunkLayer>, numbers: Vec<NumberLayer>) -> Self {
-        let dbs = [jiff::tz::db().clone(), TimeZoneDatabase::bundled()];
-        Self::build(global, trunks, numbers, &dbs)
+        Self::build(global, trunks, numbers, &system_tz_dbs())
     }
 
     /// As [`Policy::new`] with zones from `db` only (tests use the bundled copy, so DST
@@ -219,19 +218,32 @@ fn compile_hours(
     dbs: &[TimeZoneDatabase],
     unknown: &mut Vec<String>,
 ) -> Option<Option<Window>> {
-    cfg.hours.as_ref().map(|h| {
-        h.as_ref().map(|h| {
-            let tz = dbs.iter().find_map(|db| db.get(&h.tz).ok());
-            if tz.is_none() {
-                unknown.push(h.tz.clone());
-            }
-            Window {
-                start_min: h.start_min,
-                end_min: h.end_min,
-                tz: tz.unwrap_or(TimeZone::UTC),
-            }
-        })
-    })
+    cfg.hours
+        .as_ref()
+        .map(|h| h.as_ref().map(|h| compile_window(h, dbs, unknown)))
+}
+
+/// One `hours` value with its zone resolved from the first database that knows it; an unknown
+/// zone is read as UTC and its name pushed to `unknown` (inbound and outbound share this).
+pub(crate) fn compile_window(
+    h: &Hours,
+    dbs: &[TimeZoneDatabase],
+    unknown: &mut Vec<String>,
+) -> Window {
+    let tz = dbs.iter().find_map(|db| db.get(&h.tz).ok());
+    if tz.is_none() {
+        unknown.push(h.tz.clone());
+    }
+    Window {
+        start_min: h.start_min,
+        end_min: h.end_min,
+        tz: tz.unwrap_or(TimeZone::UTC),
+    }
+}
+
+/// The databases zones are looked up in: the system tzdb, then jiff's bundled copy.
+pub(crate) fn system_tz_dbs() -> [TimeZoneDatabase; 2] {
+    [jiff::tz::db().clone(), TimeZoneDatabase::bundled()]
 }
 
 /// The layers that apply to one attempt, lowest (most specific) last.

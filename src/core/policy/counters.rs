@@ -160,19 +160,28 @@ impl Window {
     /// `Ok` when one more fits under `limit` within `width`; else the whole seconds (rounded
     /// up) until enough old entries have left the window.
     pub(crate) fn check(&mut self, now: Instant, width: Duration, limit: u32) -> Result<(), u32> {
+        match self.wait(now, width, limit) {
+            None => Ok(()),
+            Some(left) => {
+                let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                Err(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
+            }
+        }
+    }
+
+    /// `None` when one more fits under `limit` within `width`; else exactly how long until
+    /// enough old entries have left the window (never zero: an entry at `now - width` has
+    /// already left).
+    pub(crate) fn wait(&mut self, now: Instant, width: Duration, limit: u32) -> Option<Duration> {
         self.prune(now, width);
         let len = self.stamps.len();
         let limit = limit as usize;
         if len < limit {
-            return Ok(());
+            return None;
         }
         // Entries older than this one must all leave for the count to drop under `limit`.
-        let Some(t) = self.stamps.get(len - limit) else {
-            return Ok(());
-        };
-        let left = width.saturating_sub(now.saturating_duration_since(*t));
-        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        Err(u32::try_from(secs.max(1)).unwrap_or(u32::MAX))
+        let t = self.stamps.get(len - limit)?;
+        Some(width.saturating_sub(now.saturating_duration_since(*t)))
     }
 
     pub(crate) fn record(&mut self, now: Instant, width: Duration, limit: u32) {

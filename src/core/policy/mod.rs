@@ -1,5 +1,6 @@
 //! Admission control ("phone security"): whether an inbound call attempt may go on, decided
 //! before any webhook or media work, plus the per-source flood guard run on every SIP request.
+//! The calls we place have their own, smaller gate: [`OutboundGate`] (`outbound.rs`).
 //!
 //! Owns: the source allowlist, trunk `require_headers`, caller E.164 prefixes, hours of
 //! operation (IANA zone rules via jiff, DST included), the daily voice-minutes cap, strict
@@ -49,6 +50,7 @@ mod compiled;
 mod counters;
 mod flood;
 mod hours;
+mod outbound;
 mod rules;
 pub mod settings;
 
@@ -63,8 +65,13 @@ use std::time::{Duration, Instant};
 pub use admission::Admission;
 pub use compiled::{NumberLayer, Policy, TrunkLayer};
 pub use flood::{blocked_user_agent, flood_key, FloodGuard};
+pub use outbound::{
+    OutboundGate, OutboundPolicy, OutboundReason, OutboundRefusal, OutboundTicket,
+    OutboundTrunkLayer,
+};
 pub use settings::{
-    E164Prefix, Flood, FraudAlert, Hours, PolicyConfig, RejectAction, DEFAULT_USER_AGENT_BLOCKLIST,
+    E164Prefix, Flood, FraudAlert, Hours, OutboundPolicyConfig, PolicyConfig, RejectAction,
+    DEFAULT_USER_AGENT_BLOCKLIST,
 };
 
 /// One inbound call attempt, as extracted from the INVITE by the caller.

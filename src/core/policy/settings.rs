@@ -106,6 +106,49 @@ impl PolicyConfig {
     }
 }
 
+/// Outbound admission settings (calls we place) as one layer: `[outbound_policy]` globally, a
+/// trunk's `outbound_policy = { ... }` over it; `None` → inherit, as for [`PolicyConfig`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OutboundPolicyConfig {
+    /// Calls placed at the same time; 0 → unlimited; over → 429.
+    pub max_concurrent: Option<u32>,
+    /// Calls placed in any sliding second (strict, not a bucket); 0 → unlimited; over → 429.
+    pub calls_per_second: Option<u32>,
+    /// Destination prefixes allowed; empty → all (a SIP-URI destination passes only then).
+    pub allowed_prefixes: Option<Vec<E164Prefix>>,
+    /// Destination prefixes refused (toll-fraud ranges); wins over `allowed_prefixes`.
+    pub blocked_prefixes: Option<Vec<E164Prefix>>,
+    /// `Some(None)` → 24/7 (also how a trunk clears the global hours).
+    pub hours: Option<Option<Hours>>,
+}
+
+impl OutboundPolicyConfig {
+    /// The global layer's defaults: every field `Some`, nothing limited.
+    pub fn defaults() -> OutboundPolicyConfig {
+        OutboundPolicyConfig {
+            max_concurrent: Some(0),
+            calls_per_second: Some(0),
+            allowed_prefixes: Some(Vec::new()),
+            blocked_prefixes: Some(Vec::new()),
+            hours: Some(None),
+        }
+    }
+
+    /// `self` overlaid by `over`, key by key (lists replaced whole, as in [`PolicyConfig`]).
+    pub fn merged(&self, over: &OutboundPolicyConfig) -> OutboundPolicyConfig {
+        fn pick<T: Clone>(base: &Option<T>, over: &Option<T>) -> Option<T> {
+            over.as_ref().or(base.as_ref()).cloned()
+        }
+        OutboundPolicyConfig {
+            max_concurrent: pick(&self.max_concurrent, &over.max_concurrent),
+            calls_per_second: pick(&self.calls_per_second, &over.calls_per_second),
+            allowed_prefixes: pick(&self.allowed_prefixes, &over.allowed_prefixes),
+            blocked_prefixes: pick(&self.blocked_prefixes, &over.blocked_prefixes),
+            hours: pick(&self.hours, &over.hours),
+        }
+    }
+}
+
 /// A daily window in a named time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hours {

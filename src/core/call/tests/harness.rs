@@ -95,6 +95,25 @@ pub fn webhook_route(fallback: Option<Answerer>) -> Route {
     }
 }
 
+/// An outbound call placed through the API.
+pub fn outbound(plan: crate::core::call::dial::DialPlan) -> H {
+    let mut s = setup(Route::Dial(Box::new(plan)));
+    s.direction = Direction::Outbound;
+    s.offer = None;
+    H::new(s, settings())
+}
+
+/// What a callee answers to our offer: PCMA + telephone-event 101, from [`CALLER_RTP`].
+pub const CALLEE_ANSWER: &str = "v=0\r\n\
+o=callee 1 1 IN IP4 198.51.100.7\r\n\
+s=-\r\n\
+c=IN IP4 198.51.100.7\r\n\
+t=0 0\r\n\
+m=audio 23456 RTP/AVP 8 101\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=sendrecv\r\n";
+
 pub fn setup(route: Route) -> Setup {
     Setup {
         id: CallId::from_string(CALL_ID.into()),
@@ -170,6 +189,8 @@ pub enum Ev {
     Rtp(Pkt),
     /// `Output::Ended` (its content is in [`H::ended`]).
     Ended,
+    /// An outbound call's INVITE with this offer.
+    Dial(Vec<u8>),
 }
 
 /// A call machine on a virtual clock.
@@ -258,6 +279,10 @@ impl H {
                 Output::AskWebhook(req) => {
                     self.webhooks += 1;
                     Ev::Webhook(req.call_id.clone())
+                }
+                Output::Dial { leg, offer } => {
+                    assert_eq!(leg, CALLER);
+                    Ev::Dial(offer)
                 }
                 Output::Notice(n) => Ev::Notice(n),
                 Output::Ended(e) => {

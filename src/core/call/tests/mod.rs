@@ -7,6 +7,7 @@ mod ending;
 mod harness;
 mod media_dtmf;
 mod media_flow;
+mod outbound;
 mod rejections;
 mod static_route;
 mod webhook;

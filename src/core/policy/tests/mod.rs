@@ -7,6 +7,7 @@ mod fraud;
 mod hours;
 mod layers;
 mod minutes;
+mod outbound;
 mod windows;
 
 use std::net::IpAddr;

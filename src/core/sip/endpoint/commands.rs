@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::dialog::CallState;
+use super::dialog::{CallState, Role};
 use super::responses::Extra;
 use super::{
     CallCommand, CallEvent, CallKey, ClientTxn, EndReason, Endpoint, ServerTxn, ServerTxnKind,
@@ -16,6 +16,9 @@ impl Endpoint {
             return;
         };
         let state = call.state;
+        if call.role == Role::Uac {
+            return self.on_uac_command(now, call_key, state, cmd);
+        }
         match cmd {
             CallCommand::Proceed if state == CallState::Early => self.provisional(call_key, 100),
             CallCommand::Drop if state == CallState::Early => {
@@ -69,6 +72,20 @@ impl Endpoint {
                 CallState::Confirmed => self.send_bye(now, call_key),
                 CallState::Terminating => {}
             },
+            _ => {}
+        }
+    }
+
+    /// A UAC call takes only hangups and re-INVITE answers.
+    fn on_uac_command(&mut self, now: Instant, key: CallKey, state: CallState, cmd: CallCommand) {
+        match cmd {
+            CallCommand::Hangup => match state {
+                CallState::Early => self.cancel_invite(now, key),
+                CallState::Confirmed => self.send_bye(now, key),
+                CallState::Answered | CallState::Terminating => {}
+            },
+            CallCommand::ReInviteAnswer { sdp } => self.answer_reinvite(now, key, 200, Some(sdp)),
+            CallCommand::ReInviteReject { status } => self.answer_reinvite(now, key, status, None),
             _ => {}
         }
     }

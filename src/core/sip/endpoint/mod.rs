@@ -17,6 +17,7 @@ mod requests;
 mod responses;
 mod timers;
 mod types;
+mod uac;
 
 #[cfg(test)]
 mod tests;
@@ -30,11 +31,12 @@ use std::time::Instant;
 use super::message::{Limits, Message};
 use super::txn::{ClientNonInvite, ServerInvite, ServerNonInvite, TxnOut};
 use crate::core::Flow;
-use dialog::UasCall;
+use dialog::SipCall;
 use timers::{TimerQueue, TimerRef};
+use uac::{Dialing, InviteTxn};
 
 /// Methods this endpoint implements (the Allow header).
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 
 #[derive(Debug)]
 enum ServerTxnKind {
@@ -62,7 +64,11 @@ pub struct Endpoint {
     next_call: u64,
     server_txns: HashMap<String, ServerTxn>,
     client_txns: HashMap<String, ClientTxn>,
-    calls: HashMap<CallKey, UasCall>,
+    /// Our INVITEs' transactions, by branch.
+    client_invites: HashMap<String, InviteTxn>,
+    /// UAC calls not yet answered: what their INVITE is built from.
+    dialing: HashMap<CallKey, Dialing>,
+    calls: HashMap<CallKey, SipCall>,
     dialogs: HashMap<(String, String), CallKey>,
     invite_txn_calls: HashMap<String, CallKey>,
     timers: TimerQueue,
@@ -78,6 +84,8 @@ impl Endpoint {
             next_call: 1,
             server_txns: HashMap::new(),
             client_txns: HashMap::new(),
+            client_invites: HashMap::new(),
+            dialing: HashMap::new(),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             invite_txn_calls: HashMap::new(),
@@ -103,7 +111,7 @@ impl Endpoint {
 
     /// Number of live transactions (for tests and metrics).
     pub fn transactions(&self) -> usize {
-        self.server_txns.len() + self.client_txns.len()
+        self.server_txns.len() + self.client_txns.len() + self.client_invites.len()
     }
 
     pub fn handle(&mut self, now: Instant, input: Input) {
@@ -126,6 +134,8 @@ impl Endpoint {
             match timer {
                 TimerRef::Server(key) => self.server_timeout(now, key),
                 TimerRef::Client(key) => self.client_timeout(now, key),
+                TimerRef::Invite(key) => self.invite_timeout(now, key),
+                TimerRef::CancelGuard(call) => self.cancel_guard(call),
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::checks;
-use super::dialog::{CallState, UasCall};
+use super::dialog::{CallState, Role, SipCall};
 use super::responses::{reply_flow, Extra};
 use super::{CallEvent, CallKey, EndReason, Endpoint, IncomingCall, ServerTxn, ServerTxnKind};
 use crate::core::number::did_crt;
@@ -153,7 +153,7 @@ impl Endpoint {
             .insert((msg.call_id().to_string(), local_tag.clone()), call);
         self.invite_txn_calls.insert(key.clone(), call);
         self.calls
-            .insert(call, UasCall::new(msg, reply, key, local_tag));
+            .insert(call, SipCall::new(msg, reply, key, local_tag));
         self.emit(call, CallEvent::Incoming(Box::new(incoming)));
     }
 
@@ -300,7 +300,7 @@ impl Endpoint {
         call.remote_cseq = seq;
         match method {
             Method::Bye => {
-                let early = call.state == CallState::Early;
+                let early = call.state == CallState::Early && call.role == Role::Uas;
                 self.respond_new(now, flow, &msg, key, 200, Vec::new());
                 if early {
                     self.final_to_invite(now, call_key, 487, None, Vec::new());
@@ -318,6 +318,12 @@ impl Endpoint {
             Method::Options => {
                 self.respond_new(now, flow, &msg, key, 200, options_headers());
             }
+            // A session refresh (RFC 3311 without a body). An UPDATE that changes the media
+            // is refused for now; re-INVITE does that.
+            Method::Update if msg.body().is_empty() => {
+                self.respond_new(now, flow, &msg, key, 200, Vec::new());
+            }
+            Method::Update => self.respond_new(now, flow, &msg, key, 488, Vec::new()),
             Method::Other(_) => {
                 self.respond_new(
                     now,
@@ -385,8 +391,17 @@ impl Endpoint {
 
     pub(super) fn on_response(&mut self, now: Instant, flow: Flow, msg: Message) {
         let Some(status) = msg.status() else { return };
-        let Some(branch) = msg.top_via().branch().map(str::to_string) else {
+        let Some(via_branch) = msg.top_via().branch().map(str::to_string) else {
             return;
+        };
+        let method = msg.cseq().method;
+        if method == Method::Invite && self.client_invites.contains_key(&via_branch) {
+            return self.on_invite_response(now, msg);
+        }
+        let branch = if method == Method::Cancel {
+            super::uac::cancel_key(&via_branch)
+        } else {
+            via_branch
         };
         let Some(entry) = self.client_txns.get_mut(&branch) else {
             // Not ours: perhaps a transaction run outside the endpoint (REGISTER).

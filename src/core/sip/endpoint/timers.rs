@@ -12,6 +12,10 @@ use std::time::Instant;
 pub enum TimerRef {
     Server(String),
     Client(String),
+    /// A client INVITE transaction, by branch.
+    Invite(String),
+    /// A cancelled INVITE still waiting for its final response.
+    CancelGuard(super::CallKey),
 }
 
 #[derive(Debug, Default)]

@@ -10,6 +10,10 @@ use crate::core::{Flow, Transport};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub u64);
 
+/// Keys at or above this are chosen by the owner for calls it dials; the endpoint numbers
+/// incoming calls from 1 and never reaches them.
+pub const OUTBOUND_KEYS: u64 = 1 << 62;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub user_agent: String,
@@ -111,6 +115,12 @@ pub enum EndReason {
     Rejected(u16),
     /// Our 2xx was never acknowledged; BYE was sent.
     NoAck,
+    /// Our INVITE got this final non-2xx (408 for no answer at all — Timer B — and 503 when the
+    /// transport failed).
+    Refused(u16),
+    /// The trunk challenged again after we answered its challenge (or we hold no
+    /// credentials for it): the status of the challenge.
+    AuthFailed(u16),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -130,7 +140,44 @@ pub enum CallEvent {
         content_type: String,
         body: Vec<u8>,
     },
+    /// A provisional response to our INVITE (101-199; 100 is not reported), with its SDP
+    /// (early media) when it had one.
+    Progress {
+        status: u16,
+        sdp: Option<Vec<u8>>,
+    },
+    /// Our INVITE was answered (2xx, already acknowledged); the SDP answer if it had one.
+    Answered {
+        sdp: Option<Vec<u8>>,
+    },
+    /// Our INVITE was redirected (3xx): the Contact it named. `Ended(Refused(3xx))` follows.
+    Redirected {
+        contact: String,
+    },
     Ended(EndReason),
+}
+
+/// An INVITE to send (the UAC side): everything but the transaction and dialog details,
+/// which the endpoint chooses (branch, tags, Call-ID, CSeq).
+#[derive(Debug, Clone)]
+pub struct DialSpec {
+    /// Where the INVITE goes (the trunk, or its outbound proxy) and from which socket.
+    pub flow: Flow,
+    /// Host (and the port of `flow.local`) we advertise in Via and Contact.
+    pub local_host: String,
+    pub request_uri: String,
+    /// The From value without a tag, e.g. `"+48111" <sip:+48111@carrier.example>`.
+    pub from: String,
+    /// The To value, e.g. `<sip:+48222@carrier.example>`.
+    pub to: String,
+    /// A Route header value (an outbound proxy, loose routing), if any.
+    pub route: Option<String>,
+    /// Extra headers (P-Asserted-Identity, X-...).
+    pub headers: Vec<(String, String)>,
+    /// Our SDP offer.
+    pub sdp: Vec<u8>,
+    /// Digest credentials for 401/407 challenges.
+    pub credentials: Option<crate::core::sip::auth::Credentials>,
 }
 
 /// What the endpoint learned from a new INVITE.

@@ -12,7 +12,7 @@ mod client_non_invite;
 mod server_invite;
 mod server_non_invite;
 
-pub use client_invite::{ClientInvite, State as ClientInviteState};
+pub use client_invite::{Cancel, ClientInvite, State as ClientInviteState, Upcall};
 pub use client_non_invite::ClientNonInvite;
 pub use server_invite::{ServerInvite, State as ServerInviteState};
 pub use server_non_invite::ServerNonInvite;

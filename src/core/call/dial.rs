@@ -1,0 +1,152 @@
+//! An outbound call's lifecycle: the SIP leg is ours (UAC). Lease a port, offer, ring for at
+//! most `ring_timeout`, and on the 2xx read the answer and connect the agent (the same start
+//! message as inbound, `direction` outbound). Failures map through the one [`EndReason`]
+//! table: busy (486/600), no-answer (408/480/487, ring timeout), failed (others).
+//!
+//! Must not: know trunks, credentials or addresses (the driver adds them to the offer), or
+//! touch sockets.
+
+use std::time::{Duration, Instant};
+
+use super::leg::{AgentLeg, AnswerLeg, Answerer, CALLER};
+use super::media::SipMedia;
+use super::{Call, EndReason, Notice, Output, Phase};
+use crate::core::agent::echo::EchoAgent;
+use crate::core::sip::endpoint::CallCommand;
+use crate::core::sip::sdp::AnswerParams;
+
+/// How an outbound call goes, from the request that placed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DialPlan {
+    /// Who talks to the callee once it answers.
+    pub answerer: Answerer,
+    /// Ringing longer than this is cancelled (`no-answer`).
+    pub ring_timeout: Duration,
+    /// An answered call is hung up after this long.
+    pub time_limit: Option<Duration>,
+}
+
+/// An outbound call's own deadlines.
+#[derive(Debug)]
+pub(super) struct Dialing {
+    pub plan: DialPlan,
+    pub ring_deadline: Option<Instant>,
+    pub limit_at: Option<Instant>,
+}
+
+impl Call {
+    pub(super) fn is_outbound(&self) -> bool {
+        self.dialing.is_some()
+    }
+
+    /// The call starts: a port first, for the offer.
+    pub(super) fn start_dial(&mut self, plan: DialPlan) {
+        self.dialing = Some(Dialing {
+            plan,
+            ring_deadline: None,
+            limit_at: None,
+        });
+        self.phase = Phase::Leasing;
+        self.out.push_back(Output::LeasePort { leg: CALLER });
+    }
+
+    /// The port is leased: send the INVITE with our offer.
+    pub(super) fn dial_on_port(&mut self, now: Instant, port: u16) {
+        let params = AnswerParams {
+            port,
+            ..self.settings.answer.clone()
+        };
+        // With no offer to answer, the media offers (PCMU, PCMA, telephone-event); the answer
+        // arrives with the 2xx.
+        let media = match SipMedia::new(params, None, self.setup.seed, now) {
+            Ok(m) => m,
+            Err(_) => return self.reject(EndReason::NoCommonCodec),
+        };
+        let offer = media.local_sdp.clone();
+        self.media = Some(media);
+        self.phase = Phase::Dialing;
+        if let Some(d) = &mut self.dialing {
+            d.ring_deadline = Some(now + d.plan.ring_timeout);
+        }
+        self.out.push_back(Output::Dial { leg: CALLER, offer });
+    }
+
+    /// A 1xx from the callee.
+    pub(super) fn on_progress(&mut self, _status: u16) {
+        if self.phase == Phase::Dialing && !self.ringing {
+            self.ringing = true;
+            self.notice(Notice::Ringing);
+        }
+    }
+
+    /// The callee answered (the endpoint has acknowledged the 2xx).
+    pub(super) fn on_dial_answered(&mut self, now: Instant, sdp: Option<Vec<u8>>) {
+        if self.phase != Phase::Dialing {
+            // We are hanging up already: the endpoint's BYE follows our CANCEL's race.
+            return;
+        }
+        let Some(answer) = sdp else {
+            return self.drop_answered(EndReason::NoSdpAnswer);
+        };
+        let accepted = self.media.as_mut().map(|m| m.accept_answer(&answer));
+        match accepted {
+            Some(Ok(())) => {}
+            Some(Err(reason)) => return self.drop_answered(reason),
+            None => return self.drop_answered(EndReason::InternalError),
+        }
+        self.phase = Phase::Answered;
+        self.answered_at = Some(now);
+        self.next_checkpoint = self.settings.checkpoint_every.map(|every| now + every);
+        if let Some(d) = &mut self.dialing {
+            d.ring_deadline = None;
+            d.limit_at = d.plan.time_limit.map(|limit| now + limit);
+        }
+        self.notice(Notice::Answered);
+        let answerer = self.dialing.as_ref().map(|d| d.plan.answerer.clone());
+        match answerer {
+            Some(Answerer::Agent(target)) => {
+                let meta = self.stream_meta(&target);
+                let url = target.url.clone();
+                self.answerer = AnswerLeg::Agent(Box::new(AgentLeg::new(target, meta)));
+                self.out.push_back(Output::ConnectAgent {
+                    leg: super::leg::ANSWERER,
+                    url,
+                });
+            }
+            Some(Answerer::Echo { .. }) | None => {
+                self.answerer = AnswerLeg::Echo(EchoAgent::new(8000));
+            }
+        }
+    }
+
+    /// A 2xx we cannot use: BYE at once; the call failed (it was never really answered).
+    fn drop_answered(&mut self, reason: EndReason) {
+        self.rejected = Some(reason);
+        self.phase = Phase::Rejecting;
+        self.close_agent("failed");
+        self.sip(CallCommand::Hangup);
+    }
+
+    /// Ring timeout and time limit.
+    pub(super) fn dial_timeout(&mut self, now: Instant) {
+        let phase = self.phase;
+        let Some(d) = &mut self.dialing else { return };
+        if phase == Phase::Dialing && d.ring_deadline.is_some_and(|t| now >= t) {
+            d.ring_deadline = None;
+            self.hangup(EndReason::RingTimeout);
+        } else if phase == Phase::Answered && d.limit_at.is_some_and(|t| now >= t) {
+            d.limit_at = None;
+            self.hangup(EndReason::TimeLimit);
+        }
+    }
+
+    /// The outbound call's next deadline.
+    pub(super) fn dial_deadline(&self) -> Option<Instant> {
+        let d = self.dialing.as_ref()?;
+        match self.phase {
+            Phase::Dialing => d.ring_deadline,
+            Phase::Answered => d.limit_at,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Outbound calls end to end over real sockets: `POST /v1/calls` → the gateway's INVITE to a
+//! scripted trunk (digest challenges, 180/183, answer, rejections, no answer) → the agent
+//! connected on answer with an outbound start, audio both ways checked by content → the end,
+//! with the status the API and the record show. UDP and TCP toward the trunk.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use trunkgate::app::{Gateway, GatewayEvent};
+use trunkgate::core::media::tone::detect_tone;
+
+use support::agent::{Action, AgentServer, Dialect, Script as AgentScript};
+use support::gw::{scratch_dir, wait_event};
+use support::leg::WAIT;
+use support::trunk::{Algorithm, Challenge, Script, Transport, Trunk};
+
+const TOKEN: &str = "outbound-token";
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(body);
+        let resp = tokio::time::timeout(WAIT, req.send())
+            .await
+            .expect("API answers in time")
+            .expect("HTTP request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        let resp = tokio::time::timeout(WAIT, req.send())
+            .await
+            .expect("API answers in time")
+            .expect("HTTP request");
+        resp.json().await.expect("JSON")
+    }
+}
+
+/// A gateway whose trunk `t` places calls at `trunk`, with the API on.
+async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
+    let dir = scratch_dir("outbound");
+    let token_file = dir.join("api.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
+    let password = dir.join("trunk.password");
+    std::fs::write(&password, "s3cret\n").expect("password file");
+    let api = format!(
+        "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
+        token_file.display()
+    );
+    let extra = format!(
+        "[[trunk]]\nname = \"carrier\"\n{}\n",
+        trunk.outbound_toml("alice", &password)
+    );
+    let text =
+        support::gw::config_text(ports, "builtin:echo", &extra).replace("listen = \"\"", &api);
+    let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
+    let gw = Gateway::start(cfg).await.expect("gateway starts");
+    let base = format!("http://{}", gw.api_addr.expect("API listening"));
+    (
+        gw,
+        Api {
+            base,
+            http: reqwest::Client::new(),
+        },
+    )
+}
+
+async fn ended(
+    events: &mut tokio::sync::broadcast::Receiver<GatewayEvent>,
+    id: &str,
+) -> (String, Value) {
+    let ev = wait_event(
+        events,
+        WAIT,
+        |e| matches!(e, GatewayEvent::CallEnded { call_id, .. } if call_id == id),
+    )
+    .await;
+    match ev {
+        GatewayEvent::CallEnded {
+            end_reason, record, ..
+        } => (
+            end_reason,
+            serde_json::to_value(&record.call).expect("view"),
+        ),
+        _ => unreachable!(),
+    }
+}
+
+/// The agent hears `freq` in the caller-side audio it decoded.
+fn agent_hears(agent: &AgentServer, freq: f32) -> bool {
+    agent
+        .heard()
+        .pcm
+        .chunks(160)
+        .filter(|c| c.len() == 160 && detect_tone(c, 8000, freq) > 0.5)
+        .count()
+        >= 5
+}
+
+async fn answered_call_both_ways(transport: Transport, ports: (u16, u16)) {
+    let trunk = Trunk::with_script(
+        transport,
+        Script::answer()
+            .challenge(Challenge::www(Algorithm::Md5, "alice", "s3cret"))
+            .ring(Duration::from_millis(50))
+            .answer_after(Duration::from_millis(100))
+            .tone(1000.0),
+    )
+    .await;
+    let (gw, api) = start(ports, &trunk).await;
+    let mut events = gw.subscribe();
+    let script = AgentScript {
+        on_start: vec![Action::Tone {
+            freq: 440.0,
+            ms: 2000,
+            chunk_ms: 20,
+        }],
+        on_dtmf: None,
+    };
+    let mut agent = AgentServer::start(Dialect::Twilio, script).await;
+    let (status, body) = api
+        .post(
+            "/v1/calls",
+            &json!({"to": "+48123456789", "from": "+48111222333",
+                    "websocket_url": agent.url, "dialect": "twilio",
+                    "parameters": {"lead": "42"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "queued");
+    let id = body["call_id"].as_str().expect("call_id").to_string();
+
+    let call = trunk
+        .expect_call(0, WAIT, "answered and acked", |c| {
+            c.acked && c.final_status == Some(200)
+        })
+        .await;
+    assert_eq!(call.auth_ok, Some(true), "{:?}", call.auth);
+    assert_eq!(call.invites, 2, "one challenge, one retry");
+    assert!(call.problems.is_empty(), "{:?}", call.problems);
+    let ack = call.ack.clone().expect("ACK");
+    assert_eq!(ack.uri, call.contact, "the ACK goes to the 2xx's Contact");
+
+    let start = agent.start_msg(WAIT).await;
+    assert_eq!(start["start"]["callSid"], id.as_str(), "{start}");
+    assert_eq!(start["start"]["customParameters"]["lead"], "42", "{start}");
+    // The callee's tone reaches the agent, the agent's tone reaches the callee.
+    assert!(
+        agent.wait_heard(WAIT, |_| true).await && {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let mut ok = false;
+            while tokio::time::Instant::now() < deadline {
+                if agent_hears(&agent, 1000.0) {
+                    ok = true;
+                    break;
+                }
+                agent
+                    .wait_heard(Duration::from_millis(200), |_| false)
+                    .await;
+            }
+            ok
+        },
+        "the agent hears the callee's 1 kHz tone"
+    );
+    assert!(
+        trunk
+            .wait_heard(0, WAIT, |h| h.tone_times(440.0).len() >= 5)
+            .await,
+        "the callee hears the agent's 440 Hz tone"
+    );
+    let view = api.get(&format!("/v1/calls/{id}")).await;
+    assert_eq!(view["status"], "in-progress", "{view}");
+    assert_eq!(view["direction"], "outbound", "{view}");
+
+    let (status, _) = api
+        .post(&format!("/v1/calls/{id}/hangup"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let (reason, record) = ended(&mut events, &id).await;
+    assert_eq!(reason, "api_hangup");
+    assert_eq!(record["status"], "completed", "{record}");
+    let call = trunk
+        .expect_call(0, WAIT, "BYE from the gateway", |c| c.bye_from.is_some())
+        .await;
+    assert_eq!(call.bye_from, Some(support::trunk::Side::Gateway));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_over_udp_with_digest_audio_both_ways() {
+    answered_call_both_ways(Transport::Udp, (36900, 36919)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_over_tcp_with_digest_audio_both_ways() {
+    answered_call_both_ways(Transport::Tcp, (36920, 36939)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_rejected_and_unanswered_calls_end_with_their_status() {
+    let trunk = Trunk::start(Transport::Udp).await;
+    trunk.push(Script::answer().reject(486));
+    trunk.push(Script::answer().reject(603));
+    trunk.push(Script::answer().never_answer());
+    let (gw, api) = start((36940, 36959), &trunk).await;
+    let mut events = gw.subscribe();
+    let mut ids = Vec::new();
+    for timeout in [30, 30, 1] {
+        let (status, body) = api
+            .post(
+                "/v1/calls",
+                &json!({"to": "+48123456789", "websocket_url": "builtin:echo",
+                        "timeout_s": timeout}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["call_id"].as_str().expect("id").to_string();
+        let (_, record) = ended(&mut events, &id).await;
+        ids.push(record);
+    }
+    assert_eq!(
+        (ids[0]["status"].as_str(), ids[0]["sip_status"].as_u64()),
+        (Some("busy"), Some(486)),
+        "{}",
+        ids[0]
+    );
+    assert_eq!(
+        (ids[1]["status"].as_str(), ids[1]["sip_status"].as_u64()),
+        (Some("failed"), Some(603)),
+        "{}",
+        ids[1]
+    );
+    assert_eq!(
+        (ids[2]["status"].as_str(), ids[2]["end_reason"].as_str()),
+        (Some("no-answer"), Some("ring_timeout")),
+        "{}",
+        ids[2]
+    );
+    let call = trunk
+        .expect_call(2, WAIT, "cancelled", |c| c.canceled)
+        .await;
+    assert_eq!(call.final_status, Some(487));
+}
