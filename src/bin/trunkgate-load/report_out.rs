@@ -17,6 +17,7 @@ pub struct OutReport {
     failures: BTreeMap<String, usize>,
     /// API request → 201, → 200 OK sent, → agent start; 200 OK → agent start.
     api_201: [f64; 4],
+    api_invite: [f64; 4],
     api_ok: [f64; 4],
     api_agent: [f64; 4],
     ok_agent: [f64; 4],
@@ -106,6 +107,7 @@ impl OutReport {
             completed: r.completed(),
             failures,
             api_201: spread(between(Event::Posted, Event::Created)),
+            api_invite: spread(between(Event::Posted, Event::Invite)),
             api_ok: spread(between(Event::Posted, Event::Answered)),
             api_agent: spread(between(Event::Posted, Event::AgentStart)),
             ok_agent: spread(between(Event::Answered, Event::AgentStart)),
@@ -159,6 +161,7 @@ impl OutReport {
             self.cps, self.wall_s, self.setup_rate
         );
         line(&mut s, "setup API→201 ms p50/95/99", self.api_201);
+        line(&mut s, "  API→INVITE ms p50/95/99", self.api_invite);
         line(&mut s, "setup API→200 OK ms p50/95/99", self.api_ok);
         line(&mut s, "setup API→agent ms p50/95/99", self.api_agent);
         line(&mut s, "  200 OK→agent ms p50/95/99", self.ok_agent);
@@ -224,7 +227,7 @@ impl OutReport {
             "rate_cps": self.cps,
             "setup_rate_cps": self.setup_rate,
             "wall_s": self.wall_s,
-            "setup_ms": {"api_201": p(&self.api_201), "api_200ok": p(&self.api_ok), "api_agent_start": p(&self.api_agent), "ok_agent_start": p(&self.ok_agent)},
+            "setup_ms": {"api_201": p(&self.api_201), "api_invite": p(&self.api_invite), "api_200ok": p(&self.api_ok), "api_agent_start": p(&self.api_agent), "ok_agent_start": p(&self.ok_agent)},
             "rtt_ms": {"p50": self.rtt_ms[0], "p95": self.rtt_ms[1], "p99": self.rtt_ms[2], "samples": self.rtt_samples},
             "rtp": {"sent": self.rtp[0], "received": self.rtp[1], "lost": self.rtp[2], "late": self.rtp[3]},
             "far_end": {"invites": self.far_end[0], "unknown": self.far_end[1], "retransmitted_in": self.far_end[2], "retransmitted_out": self.far_end[3], "unparsable": self.far_end[4]},
