@@ -1,6 +1,6 @@
 //! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the control API — every route this
-//! crate serves, with schemas for the call view, the call list, the error body and the
-//! Twilio-compatible resource. A daemon test checks real responses against it.
+//! crate serves, with schemas for the call view, the call list, the trunk states, the error
+//! body and the Twilio-compatible resource. A daemon test checks real responses against it.
 //!
 //! Owns: the document. Must not: drift from the routes (`mod.rs`) or the wire types
 //! (`core::call::view`); the schemas use only `type` (a type array for nullable), `required`,
@@ -108,6 +108,25 @@ fn build() -> Value {
                         "recording_url": {"type": "string"},
                         "billing": reference("Billing")
                     }
+                },
+                "Trunk": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "registered", "last_error", "expires_at"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "registered": {"type": "boolean"},
+                        "last_error": {"type": ["string", "null"],
+                            "description": "Why the last REGISTER failed; null after a success."},
+                        "expires_at": {"type": ["string", "null"], "format": "date-time",
+                            "description": "When the granted binding runs out (RFC 3339)."}
+                    }
+                },
+                "TrunkList": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["trunks"],
+                    "properties": {"trunks": {"type": "array", "items": reference("Trunk")}}
                 },
                 "Turn": {
                     "type": "object",
@@ -262,6 +281,13 @@ fn build() -> Value {
                 "requestBody": {"required": true,
                     "content": {"application/json": {"schema": reference("Dtmf")}}},
                 "responses": command_responses()
+            }},
+            "/v1/trunks": {"get": {
+                "summary": "Registration state of every trunk with `outbound.register = true`.",
+                "responses": {
+                    "200": body(reference("TrunkList"), "The trunks."),
+                    "401": error("Missing or wrong bearer token.")
+                }
             }},
             "/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json": {
                 "get": {

@@ -84,6 +84,8 @@ pub struct EndpointTask {
     ctx: Arc<Ctx>,
     ctl: mpsc::Sender<EndpointMsg>,
     drain_deadline: Option<Instant>,
+    /// REGISTER toward trunks; offered the responses no transaction claims.
+    trunks: super::trunks::Trunks,
 }
 
 /// Idle flood-guard keys are forgotten this often.
@@ -104,6 +106,7 @@ impl EndpointTask {
         ctx: Arc<Ctx>,
         ctl: mpsc::Sender<EndpointMsg>,
     ) -> Self {
+        let trunks = super::trunks::Trunks::new(ctx.clone(), udp.clone());
         let udp = udp
             .into_iter()
             .filter_map(|s| s.local_addr().ok().map(|a| (a, s)))
@@ -121,6 +124,7 @@ impl EndpointTask {
             ctx,
             ctl,
             drain_deadline: None,
+            trunks,
         }
     }
 
@@ -129,6 +133,8 @@ impl EndpointTask {
         mut ctl: mpsc::Receiver<EndpointMsg>,
         mut transport: mpsc::Receiver<TransportEvent>,
     ) {
+        self.trunks
+            .configure(&self.ctx.config(), Instant::now().into_std());
         loop {
             let timer = self.ep.poll_timeout().map(Instant::from_std);
             let cut_at = self.admission.next_deadline().map(Instant::from_std);
@@ -147,6 +153,7 @@ impl EndpointTask {
                     self.ep.handle_timeout(Instant::now().into_std());
                 }
                 _ = sleep_until(cut_at) => self.cut_calls(),
+                wake = self.trunks.wait() => self.trunks.on_wake(wake, Instant::now().into_std()),
                 _ = tokio::time::sleep_until(self.next_eviction) => {
                     let now = Instant::now().into_std();
                     self.flood.evict_idle(now);
@@ -164,7 +171,11 @@ impl EndpointTask {
                 }
             }
             self.flush().await;
-            if self.draining() && self.calls.is_empty() && self.ep.active_calls() == 0 {
+            if self.draining()
+                && self.calls.is_empty()
+                && self.ep.active_calls() == 0
+                && self.trunks.is_idle()
+            {
                 return;
             }
         }
@@ -190,11 +201,13 @@ impl EndpointTask {
                 }
                 self.admission.set_policy(*policy);
                 self.trunk_floods.clear();
+                self.trunks.configure(&self.ctx.config(), now);
                 let _ = done.send(());
             }
             EndpointMsg::Drain { grace, done } => {
                 self.ctx.draining.store(true, Ordering::Relaxed);
                 self.drain_deadline = Some(Instant::now() + grace);
+                self.trunks.stop_all(now);
                 let _ = done.send(());
             }
         }
@@ -246,8 +259,10 @@ impl EndpointTask {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(remote = %flow.remote, "request from a blocked user agent dropped");
                 }
-                Output::UnmatchedResponse { flow, .. } => {
-                    tracing::debug!(remote = %flow.remote, "response to no transaction dropped");
+                Output::UnmatchedResponse { flow, msg } => {
+                    if !self.trunks.on_response(Instant::now().into_std(), &msg) {
+                        tracing::debug!(remote = %flow.remote, "response to no transaction dropped");
+                    }
                 }
             }
         }

@@ -19,6 +19,7 @@ mod record;
 mod record_writer;
 pub mod registry;
 mod routing;
+mod trunks;
 mod webhook;
 pub mod workers;
 
@@ -121,6 +122,8 @@ pub struct Ctx {
     pub calls: workers::Spawner,
     /// Every call by id: its control inbox and its view (see [`registry`]).
     pub registry: Arc<registry::Registry>,
+    /// Each registering trunk's state, published by the endpoint task's driver.
+    pub trunks: trunks::TrunkBoard,
 }
 
 impl Ctx {
@@ -334,6 +337,7 @@ impl Gateway {
                 config.api.call_retention,
                 registry::MAX_ENDED,
             )),
+            trunks: Default::default(),
         });
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let (ttx, trx) = mpsc::channel(4096);
