@@ -13,12 +13,15 @@
 
 #[cfg(test)]
 mod tests;
+mod wire;
+
+pub use wire::refresh_delay;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::auth::{ChallengeKind, Credentials, DigestClient, RequestAuth};
-use super::message::{parse_name_addr, HeaderName, Message, Method, OutMessage};
+use super::message::{HeaderName, Message, Method};
 use super::txn::{ClientNonInvite, Timers, TxnOut};
 use crate::core::Transport;
 
@@ -98,6 +101,8 @@ pub struct Registration {
     current: Option<Current>,
     /// The next REGISTER (refresh or retry) is due then.
     next_at: Option<Instant>,
+    /// The registrar may hold our binding until then (a failed refresh does not end it).
+    bound_until: Option<Instant>,
     backoff: Duration,
     phase: Phase,
     state: RegState,
@@ -126,6 +131,7 @@ impl Registration {
             resends: 0,
             current: None,
             next_at: None,
+            bound_until: None,
             backoff: FIRST_BACKOFF,
             phase: Phase::Idle,
             state: RegState::default(),
@@ -156,11 +162,13 @@ impl Registration {
     }
 
     /// Removes the binding (`Expires: 0`); done after its answer or its timeout. Nothing is
-    /// sent when nothing can be registered (never started, or the last attempt failed).
+    /// sent when the registrar can hold no binding of ours (never granted, or run out).
     pub fn stop(&mut self, now: Instant) {
         match self.phase {
             Phase::Idle => self.phase = Phase::Done,
-            Phase::Active if self.state.registered || self.current.is_some() => {
+            Phase::Active
+                if self.current.is_some() || self.bound_until.is_some_and(|t| t > now) =>
+            {
                 self.phase = Phase::Removing;
                 self.next_at = None;
                 self.begin(now);
@@ -238,9 +246,11 @@ impl Registration {
                 }
             }
         }
-        if self.next_at.is_some_and(|t| t <= now) && self.current.is_none() {
+        if self.next_at.is_some_and(|t| t <= now) {
             self.next_at = None;
-            self.begin(now);
+            if self.current.is_none() {
+                self.begin(now);
+            }
         }
     }
 
@@ -272,24 +282,15 @@ impl Registration {
         };
         self.cseq = self.cseq.wrapping_add(1).max(1);
         let branch = format!("z9hG4bK{:016x}", self.rng.u64(..));
-        let p = &self.params;
-        let mut m = OutMessage::request(Method::Register, &p.registrar);
-        let via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            p.transport.via_token(),
-            p.sent_by
-        );
-        m.add_header("Via", via);
-        m.add_header("Max-Forwards", "70");
-        m.add_header("From", format!("<{}>;tag={}", p.aor, self.from_tag));
-        m.add_header("To", format!("<{}>", p.aor));
-        m.add_header("Call-ID", self.call_id.as_str());
-        m.add_header("CSeq", format!("{} REGISTER", self.cseq));
-        m.add_header("Contact", format!("{};expires={expires}", self.contact));
-        m.add_header("Expires", expires.to_string());
-        if !p.user_agent.is_empty() {
-            m.add_header("User-Agent", p.user_agent.as_str());
-        }
+        let mut m = wire::request(&wire::Request {
+            params: &self.params,
+            contact: &self.contact,
+            call_id: &self.call_id,
+            from_tag: &self.from_tag,
+            cseq: self.cseq,
+            branch: &branch,
+            expires,
+        });
         if let Some(digest) = self.digest.as_mut() {
             let cnonce = format!("{:016x}", self.rng.u64(..));
             match digest.authorize("REGISTER", &self.params.registrar, &cnonce) {
@@ -331,7 +332,7 @@ impl Registration {
             self.finish_removal();
             return;
         }
-        let granted = granted_expiry(msg, &self.contact).unwrap_or(self.asking);
+        let granted = wire::granted_expiry(msg, &self.contact).unwrap_or(self.asking);
         if granted == 0 {
             self.fail(now, "registrar granted no lifetime to our contact".into());
             return;
@@ -342,6 +343,7 @@ impl Registration {
             last_error: None,
             expires_at: Some(now + lifetime),
         };
+        self.bound_until = Some(now + lifetime);
         self.backoff = FIRST_BACKOFF;
         self.next_at = Some(now + refresh_delay(lifetime));
     }
@@ -405,38 +407,6 @@ impl Registration {
         self.phase = Phase::Done;
         self.state.registered = false;
         self.state.expires_at = None;
+        self.bound_until = None;
     }
-}
-
-/// When to refresh a binding granted for `lifetime`: half of it or 30 s before its end,
-/// whichever is sooner, but not sooner than [`MIN_REFRESH`] (or half a grant shorter than that).
-pub fn refresh_delay(lifetime: Duration) -> Duration {
-    let half = lifetime / 2;
-    let early = lifetime.saturating_sub(Duration::from_secs(30));
-    half.min(early).max(MIN_REFRESH.min(half))
-}
-
-/// The lifetime a 2xx grants us: our Contact's `expires`, else the `Expires` header.
-fn granted_expiry(msg: &Message, our_contact: &str) -> Option<u32> {
-    let ours = parse_name_addr(our_contact).ok()?;
-    let from_contact = msg
-        .header_values(&HeaderName::Contact)
-        .filter_map(|v| parse_name_addr(v).ok())
-        .find(|c| {
-            c.uri.user == ours.uri.user
-                && c.uri.host.eq_ignore_ascii_case(ours.uri.host)
-                && c.uri.port.unwrap_or(5060) == ours.uri.port.unwrap_or(5060)
-        })
-        .and_then(|c| {
-            c.params
-                .get("expires")
-                .flatten()?
-                .trim()
-                .parse::<u32>()
-                .ok()
-        });
-    from_contact.or_else(|| {
-        msg.header(&HeaderName::Expires)
-            .and_then(|v| v.trim().parse::<u32>().ok())
-    })
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::core::sip::auth::{parse_challenge, respond};
-use crate::core::sip::message::Limits;
+use crate::core::sip::message::{Limits, OutMessage};
 
 const CONTACT: &str = "<sip:trunkgate@192.0.2.1:5060>";
 const REGISTRAR: &str = "sip:trunk.example.net";
@@ -456,4 +456,44 @@ fn password_never_in_debug() {
     let dbg = format!("{r:?}");
     assert!(!dbg.contains("s3cret-pw"));
     assert!(dbg.contains("alice"));
+}
+
+#[test]
+fn a_binding_held_after_a_failed_refresh_is_still_removed() {
+    let (mut r, t0) = started(false);
+    let req = sent(&mut r);
+    ok_with(
+        &mut r,
+        t0,
+        &req,
+        "<sip:trunkgate@192.0.2.1:5060>;expires=120",
+    );
+    let (refresh, t1) = next_request(&mut r, t0);
+    assert!(r.handle_response(t1, &answer(&refresh, 500, &[])));
+    assert!(!r.state().registered);
+    r.stop(t1);
+    let un = sent(&mut r);
+    assert_eq!(
+        expires_of(&un),
+        Some(0),
+        "the registrar may still hold the first binding"
+    );
+}
+
+#[test]
+fn a_binding_run_out_is_not_removed() {
+    let (mut r, t0) = started(false);
+    let req = sent(&mut r);
+    ok_with(
+        &mut r,
+        t0,
+        &req,
+        "<sip:trunkgate@192.0.2.1:5060>;expires=20",
+    );
+    let (refresh, t1) = next_request(&mut r, t0);
+    assert!(r.handle_response(t1, &answer(&refresh, 500, &[])));
+    let later = t0 + Duration::from_secs(21);
+    r.stop(later);
+    assert!(r.is_done());
+    assert_eq!(r.poll_transmit(), None);
 }
