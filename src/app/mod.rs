@@ -20,6 +20,7 @@ mod record;
 mod record_writer;
 pub mod registry;
 mod routing;
+mod trunks;
 mod webhook;
 pub mod workers;
 
@@ -129,6 +130,8 @@ pub struct Ctx {
     pub idempotency: idempotency::Keys,
     /// Outbound admission: counts and windows of the calls we place.
     pub outbound: std::sync::Mutex<crate::core::policy::OutboundGate>,
+    /// Each registering trunk's state, published by the endpoint task's driver.
+    pub trunks: trunks::TrunkBoard,
 }
 
 impl Ctx {
@@ -348,6 +351,7 @@ impl Gateway {
                 registry::MAX_ENDED,
             )),
             idempotency: idempotency::Keys::default(),
+            trunks: Default::default(),
         });
         let (ttx, trx) = mpsc::channel(4096);
         let mut udp_socks = Vec::new();
