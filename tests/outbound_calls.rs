@@ -57,6 +57,11 @@ impl Api {
 
 /// A gateway whose trunk `t` places calls at `trunk`, with the API on.
 async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
+    start_with(ports, trunk, "").await
+}
+
+/// The same, with more keys for the trunk (e.g. its `outbound_policy`).
+async fn start_with(ports: (u16, u16), trunk: &Trunk, trunk_keys: &str) -> (Gateway, Api) {
     let dir = scratch_dir("outbound");
     let token_file = dir.join("api.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
@@ -67,7 +72,7 @@ async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
         token_file.display()
     );
     let extra = format!(
-        "[[trunk]]\nname = \"carrier\"\n{}\n",
+        "[[trunk]]\nname = \"carrier\"\n{}\n{trunk_keys}\n",
         trunk.outbound_toml("alice", &password)
     );
     let text =
@@ -258,4 +263,45 @@ async fn busy_rejected_and_unanswered_calls_end_with_their_status() {
         .expect_call(2, WAIT, "cancelled", |c| c.canceled)
         .await;
     assert_eq!(call.final_status, Some(487));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_admission_refuses_with_403_and_429_and_dials_nothing() {
+    let trunk = Trunk::with_script(Transport::Udp, Script::answer().never_answer()).await;
+    let (_gw, api) = start_with(
+        (36960, 36979),
+        &trunk,
+        "outbound_policy = { calls_per_second = 1, blocked_prefixes = [\"+882\"] }",
+    )
+    .await;
+    let call = |to: &str| json!({"to": to, "websocket_url": "builtin:echo", "timeout_s": 1});
+    let (status, body) = api.post("/v1/calls", &call("+88212345678")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("blocked_prefix"),
+        "{body}"
+    );
+    let (status, body) = api.post("/v1/calls", &call("+48123456789")).await;
+    assert_eq!(status, 201, "{body}");
+    // Strict: a second call within the same second is refused, never queued.
+    let req = api
+        .http
+        .post(format!("{}/v1/calls", api.base))
+        .bearer_auth(TOKEN)
+        .json(&call("+48123456780"));
+    let resp = req.send().await.expect("HTTP");
+    assert_eq!(resp.status().as_u16(), 429);
+    let retry: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=1).contains(&retry), "{retry}");
+    trunk.expect_request("INVITE", WAIT).await;
+    // Only the admitted call reached the trunk.
+    assert_eq!(trunk.calls().len(), 1);
 }

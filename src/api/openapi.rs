@@ -1,7 +1,7 @@
 //! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the control API — every route this
-//! crate serves, with schemas for the call view, the call list, the error body and the
-//! Twilio-compatible resource (placing calls: [`super::openapi_dial`]). A daemon test checks
-//! real responses against it.
+//! crate serves, with schemas for the call view, the call list, the trunk states, the error
+//! body and the Twilio-compatible resource (placing calls: [`super::openapi_dial`]). A daemon
+//! test checks real responses against it.
 //!
 //! Owns: the document. Must not: drift from the routes (`mod.rs`) or the wire types
 //! (`core::call::view`); the schemas use only `type` (a type array for nullable), `required`,
@@ -122,6 +122,25 @@ fn paths_and_schemas() -> Value {
                         "recording_url": {"type": "string"},
                         "billing": reference("Billing")
                     }
+                },
+                "Trunk": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "registered", "last_error", "expires_at"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "registered": {"type": "boolean"},
+                        "last_error": {"type": ["string", "null"],
+                            "description": "Why the last REGISTER failed; null after a success."},
+                        "expires_at": {"type": ["string", "null"], "format": "date-time",
+                            "description": "When the granted binding runs out (RFC 3339)."}
+                    }
+                },
+                "TrunkList": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["trunks"],
+                    "properties": {"trunks": {"type": "array", "items": reference("Trunk")}}
                 },
                 "Turn": {
                     "type": "object",
@@ -282,6 +301,13 @@ fn paths_and_schemas() -> Value {
                 "responses": command_responses()
             }},
             "/2010-04-01/Accounts/{AccountSid}/Calls.json": super::openapi_dial::twilio_create(),
+            "/v1/trunks": {"get": {
+                "summary": "Registration state of every trunk with `outbound.register = true`.",
+                "responses": {
+                    "200": body(reference("TrunkList"), "The trunks."),
+                    "401": error("Missing or wrong bearer token.")
+                }
+            }},
             "/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json": {
                 "get": {
                     "summary": "Twilio-compatible call resource (with `[api] twilio_compat = true`).",

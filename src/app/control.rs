@@ -15,6 +15,7 @@ use crate::core::call::{CallId, CallStatus, CallView, Command};
 
 pub use super::dial::{AgentSource, Destination, DialError, DialRequest, Dialed};
 pub use super::registry::ListFilter;
+pub use super::trunks::TrunkState;
 
 /// Why a command was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +105,11 @@ impl Control {
     /// Draining for shutdown: new calls are refused (`/readyz` says 503).
     pub fn draining(&self) -> bool {
         self.ctx.draining.load(Ordering::Relaxed)
+    }
+
+    /// Every registering trunk's REGISTER state, in configuration order.
+    pub fn trunks(&self) -> Vec<TrunkState> {
+        self.ctx.trunks.snapshot()
     }
 
     /// The Prometheus text of every counter.

@@ -101,6 +101,8 @@ pub struct EndpointTask {
     tcp_local: Option<SocketAddr>,
     /// The connection in use toward each trunk address.
     trunk_conns: HashMap<SocketAddr, ConnId>,
+    /// REGISTER toward trunks; offered the responses no transaction claims.
+    trunks: super::trunks::Trunks,
 }
 
 /// Idle flood-guard keys are forgotten this often.
@@ -121,6 +123,7 @@ impl EndpointTask {
         ctx: Arc<Ctx>,
         ctl: mpsc::Sender<EndpointMsg>,
     ) -> Self {
+        let trunks = super::trunks::Trunks::new(ctx.clone(), udp.clone());
         let udp = udp
             .into_iter()
             .filter_map(|s| s.local_addr().ok().map(|a| (a, s)))
@@ -141,6 +144,7 @@ impl EndpointTask {
             transport_tx: None,
             tcp_local: None,
             trunk_conns: HashMap::new(),
+            trunks,
         }
     }
 
@@ -160,6 +164,8 @@ impl EndpointTask {
         mut ctl: mpsc::Receiver<EndpointMsg>,
         mut transport: mpsc::Receiver<TransportEvent>,
     ) {
+        self.trunks
+            .configure(&self.ctx.config(), Instant::now().into_std());
         loop {
             let timer = self.ep.poll_timeout().map(Instant::from_std);
             let cut_at = self.admission.next_deadline().map(Instant::from_std);
@@ -178,6 +184,7 @@ impl EndpointTask {
                     self.ep.handle_timeout(Instant::now().into_std());
                 }
                 _ = sleep_until(cut_at) => self.cut_calls(),
+                wake = self.trunks.wait() => self.trunks.on_wake(wake, Instant::now().into_std()),
                 _ = tokio::time::sleep_until(self.next_eviction) => {
                     let now = Instant::now().into_std();
                     self.flood.evict_idle(now);
@@ -195,7 +202,11 @@ impl EndpointTask {
                 }
             }
             self.flush().await;
-            if self.draining() && self.calls.is_empty() && self.ep.active_calls() == 0 {
+            if self.draining()
+                && self.calls.is_empty()
+                && self.ep.active_calls() == 0
+                && self.trunks.is_idle()
+            {
                 return;
             }
         }
@@ -221,6 +232,7 @@ impl EndpointTask {
                 }
                 self.admission.set_policy(*policy);
                 self.trunk_floods.clear();
+                self.trunks.configure(&self.ctx.config(), now);
                 let _ = done.send(());
             }
             EndpointMsg::Dial { call, mut spec, tx } => {
@@ -239,6 +251,7 @@ impl EndpointTask {
             EndpointMsg::Drain { grace, done } => {
                 self.ctx.draining.store(true, Ordering::Relaxed);
                 self.drain_deadline = Some(Instant::now() + grace);
+                self.trunks.stop_all(now);
                 let _ = done.send(());
             }
         }
@@ -329,8 +342,10 @@ impl EndpointTask {
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(remote = %flow.remote, "request from a blocked user agent dropped");
                 }
-                Output::UnmatchedResponse { flow, .. } => {
-                    tracing::debug!(remote = %flow.remote, "response to no transaction dropped");
+                Output::UnmatchedResponse { flow, msg } => {
+                    if !self.trunks.on_response(Instant::now().into_std(), &msg) {
+                        tracing::debug!(remote = %flow.remote, "response to no transaction dropped");
+                    }
                 }
             }
         }

@@ -129,5 +129,27 @@ pub fn render(ctx: &Ctx) -> String {
         "1 while draining for shutdown.",
         u64::from(ctx.draining.load(Ordering::Relaxed)),
     );
+    trunks(&mut out, ctx);
     out
+}
+
+/// One labelled gauge per registering trunk (names are validated: no quoting needed).
+fn trunks(out: &mut String, ctx: &Ctx) {
+    let trunks = ctx.trunks.snapshot();
+    if trunks.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP trunkgate_trunk_registered 1 while the trunk's REGISTER binding is in force."
+    );
+    let _ = writeln!(out, "# TYPE trunkgate_trunk_registered gauge");
+    for t in trunks {
+        let _ = writeln!(
+            out,
+            "trunkgate_trunk_registered{{trunk=\"{}\"}} {}",
+            t.name,
+            u8::from(t.registered)
+        );
+    }
 }

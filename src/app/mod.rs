@@ -20,6 +20,7 @@ mod record;
 mod record_writer;
 pub mod registry;
 mod routing;
+mod trunks;
 mod webhook;
 pub mod workers;
 
@@ -127,6 +128,10 @@ pub struct Ctx {
     pub endpoint: mpsc::WeakSender<EndpointMsg>,
     /// `Idempotency-Key`s of placed calls (see [`idempotency`]).
     pub idempotency: idempotency::Keys,
+    /// Outbound admission: counts and windows of the calls we place.
+    pub outbound: std::sync::Mutex<crate::core::policy::OutboundGate>,
+    /// Each registering trunk's state, published by the endpoint task's driver.
+    pub trunks: trunks::TrunkBoard,
 }
 
 impl Ctx {
@@ -325,6 +330,9 @@ impl Gateway {
         let journal = journal::Journal::open(&journal_dir);
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let ctx = Arc::new(Ctx {
+            outbound: std::sync::Mutex::new(crate::core::policy::OutboundGate::new(
+                outbound_policy(&config),
+            )),
             endpoint: tx.downgrade(),
             config: RwLock::new(Arc::new(config.clone())),
             ports,
@@ -343,6 +351,7 @@ impl Gateway {
                 registry::MAX_ENDED,
             )),
             idempotency: idempotency::Keys::default(),
+            trunks: Default::default(),
         });
         let (ttx, trx) = mpsc::channel(4096);
         let mut udp_socks = Vec::new();
@@ -464,6 +473,9 @@ impl Gateway {
     pub async fn reload(&self, config: Config) {
         let settings = endpoint_settings(&config);
         let policy = policy(&config);
+        if let Ok(mut gate) = self.ctx.outbound.lock() {
+            gate.set_policy(outbound_policy(&config));
+        }
         if let Ok(mut c) = self.ctx.config.write() {
             *c = Arc::new(config);
         }
@@ -523,4 +535,16 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The outbound admission policy of a configuration (global, then per trunk).
+fn outbound_policy(config: &Config) -> crate::core::policy::OutboundPolicy {
+    let p = crate::core::policy::OutboundPolicy::new(
+        config.outbound_policy.clone(),
+        config.outbound_trunk_layers(),
+    );
+    for zone in p.unknown_zones() {
+        tracing::warn!(%zone, "outbound_policy.hours names an unknown time zone; treated as closed");
+    }
+    p
 }

@@ -1,9 +1,10 @@
 //! SIP: messages, stream framing, transactions, the UAS endpoint, SDP, and client digest
-//! authentication.
+//! authentication, REGISTER toward trunks.
 
 pub mod auth;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod register;
 pub mod sdp;
 pub mod txn;
