@@ -110,7 +110,7 @@ fn answerer(agent: &AgentConfig) -> Answerer {
     })
 }
 
-fn map_dialect(d: CfgDialect) -> Dialect {
+pub(super) fn map_dialect(d: CfgDialect) -> Dialect {
     match d {
         CfgDialect::Twilio => Dialect::Twilio,
         CfgDialect::Plivo => Dialect::Plivo,

@@ -265,10 +265,7 @@ pub fn policy(config: &Config) -> Policy {
 pub fn endpoint_settings(config: &Config) -> Settings {
     Settings {
         user_agent: config.sip.user_agent.clone(),
-        public_address: config.sip.public_address.as_ref().map(|a| match a {
-            crate::config::PublicAddress::Ip(ip) => crate::core::sip::endpoint::uri_host(*ip),
-            crate::config::PublicAddress::Host(h) => h.clone(),
-        }),
+        public_address: public_host(config),
         limits: Limits {
             max_message: config.sip.max_message_size,
             max_headers: config.sip.max_headers,
@@ -547,4 +544,12 @@ fn outbound_policy(config: &Config) -> crate::core::policy::OutboundPolicy {
         tracing::warn!(%zone, "outbound_policy.hours names an unknown time zone; treated as closed");
     }
     p
+}
+
+/// `[sip] public_address` as a host for SIP URIs (IPv6 in brackets).
+fn public_host(config: &Config) -> Option<String> {
+    config.sip.public_address.as_ref().map(|a| match a {
+        crate::config::PublicAddress::Ip(ip) => crate::core::sip::endpoint::uri_host(*ip),
+        crate::config::PublicAddress::Host(h) => h.clone(),
+    })
 }

@@ -171,7 +171,12 @@ fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
             url,
             dialect,
             sample_rate,
-        } => (url.clone(), map_dialect(*dialect), *sample_rate, Vec::new()),
+        } => (
+            url.clone(),
+            call_setup::map_dialect(*dialect),
+            *sample_rate,
+            Vec::new(),
+        ),
         AgentSource::Twiml(twiml) => {
             match crate::core::hooks::parse_answer(Some("application/xml"), twiml.as_bytes()) {
                 Ok(WebhookAnswer::Connect {
@@ -212,14 +217,6 @@ fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
         parameters: params,
         extra_headers: None,
     }))
-}
-
-fn map_dialect(d: crate::config::Dialect) -> Dialect {
-    match d {
-        crate::config::Dialect::Twilio => Dialect::Twilio,
-        crate::config::Dialect::Plivo => Dialect::Plivo,
-        crate::config::Dialect::Raw => Dialect::Raw,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -307,17 +304,20 @@ async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRequest) -> D
         crate::config::Transport::Udp => Transport::Udp,
     };
     let next_hop = out.outbound_proxy.as_ref().unwrap_or(&out.address);
-    let remote = resolve(&next_hop.to_string()).await;
+    let remote = resolve(next_hop).await;
     // Loose routing through the proxy (RFC 3261 §16.12): the Request-URI stays the trunk's.
     let route = out
         .outbound_proxy
         .as_ref()
         .map(|p| format!("<sip:{p};lr{}>", transport_param(transport)));
-    let local_host = match &config.sip.public_address {
-        Some(crate::config::PublicAddress::Ip(ip)) => crate::core::sip::endpoint::uri_host(*ip),
-        Some(crate::config::PublicAddress::Host(h)) => h.clone(),
-        None => local_ip_toward(remote),
-    };
+    let local_host = super::public_host(config).unwrap_or_else(|| {
+        let any = if remote.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        crate::core::sip::endpoint::uri_host(crate::io::sip_udp::local_ip_toward(any, remote))
+    });
     let host = out.address.to_string();
     let tp = transport_param(transport);
     let (request_uri, to) = match &req.to {
@@ -400,30 +400,19 @@ fn unresolved_spec() -> DialSpec {
     }
 }
 
-async fn resolve(address: &str) -> SocketAddr {
-    let unresolved = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
-    if let Ok(a) = address.parse::<SocketAddr>() {
-        return a;
+/// The next hop's address: the literal, else the first A/AAAA answer; port 0 when it does
+/// not resolve.
+async fn resolve(hop: &crate::config::HostPort) -> SocketAddr {
+    if let Some(ip) = hop.ip() {
+        return SocketAddr::new(ip, hop.port);
     }
-    match tokio::net::lookup_host(address).await {
-        Ok(mut addrs) => addrs.next().unwrap_or(unresolved),
+    match tokio::net::lookup_host((hop.host.as_str(), hop.port)).await {
+        Ok(mut addrs) => addrs
+            .next()
+            .unwrap_or(SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)),
         Err(e) => {
-            tracing::warn!(%address, error = %e, "trunk address does not resolve");
-            unresolved
+            tracing::warn!(address = %hop, error = %e, "trunk address does not resolve");
+            SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
         }
     }
-}
-
-/// The local address the kernel would use toward `remote` (no packet is sent).
-fn local_ip_toward(remote: SocketAddr) -> String {
-    let any: SocketAddr = if remote.is_ipv4() {
-        SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
-    } else {
-        SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), 0)
-    };
-    let ip = std::net::UdpSocket::bind(any)
-        .and_then(|s| s.connect(remote).and_then(|()| s.local_addr()))
-        .map(|a| a.ip())
-        .unwrap_or(any.ip());
-    crate::core::sip::endpoint::uri_host(ip)
 }

@@ -8,7 +8,7 @@
 //! Must not: decide anything about REGISTER (the sans-IO machine does), block the endpoint
 //! task (names resolve in spawned tasks; UDP sends never wait), or log a password.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -128,7 +128,7 @@ impl Trunks {
         if self.stopping {
             return;
         }
-        let public_host = super::endpoint_settings(config).public_address;
+        let public_host = super::public_host(config);
         let specs = config.trunks.iter().filter_map(|t| {
             let outbound = t.outbound.clone().filter(|o| o.register)?;
             Some(Spec {
@@ -335,7 +335,7 @@ fn build(spec: &Spec, udp: &[Arc<UdpSocket>], remote: SocketAddr) -> Result<Runn
         .ok_or_else(|| format!("no UDP listener for {remote}'s address family"))?;
     let host = match &spec.public_host {
         Some(h) => h.clone(),
-        None => uri_host(route_ip(local.ip(), remote)),
+        None => uri_host(crate::io::sip_udp::local_ip_toward(local.ip(), remote)),
     };
     let o = &spec.outbound;
     let sent_by = format!("{host}:{}", local.port());
@@ -357,17 +357,4 @@ fn build(spec: &Spec, udp: &[Arc<UdpSocket>], remote: SocketAddr) -> Result<Runn
         sock: sock.clone(),
         remote,
     })
-}
-
-/// Our address toward `remote` when the socket is bound to the unspecified address: the
-/// kernel's route choice (a connected probe socket sends nothing).
-fn route_ip(bound: IpAddr, remote: SocketAddr) -> IpAddr {
-    if !bound.is_unspecified() {
-        return bound;
-    }
-    let probe = StdUdpSocket::bind(SocketAddr::new(bound, 0)).and_then(|s| {
-        s.connect(remote)?;
-        s.local_addr()
-    });
-    probe.map_or(bound, |a| a.ip())
 }

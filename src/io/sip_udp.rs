@@ -9,6 +9,20 @@ use tokio::sync::mpsc;
 use super::TransportEvent;
 use crate::core::{Flow, Transport};
 
+/// Our address toward `remote` for a socket bound to `bound`: `bound` itself unless it is
+/// the unspecified address, else the kernel's route choice (a connected probe socket; nothing
+/// is sent).
+pub fn local_ip_toward(bound: std::net::IpAddr, remote: SocketAddr) -> std::net::IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(bound, 0)).and_then(|s| {
+        s.connect(remote)?;
+        s.local_addr()
+    });
+    probe.map_or(bound, |a| a.ip())
+}
+
 /// Binds a UDP listener with generous socket buffers (bursts of INVITEs and retransmissions).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
     let sock = UdpSocket::bind(addr).await?;

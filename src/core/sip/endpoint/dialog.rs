@@ -172,6 +172,25 @@ impl SipCall {
         user_agent: &str,
     ) -> Vec<u8> {
         self.local_cseq += 1;
+        self.build(method, self.local_cseq, branch, via_host, user_agent)
+    }
+
+    /// The ACK for the 2xx to our INVITE (§13.2.2.4): to the remote target along the route
+    /// set, the INVITE's CSeq number, a branch of its own.
+    pub fn ack_for_2xx(&self, branch: &str, via_host: &str, user_agent: &str) -> Vec<u8> {
+        let seq = self.invite.cseq().seq;
+        self.build(Method::Ack, seq, branch, via_host, user_agent)
+    }
+
+    /// A request inside the dialog: to the remote target along the route set.
+    fn build(
+        &self,
+        method: Method,
+        cseq: u32,
+        branch: &str,
+        via_host: &str,
+        user_agent: &str,
+    ) -> Vec<u8> {
         let (local, remote) = self.local_and_remote();
         let mut req = OutMessage::request(method.clone(), &self.remote_target);
         req.add_header(
@@ -191,34 +210,7 @@ impl SipCall {
         req.add_header("From", local);
         req.add_header("To", remote);
         req.add_header("Call-ID", self.invite.call_id().to_string());
-        req.add_header("CSeq", format!("{} {}", self.local_cseq, method.as_str()));
-        req.add_header("User-Agent", user_agent.to_string());
-        req.to_bytes()
-    }
-
-    /// The ACK for the 2xx to our INVITE (§13.2.2.4): to the remote target along the route
-    /// set, the INVITE's CSeq number, a branch of its own.
-    pub fn ack_for_2xx(&self, branch: &str, via_host: &str, user_agent: &str) -> Vec<u8> {
-        let (local, remote) = self.local_and_remote();
-        let mut req = OutMessage::request(Method::Ack, &self.remote_target);
-        req.add_header(
-            "Via",
-            format!(
-                "SIP/2.0/{} {}:{};branch=z9hG4bK{};rport",
-                self.flow.transport.via_token(),
-                via_host,
-                self.flow.local.port(),
-                branch
-            ),
-        );
-        req.add_header("Max-Forwards", "70");
-        for route in &self.route_set {
-            req.add_header("Route", route.clone());
-        }
-        req.add_header("From", local);
-        req.add_header("To", remote);
-        req.add_header("Call-ID", self.invite.call_id().to_string());
-        req.add_header("CSeq", format!("{} ACK", self.invite.cseq().seq));
+        req.add_header("CSeq", format!("{cseq} {}", method.as_str()));
         req.add_header("User-Agent", user_agent.to_string());
         req.to_bytes()
     }

@@ -37,6 +37,16 @@ pub fn uri_host(ip: IpAddr) -> String {
     }
 }
 
+/// Our Contact on `flow`, advertising `host` (and the flow's local port).
+pub(super) fn contact_for(host: &str, flow: &Flow) -> String {
+    let port = flow.local.port();
+    match flow.transport {
+        crate::core::Transport::Udp => format!("<sip:trunkgate@{host}:{port}>"),
+        crate::core::Transport::Tcp => format!("<sip:trunkgate@{host}:{port};transport=tcp>"),
+        crate::core::Transport::Tls => format!("<sips:trunkgate@{host}:{port}>"),
+    }
+}
+
 /// Body and extra headers of a response.
 #[derive(Default)]
 pub struct Extra<'a> {
@@ -66,13 +76,7 @@ impl Endpoint {
     }
 
     pub(super) fn contact_value(&self, flow: &Flow, req: Option<&Message>) -> String {
-        let host = self.advertised_host(flow, req);
-        let port = flow.local.port();
-        match flow.transport {
-            crate::core::Transport::Udp => format!("<sip:trunkgate@{host}:{port}>"),
-            crate::core::Transport::Tcp => format!("<sip:trunkgate@{host}:{port};transport=tcp>"),
-            crate::core::Transport::Tls => format!("<sips:trunkgate@{host}:{port}>"),
-        }
+        contact_for(&self.advertised_host(flow, req), flow)
     }
 
     /// Builds the bytes of a response to `req`.

@@ -11,12 +11,13 @@
 use std::time::Instant;
 
 use super::dialog::{CallState, Role, SipCall};
+use super::responses::contact_for;
 use super::timers::TimerRef;
 use super::{CallEvent, CallKey, DialSpec, EndReason, Endpoint};
 use crate::core::sip::auth::{ChallengeKind, DigestClient, RequestAuth};
 use crate::core::sip::message::{HeaderName, Message, Method, OutMessage};
 use crate::core::sip::txn::{Cancel, ClientInvite, ClientNonInvite, TxnOut, Upcall};
-use crate::core::{Flow, Transport};
+use crate::core::Flow;
 
 /// A client INVITE transaction and the call it belongs to.
 #[derive(Debug)]
@@ -117,7 +118,7 @@ impl Endpoint {
         req.add_header("To", spec.to.clone());
         req.add_header("Call-ID", d.call_id.clone());
         req.add_header("CSeq", format!("{cseq} INVITE"));
-        req.add_header("Contact", contact(&spec.local_host, &spec.flow));
+        req.add_header("Contact", contact_for(&spec.local_host, &spec.flow));
         req.add_header("Allow", super::ALLOW);
         req.add_header("User-Agent", self.settings.user_agent.clone());
         for (name, value) in &spec.headers {
@@ -401,14 +402,4 @@ impl Endpoint {
 /// The client transaction key of the CANCEL for the INVITE with this branch (both share it).
 pub(super) fn cancel_key(branch: &str) -> String {
     format!("{branch}|CANCEL")
-}
-
-/// Our Contact for a call on `flow`.
-fn contact(host: &str, flow: &Flow) -> String {
-    let port = flow.local.port();
-    match flow.transport {
-        Transport::Udp => format!("<sip:trunkgate@{host}:{port}>"),
-        Transport::Tcp => format!("<sip:trunkgate@{host}:{port};transport=tcp>"),
-        Transport::Tls => format!("<sips:trunkgate@{host}:{port}>"),
-    }
 }
