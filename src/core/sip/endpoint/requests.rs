@@ -398,6 +398,9 @@ impl Endpoint {
         if method == Method::Invite && self.client_invites.contains_key(&via_branch) {
             return self.on_invite_response(now, msg);
         }
+        if method == Method::Invite && (200..300).contains(&status) {
+            return self.on_dialog_2xx(flow, msg);
+        }
         let branch = if method == Method::Cancel {
             super::uac::cancel_key(&via_branch)
         } else {

@@ -198,7 +198,13 @@ impl Endpoint {
                     self.emit(call, CallEvent::Progress { status, sdp });
                 }
             }
-            Upcall::Accepted { first: true, .. } => self.on_2xx(now, call, &msg),
+            Upcall::Accepted { first: true, .. } => {
+                // The dialog answers the 2xx's retransmissions from now on
+                // ([`Endpoint::on_dialog_2xx`]): the transaction, its INVITE and bytes go now
+                // instead of living on for Timer M.
+                self.client_invites.remove(&branch);
+                self.on_2xx(now, call, &msg);
+            }
             Upcall::Accepted { first: false, .. } => self.resend_ack(call, &msg),
             Upcall::Rejected { status } => self.on_final_failure(now, call, &msg, status),
         }
@@ -245,6 +251,23 @@ impl Endpoint {
         }
         let sdp = (!msg.body().is_empty()).then(|| msg.body().to_vec());
         self.emit(call_key, CallEvent::Answered { sdp });
+    }
+
+    /// A 2xx to an INVITE whose transaction is gone: a retransmission for an established
+    /// dialog gets its ACK again; anything else is not ours.
+    pub(super) fn on_dialog_2xx(&mut self, flow: Flow, msg: Message) {
+        let key = (
+            msg.call_id().to_string(),
+            msg.from_tag().unwrap_or("").to_string(),
+        );
+        match self.dialogs.get(&key).copied() {
+            Some(call) if self.calls.get(&call).is_some_and(|c| c.role == Role::Uac) => {
+                self.resend_ack(call, &msg)
+            }
+            _ => self
+                .out
+                .push_back(super::Output::UnmatchedResponse { flow, msg }),
+        }
     }
 
     /// A retransmitted 2xx (our ACK was lost): the same ACK again.
