@@ -305,3 +305,35 @@ async fn outbound_admission_refuses_with_403_and_429_and_dials_nothing() {
     // Only the admitted call reached the trunk.
     assert_eq!(trunk.calls().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_connects_the_agent_before_the_answer() {
+    let trunk = Trunk::with_script(
+        Transport::Udp,
+        Script::answer()
+            .early_media(Duration::ZERO)
+            .answer_after(Duration::from_secs(3))
+            .tone(1000.0),
+    )
+    .await;
+    let (_gw, api) = start((36980, 36999), &trunk).await;
+    let mut agent = AgentServer::start(Dialect::Twilio, AgentScript::default()).await;
+    let (status, body) = api
+        .post(
+            "/v1/calls",
+            &json!({"to": "+48123456789", "websocket_url": agent.url, "early_media": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let start = agent.start_msg(WAIT).await;
+    assert_eq!(start["start"]["callSid"], body["call_id"], "{start}");
+    // Connected on the 183: the trunk has not answered yet, and its tone already arrives.
+    let calls = trunk.calls();
+    assert!(!calls[0].sent.contains(&200), "{:?}", calls[0].sent);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !agent_hears(&agent, 1000.0) && tokio::time::Instant::now() < deadline {
+        agent.wait_heard(Duration::from_millis(100), |_| false).await;
+    }
+    assert!(agent_hears(&agent, 1000.0), "early media reaches the agent");
+    assert!(!trunk.calls()[0].sent.contains(&200), "heard before the answer");
+}

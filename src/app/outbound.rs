@@ -267,6 +267,7 @@ async fn run(
             answerer,
             ring_timeout: req.ring_timeout,
             time_limit: req.time_limit,
+            early_media: req.early_media,
         })),
         seed: RtpSeed {
             seq: fastrand::u16(..),

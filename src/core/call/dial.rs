@@ -24,6 +24,9 @@ pub struct DialPlan {
     pub ring_timeout: Duration,
     /// An answered call is hung up after this long.
     pub time_limit: Option<Duration>,
+    /// Connect the agent on a 183 with SDP, so it hears the callee's early media (ringback,
+    /// announcements, IVR prompts) before the answer.
+    pub early_media: bool,
 }
 
 /// An outbound call's own deadlines.
@@ -32,6 +35,8 @@ pub(super) struct Dialing {
     pub plan: DialPlan,
     pub ring_deadline: Option<Instant>,
     pub limit_at: Option<Instant>,
+    /// Early media flows (a 183 with SDP, and the plan asked for it).
+    pub early: bool,
 }
 
 impl Call {
@@ -45,6 +50,7 @@ impl Call {
             plan,
             ring_deadline: None,
             limit_at: None,
+            early: false,
         });
         self.phase = Phase::Leasing;
         self.out.push_back(Output::LeasePort { leg: CALLER });
@@ -71,12 +77,41 @@ impl Call {
         self.out.push_back(Output::Dial { leg: CALLER, offer });
     }
 
-    /// A 1xx from the callee.
-    pub(super) fn on_progress(&mut self, _status: u16) {
-        if self.phase == Phase::Dialing && !self.ringing {
+    /// A 1xx from the callee; with SDP and `early_media`, the agent is connected now and
+    /// hears the callee's early media.
+    pub(super) fn on_progress(&mut self, now: Instant, sdp: Option<Vec<u8>>) {
+        if self.phase != Phase::Dialing {
+            return;
+        }
+        if !self.ringing {
             self.ringing = true;
             self.notice(Notice::Ringing);
         }
+        let wanted = self
+            .dialing
+            .as_ref()
+            .is_some_and(|d| d.plan.early_media && !d.early);
+        let Some(answer) = sdp.filter(|_| wanted) else {
+            return;
+        };
+        if self.media.as_mut().map(|m| m.accept_answer(&answer)) != Some(Ok(())) {
+            // Unusable early SDP: wait for the answer's.
+            return;
+        }
+        if let Some(d) = &mut self.dialing {
+            d.early = true;
+        }
+        if let Some(m) = &mut self.media {
+            m.started = now;
+            m.last_rx = now;
+        }
+        self.open_answerer();
+    }
+
+    /// Whether the callee's RTP is taken now: once answered, or as early media.
+    pub(super) fn takes_media(&self) -> bool {
+        self.phase == Phase::Answered
+            || (self.phase == Phase::Dialing && self.dialing.as_ref().is_some_and(|d| d.early))
     }
 
     /// The callee answered (the endpoint has acknowledged the 2xx).
@@ -85,14 +120,17 @@ impl Call {
             // We are hanging up already: the endpoint's BYE follows our CANCEL's race.
             return;
         }
-        let Some(answer) = sdp else {
-            return self.drop_answered(EndReason::NoSdpAnswer);
-        };
-        let accepted = self.media.as_mut().map(|m| m.accept_answer(&answer));
-        match accepted {
-            Some(Ok(())) => {}
-            Some(Err(reason)) => return self.drop_answered(reason),
-            None => return self.drop_answered(EndReason::InternalError),
+        let early = self.dialing.as_ref().is_some_and(|d| d.early);
+        match (sdp, early) {
+            // The early SDP stands when the 2xx repeats none (RFC 3261 §13.2.1: the answer
+            // came in the reliable 183 ... or here).
+            (None, true) => {}
+            (None, false) => return self.drop_answered(EndReason::NoSdpAnswer),
+            (Some(answer), _) => match self.media.as_mut().map(|m| m.accept_answer(&answer)) {
+                Some(Ok(())) => {}
+                Some(Err(reason)) => return self.drop_answered(reason),
+                None => return self.drop_answered(EndReason::InternalError),
+            },
         }
         self.phase = Phase::Answered;
         self.answered_at = Some(now);
@@ -102,6 +140,14 @@ impl Call {
             d.limit_at = d.plan.time_limit.map(|limit| now + limit);
         }
         self.notice(Notice::Answered);
+        if !early {
+            self.open_answerer();
+        }
+    }
+
+    /// The answering leg comes up: the agent's WebSocket is opened (its start message goes
+    /// once it is connected), or the echo takes over.
+    fn open_answerer(&mut self) {
         let answerer = self.dialing.as_ref().map(|d| d.plan.answerer.clone());
         match answerer {
             Some(Answerer::Agent(target)) => {

@@ -14,7 +14,7 @@ use crate::core::sip::sdp::Codec;
 
 impl Call {
     pub(super) fn on_rtp(&mut self, now: Instant, data: &[u8], from: SocketAddr) {
-        if self.phase != Phase::Answered {
+        if self.phase != Phase::Answered && !self.takes_media() {
             return;
         }
         let now_ms = self.wall_ms(now);

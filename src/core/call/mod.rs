@@ -301,6 +301,8 @@ pub struct Call {
     finish_pending: bool,
     /// The Contact of a 3xx (outbound), for the record.
     redirect: Option<String>,
+    /// The agent's start message went out (outbound calls connect after dialling).
+    agent_started: bool,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
 }
@@ -327,6 +329,7 @@ impl Call {
             dialing: None,
             finish_pending: false,
             redirect: None,
+            agent_started: false,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),
             setup,

@@ -145,6 +145,8 @@ impl Call {
         agent.state = WsState::Up;
         match phase {
             Phase::Connecting => self.lease_port(),
+            // An outbound call's agent, connected on the answer or for early media.
+            Phase::Answered | Phase::Dialing if !self.agent_started => self.start_agent(now),
             // A reconnect during the call: a fresh stream, the caller heard silence meanwhile.
             Phase::Answered => {
                 if let Some(a) = self.agent_leg() {
@@ -214,6 +216,7 @@ impl Call {
 
     /// The agent's opening messages (twilio `connected` + `start`, ...).
     fn start_agent(&mut self, now: Instant) {
+        self.agent_started = true;
         let now_ms = self.wall_ms(now);
         let Some(agent) = self.agent_leg() else {
             return;
@@ -290,7 +293,7 @@ impl Call {
                     }
                 }
             }
-            CallEvent::Progress { status, .. } => self.on_progress(status),
+            CallEvent::Progress { sdp, .. } => self.on_progress(now, sdp),
             CallEvent::Answered { sdp } => self.on_dial_answered(now, sdp),
             CallEvent::Redirected { contact } => self.redirect = Some(contact),
             CallEvent::Incoming(_) => {}

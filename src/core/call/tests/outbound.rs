@@ -14,6 +14,7 @@ fn plan(ring_s: u64, limit_s: Option<u64>) -> DialPlan {
         answerer: raw_agent(),
         ring_timeout: ms(ring_s * 1000),
         time_limit: limit_s.map(|s| ms(s * 1000)),
+        early_media: false,
     }
 }
 
@@ -215,6 +216,7 @@ fn agent_connect_failure_after_the_answer_hangs_up() {
         answerer: crate::core::call::leg::Answerer::Agent(target(Dialect::Twilio)),
         ring_timeout: ms(30_000),
         time_limit: None,
+        early_media: false,
     });
     h.sip(CallEvent::Answered {
         sdp: Some(CALLEE_ANSWER.as_bytes().to_vec()),
@@ -233,4 +235,43 @@ fn auth_failure_is_failed_with_the_challenge_status() {
     assert_eq!(e.view.status, CallStatus::Failed);
     assert_eq!(e.view.end_reason.as_deref(), Some("auth_failed"));
     assert_eq!(e.view.sip_status, Some(407));
+}
+
+#[test]
+fn early_media_connects_the_agent_on_183_and_it_hears_the_callee_before_the_answer() {
+    let mut h = dialled(DialPlan {
+        early_media: true,
+        ..plan(30, None)
+    });
+    h.sip(CallEvent::Progress {
+        status: 183,
+        sdp: Some(CALLEE_ANSWER.as_bytes().to_vec()),
+    });
+    assert_eq!(
+        signalling(&h.take()),
+        vec![Ev::Notice(Notice::Ringing), Ev::Connect(AGENT_URL.into())]
+    );
+    h.agent_up();
+    assert_eq!(agent_json(&h.take())[0]["type"], "start");
+    assert_eq!(h.call.view(h.now).status, CallStatus::Ringing);
+    // The callee's announcement reaches the agent before the answer.
+    h.caller_datagram(&audio_packet(8, 1, 160, &tone(160)));
+    h.caller_datagram(&audio_packet(8, 2, 320, &tone(160)));
+    assert!(!agent_binaries(&h.take()).is_empty());
+    // The 2xx without SDP keeps the early answer; the agent is not connected again.
+    h.sip(CallEvent::Answered { sdp: None });
+    assert_eq!(signalling(&h.take()), vec![Ev::Notice(Notice::Answered)]);
+    assert_eq!(h.call.view(h.now).status, CallStatus::InProgress);
+}
+
+#[test]
+fn without_early_media_a_183_with_sdp_only_rings() {
+    let mut h = dialled(plan(30, None));
+    h.sip(CallEvent::Progress {
+        status: 183,
+        sdp: Some(CALLEE_ANSWER.as_bytes().to_vec()),
+    });
+    assert_eq!(h.take(), vec![Ev::Notice(Notice::Ringing)]);
+    h.caller_datagram(&audio_packet(8, 1, 160, &tone(160)));
+    assert_eq!(h.take(), vec![]);
 }
