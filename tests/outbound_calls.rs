@@ -62,19 +62,25 @@ async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
 
 /// The same, with more keys for the trunk (e.g. its `outbound_policy`).
 async fn start_with(ports: (u16, u16), trunk: &Trunk, trunk_keys: &str) -> (Gateway, Api) {
+    let password = scratch_dir("outbound").join("trunk.password");
+    std::fs::write(&password, "s3cret\n").expect("password file");
+    start_toml(
+        ports,
+        &format!("{}\n{trunk_keys}", trunk.outbound_toml("alice", &password)),
+    )
+    .await
+}
+
+/// A gateway whose trunk `carrier` has these keys (its `outbound` among them).
+async fn start_toml(ports: (u16, u16), trunk_keys: &str) -> (Gateway, Api) {
     let dir = scratch_dir("outbound");
     let token_file = dir.join("api.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let password = dir.join("trunk.password");
-    std::fs::write(&password, "s3cret\n").expect("password file");
     let api = format!(
         "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
         token_file.display()
     );
-    let extra = format!(
-        "[[trunk]]\nname = \"carrier\"\n{}\n{trunk_keys}\n",
-        trunk.outbound_toml("alice", &password)
-    );
+    let extra = format!("[[trunk]]\nname = \"carrier\"\n{trunk_keys}\n");
     let text =
         support::gw::config_text(ports, "builtin:echo", &extra).replace("listen = \"\"", &api);
     let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
@@ -332,8 +338,44 @@ async fn early_media_connects_the_agent_before_the_answer() {
     assert!(!calls[0].sent.contains(&200), "{:?}", calls[0].sent);
     let deadline = tokio::time::Instant::now() + WAIT;
     while !agent_hears(&agent, 1000.0) && tokio::time::Instant::now() < deadline {
-        agent.wait_heard(Duration::from_millis(100), |_| false).await;
+        agent
+            .wait_heard(Duration::from_millis(100), |_| false)
+            .await;
     }
     assert!(agent_hears(&agent, 1000.0), "early media reaches the agent");
-    assert!(!trunk.calls()[0].sent.contains(&200), "heard before the answer");
+    assert!(
+        !trunk.calls()[0].sent.contains(&200),
+        "heard before the answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_trunk_fails_at_once_with_its_reason() {
+    // A TCP port nobody listens on (bound, then closed), and a name that does not resolve.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    for outbound in [
+        format!("outbound = {{ address = \"127.0.0.1:{port}\", transport = \"tcp\" }}"),
+        "outbound = { address = \"nonexistent.invalid:5060\", transport = \"udp\" }".into(),
+    ] {
+        let (gw, api) = start_toml((37000, 37019), &outbound).await;
+        let mut events = gw.subscribe();
+        let started = tokio::time::Instant::now();
+        let (status, body) = api
+            .post(
+                "/v1/calls",
+                &json!({"to": "+48123456789", "websocket_url": "builtin:echo"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["call_id"].as_str().expect("id").to_string();
+        let (reason, record) = ended(&mut events, &id).await;
+        assert_eq!(reason, "trunk_unreachable", "{outbound}: {record}");
+        assert_eq!(record["status"], "failed");
+        assert_eq!(record["sip_status"], 503);
+        // Well before Timer B (32 s).
+        assert!(started.elapsed() < Duration::from_secs(10), "{outbound}");
+        gw.shutdown(Duration::from_secs(1)).await;
+    }
 }

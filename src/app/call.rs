@@ -218,7 +218,7 @@ impl Driver {
         spec.sdp = offer;
         if spec.flow.remote.port() == 0 {
             tracing::warn!("the trunk's address did not resolve");
-            let _ = inbox.send(CallMsg::Sip(CallEvent::Ended(EndReason::Refused(503))));
+            let _ = inbox.send(CallMsg::Sip(CallEvent::Ended(EndReason::Unreachable)));
             return;
         }
         let msg = EndpointMsg::Dial {
@@ -227,7 +227,7 @@ impl Driver {
             tx: inbox.clone(),
         };
         if self.ctl.send(msg).await.is_err() {
-            let _ = inbox.send(CallMsg::Sip(CallEvent::Ended(EndReason::Refused(503))));
+            let _ = inbox.send(CallMsg::Sip(CallEvent::Ended(EndReason::Unreachable)));
         }
     }
     pub(super) async fn run(&mut self) -> Box<Ended> {

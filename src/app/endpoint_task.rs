@@ -244,7 +244,7 @@ impl EndpointTask {
                     }
                     None => {
                         tracing::warn!(remote = %spec.flow.remote, transport = ?spec.flow.transport, "no socket toward the trunk");
-                        let _ = tx.send(CallMsg::Sip(CallEvent::Ended(SipEnd::Refused(503))));
+                        let _ = tx.send(CallMsg::Sip(CallEvent::Ended(SipEnd::Unreachable)));
                     }
                 }
             }
@@ -321,6 +321,11 @@ impl EndpointTask {
                 self.conns.insert(id, tx);
             }
             TransportEvent::ConnClosed { id } => {
+                if self.trunk_conns.values().any(|c| *c == id) {
+                    self.trunk_conns.retain(|_, c| *c != id);
+                    let now = Instant::now().into_std();
+                    self.ep.handle(now, Input::ConnectionLost { conn: id });
+                }
                 self.conns.remove(&id);
             }
         }

@@ -72,6 +72,8 @@ pub enum EndReason {
     AuthFailed(u16),
     /// The callee answered without an SDP answer.
     NoSdpAnswer,
+    /// The trunk could not be reached (its address does not resolve, its connection failed).
+    TrunkUnreachable,
 }
 
 impl EndReason {
@@ -110,6 +112,7 @@ impl EndReason {
             EndReason::RingTimeout => "ring_timeout",
             EndReason::AuthFailed(_) => "auth_failed",
             EndReason::NoSdpAnswer => "no_sdp_answer",
+            EndReason::TrunkUnreachable => "trunk_unreachable",
         };
         s.to_string()
     }
@@ -121,7 +124,7 @@ impl EndReason {
             EndReason::Canceled => 487,
             EndReason::NoRoute => 404,
             EndReason::SdpUnparsable | EndReason::NoCommonCodec => 488,
-            EndReason::NoMediaPorts | EndReason::Shutdown => 503,
+            EndReason::NoMediaPorts | EndReason::Shutdown | EndReason::TrunkUnreachable => 503,
             EndReason::AgentConnectFailed => 480,
             EndReason::WebhookReject(s)
             | EndReason::Rejected(s)

@@ -311,6 +311,7 @@ impl Call {
             (Phase::Answered, SipEnd::RemoteBye) if self.is_outbound() => EndReason::CalleeHangup,
             (Phase::Answered, SipEnd::RemoteBye) => EndReason::CallerHangup,
             (_, SipEnd::AuthFailed(s)) => EndReason::AuthFailed(s),
+            (_, SipEnd::Unreachable) => EndReason::TrunkUnreachable,
             (Phase::Dialing, SipEnd::Refused(s)) => EndReason::Callee(s),
             (Phase::Answered, SipEnd::NoAck) => EndReason::NoAck,
             (_, _) if self.hung_up.is_some() => {

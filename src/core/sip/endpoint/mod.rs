@@ -118,6 +118,7 @@ impl Endpoint {
         match input {
             Input::Received { flow, bytes } => self.on_bytes(now, flow, bytes),
             Input::Command { call, cmd } => self.on_command(now, call, cmd),
+            Input::ConnectionLost { conn } => self.on_connection_lost(conn),
         }
     }
 

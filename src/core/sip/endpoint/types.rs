@@ -43,6 +43,9 @@ pub enum Input {
     Received { flow: Flow, bytes: Vec<u8> },
     /// A decision of the call's owner.
     Command { call: CallKey, cmd: CallCommand },
+    /// A stream connection (TCP/TLS) closed or never came up: our INVITEs still waiting on
+    /// it fail at once instead of at Timer B.
+    ConnectionLost { conn: crate::core::ConnId },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +118,10 @@ pub enum EndReason {
     Rejected(u16),
     /// Our 2xx was never acknowledged; BYE was sent.
     NoAck,
-    /// Our INVITE got this final non-2xx (408 for no answer at all — Timer B — and 503 when the
-    /// transport failed).
+    /// Our INVITE got this final non-2xx (408 for no answer at all — Timer B).
     Refused(u16),
+    /// Our INVITE could not be sent: the next hop does not resolve, or its connection failed.
+    Unreachable,
     /// The trunk challenged again after we answered its challenge (or we hold no
     /// credentials for it): the status of the challenge.
     AuthFailed(u16),

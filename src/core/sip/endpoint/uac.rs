@@ -151,8 +151,8 @@ impl Endpoint {
         }
         let (call, flow) = (entry.call, entry.flow);
         let failed = outs.iter().find_map(|o| match o {
-            TxnOut::Timeout => Some(408),
-            TxnOut::TransportError => Some(503),
+            TxnOut::Timeout => Some(EndReason::Refused(408)),
+            TxnOut::TransportError => Some(EndReason::Unreachable),
             _ => None,
         });
         self.scratch = outs;
@@ -162,8 +162,33 @@ impl Endpoint {
         } else {
             self.schedule_invite(&key);
         }
-        if let Some(status) = failed {
-            self.uac_failed(call, EndReason::Refused(status));
+        if let Some(reason) = failed {
+            self.uac_failed(call, reason);
+        }
+    }
+
+    /// The connection our INVITEs went on is gone: each one still without a final fails now.
+    pub(super) fn on_connection_lost(&mut self, conn: crate::core::ConnId) {
+        let lost: Vec<String> = self
+            .client_invites
+            .iter()
+            .filter(|(_, t)| t.flow.conn == Some(conn))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in lost {
+            let Some(entry) = self.client_invites.get_mut(&key) else {
+                continue;
+            };
+            let mut outs = std::mem::take(&mut self.scratch);
+            entry.txn.on_transport_error(&mut outs);
+            let (call, flow) = (entry.call, entry.flow);
+            let failed = outs.iter().any(|o| matches!(o, TxnOut::TransportError));
+            self.scratch = outs;
+            self.drain_txn_out(flow);
+            self.client_invites.remove(&key);
+            if failed {
+                self.uac_failed(call, EndReason::Unreachable);
+            }
         }
     }
 
