@@ -127,11 +127,16 @@ fn agent_hears(agent: &AgentServer, freq: f32) -> bool {
         >= 5
 }
 
+/// UDP is challenged with 401 MD5, TCP with 407 SHA-256.
 async fn answered_call_both_ways(transport: Transport, ports: (u16, u16)) {
+    let challenge = match transport {
+        Transport::Udp => Challenge::www(Algorithm::Md5, "alice", "s3cret"),
+        Transport::Tcp => Challenge::proxy(Algorithm::Sha256, "alice", "s3cret"),
+    };
     let trunk = Trunk::with_script(
         transport,
         Script::answer()
-            .challenge(Challenge::www(Algorithm::Md5, "alice", "s3cret"))
+            .challenge(challenge)
             .ring(Duration::from_millis(50))
             .answer_after(Duration::from_millis(100))
             .tone(1000.0),
@@ -216,12 +221,12 @@ async fn answered_call_both_ways(transport: Transport, ports: (u16, u16)) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answered_over_udp_with_digest_audio_both_ways() {
+async fn answered_over_udp_with_401_md5_audio_both_ways() {
     answered_call_both_ways(Transport::Udp, (36900, 36919)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answered_over_tcp_with_digest_audio_both_ways() {
+async fn answered_over_tcp_with_407_sha256_audio_both_ways() {
     answered_call_both_ways(Transport::Tcp, (36920, 36939)).await;
 }
 
@@ -310,6 +315,147 @@ async fn outbound_admission_refuses_with_403_and_429_and_dials_nothing() {
     trunk.expect_request("INVITE", WAIT).await;
     // Only the admitted call reached the trunk.
     assert_eq!(trunk.calls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_admission_allowed_prefixes_hours_and_concurrency() {
+    let trunk = Trunk::with_script(Transport::Udp, Script::answer().never_answer()).await;
+    // At most one call at a time, and only to +48 (hours: a second gateway below).
+    let (_gw, api) = start_with(
+        (37020, 37039),
+        &trunk,
+        "outbound_policy = { max_concurrent = 1, allowed_prefixes = [\"+48\"] }",
+    )
+    .await;
+    let call = |to: &str| json!({"to": to, "websocket_url": "builtin:echo", "timeout_s": 30});
+    let (status, body) = api.post("/v1/calls", &call("+4412345678")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("prefix_not_allowed"),
+        "{body}"
+    );
+    let (status, body) = api.post("/v1/calls", &call("+48123456789")).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api.post("/v1/calls", &call("+48123456780")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "busy", "{body}");
+    // The running call ends (API hangup → CANCEL): a slot is free again.
+    let id = api.get("/v1/calls?status=active").await["calls"][0]["call_id"]
+        .as_str()
+        .expect("the running call")
+        .to_string();
+    trunk.expect_request("INVITE", WAIT).await;
+    let (status, _) = api
+        .post(&format!("/v1/calls/{id}/hangup"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let status = loop {
+        let (status, _) = api.post("/v1/calls", &call("+48123456781")).await;
+        if status != 429 || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        trunk
+            .next_request("CANCEL", Duration::from_millis(100))
+            .await;
+    };
+    assert_eq!(status, 201);
+
+    // Hours: a window that ends one minute after it opens, opening 12 hours from now.
+    let opens = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(12))
+        .expect("time")
+        .to_zoned(jiff::tz::TimeZone::UTC);
+    let closes = opens
+        .checked_add(jiff::SignedDuration::from_mins(1))
+        .expect("time");
+    let window = format!(
+        "{:02}:{:02}-{:02}:{:02} UTC",
+        opens.hour(),
+        opens.minute(),
+        closes.hour(),
+        closes.minute()
+    );
+    let (_gw2, api2) = start_with(
+        (37040, 37059),
+        &trunk,
+        &format!("outbound_policy = {{ hours = \"{window}\" }}"),
+    )
+    .await;
+    let (status, body) = api2.post("/v1/calls", &call("+48123456782")).await;
+    assert_eq!(status, 403, "{window}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("outside_hours"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_without_sdp_or_common_codec_is_acked_byed_and_failed() {
+    let trunk = Trunk::start(Transport::Udp).await;
+    trunk.push(Script::answer().no_sdp());
+    trunk.push(Script::answer().no_common_codec());
+    let (gw, api) = start((37060, 37079), &trunk).await;
+    let mut events = gw.subscribe();
+    for (i, reason) in [(0, "no_sdp_answer"), (1, "no_common_codec")] {
+        let (status, body) = api
+            .post(
+                "/v1/calls",
+                &json!({"to": "+48123456789", "websocket_url": "builtin:echo"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["call_id"].as_str().expect("id").to_string();
+        let (end, record) = ended(&mut events, &id).await;
+        assert_eq!(end, reason, "{record}");
+        assert_eq!(record["status"], "failed", "{record}");
+        let call = trunk
+            .expect_call(i, WAIT, "ACK then BYE", |c| c.acked && c.bye_from.is_some())
+            .await;
+        assert_eq!(call.bye_from, Some(support::trunk::Side::Gateway));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_proxy_from_domain_and_p_asserted_identity() {
+    let trunk = Trunk::start(Transport::Udp).await;
+    // The carrier's name does not resolve: everything goes to the proxy (the scripted trunk).
+    let keys = format!(
+        "outbound = {{ address = \"carrier.invalid:5070\", outbound_proxy = \"{}\", \
+         from_domain = \"example.org\", caller_id = \"pai\" }}",
+        trunk.addr
+    );
+    let (_gw, api) = start_toml((37080, 37099), &keys).await;
+    let (status, body) = api
+        .post(
+            "/v1/calls",
+            &json!({"to": "+48123456789", "from": "+48111222333",
+                    "websocket_url": "builtin:echo"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let invite = trunk.expect_request("INVITE", WAIT).await;
+    assert_eq!(invite.uri, "sip:+48123456789@carrier.invalid:5070");
+    assert_eq!(
+        invite.header("Route"),
+        Some(format!("<sip:{};lr>", trunk.addr).as_str())
+    );
+    assert_eq!(
+        invite
+            .header("From")
+            .map(|f| f.contains("<sip:+48111222333@example.org>")),
+        Some(true)
+    );
+    assert_eq!(
+        invite.header("P-Asserted-Identity"),
+        Some("<sip:+48111222333@example.org>")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
