@@ -13,6 +13,7 @@ use trunkgate::core::media::tone::detect_tone;
 
 use support::agent::{Action, AgentServer, Dialect, Script as AgentScript};
 use support::gw::{scratch_dir, wait_event};
+use support::http::{Answer, WebhookServer};
 use support::leg::WAIT;
 use support::trunk::{Algorithm, Challenge, Script, Transport, Trunk};
 
