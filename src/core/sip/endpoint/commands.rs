@@ -230,7 +230,10 @@ impl Endpoint {
         let Some(call) = self.calls.get(&call_key) else {
             return;
         };
-        let host = self.advertised_host(&call.flow, Some(&call.invite));
+        let host = match call.role {
+            Role::Uac => call.local_host.clone(),
+            Role::Uas => self.advertised_host(&call.flow, Some(&call.invite)),
+        };
         let Some(call) = self.calls.get_mut(&call_key) else {
             return;
         };

@@ -61,6 +61,8 @@ pub struct SipCall {
     /// UAC: we want the INVITE cancelled (CANCEL sent or waiting for a provisional); a 2xx
     /// that still comes is acknowledged and hung up at once (§9.1, §15).
     pub cancel: bool,
+    /// UAC: the host our INVITE advertised (Via, Contact); in-dialog requests use it too.
+    pub local_host: String,
     /// UAC: answering the trunk's digest challenges.
     pub auth: Option<(
         crate::core::sip::auth::DigestClient,
@@ -86,6 +88,7 @@ impl SipCall {
             ack: None,
             cancel: false,
             auth: None,
+            local_host: String::new(),
             invite,
             flow,
             invite_txn,
@@ -133,6 +136,7 @@ impl SipCall {
             ack: None,
             cancel: false,
             auth: None,
+            local_host: String::new(),
         }
     }
 

@@ -399,7 +399,7 @@ impl Endpoint {
             return self.on_invite_response(now, msg);
         }
         if method == Method::Invite && (200..300).contains(&status) {
-            return self.on_dialog_2xx(flow, msg);
+            return self.on_dialog_2xx(now, flow, msg);
         }
         let branch = if method == Method::Cancel {
             super::uac::cancel_key(&via_branch)

@@ -55,6 +55,7 @@ impl Endpoint {
         let key = format!("z9hG4bK{branch}");
         let mut sip_call = SipCall::uac(invite.clone(), flow, key.clone(), local_tag.clone());
         sip_call.auth = auth;
+        sip_call.local_host = dialing.spec.local_host.clone();
         if self.calls.contains_key(&call) {
             // A key in use: refuse rather than take over another call.
             self.emit(call, CallEvent::Ended(EndReason::Refused(500)));
@@ -256,11 +257,7 @@ impl Endpoint {
         routes.reverse();
         call.route_set = routes;
         call.state = CallState::Confirmed;
-        let host = self
-            .dialing
-            .get(&call_key)
-            .map(|d| d.spec.local_host.clone())
-            .unwrap_or_default();
+        let host = call.local_host.clone();
         let ack = call.ack_for_2xx(&branch, &host, &ua);
         call.ack = Some(ack.clone());
         let (flow, cancelled) = (call.flow, call.cancel);
@@ -280,19 +277,78 @@ impl Endpoint {
 
     /// A 2xx to an INVITE whose transaction is gone: a retransmission for an established
     /// dialog gets its ACK again; anything else is not ours.
-    pub(super) fn on_dialog_2xx(&mut self, flow: Flow, msg: Message) {
+    pub(super) fn on_dialog_2xx(&mut self, now: Instant, flow: Flow, msg: Message) {
         let key = (
             msg.call_id().to_string(),
             msg.from_tag().unwrap_or("").to_string(),
         );
         match self.dialogs.get(&key).copied() {
             Some(call) if self.calls.get(&call).is_some_and(|c| c.role == Role::Uac) => {
-                self.resend_ack(call, &msg)
+                let ours =
+                    self.calls.get(&call).and_then(|c| c.remote_tag.as_deref()) == msg.to_tag();
+                if ours {
+                    self.resend_ack(call, &msg)
+                } else {
+                    self.end_fork(now, call, &msg)
+                }
             }
             _ => self
                 .out
                 .push_back(super::Output::UnmatchedResponse { flow, msg }),
         }
+    }
+
+    /// A 2xx from another fork of our INVITE (another To tag): a dialog we do not want, so
+    /// it is acknowledged and ended at once (RFC 3261 §13.2.2.4).
+    fn end_fork(&mut self, now: Instant, call_key: CallKey, msg: &Message) {
+        let ua = self.settings.user_agent.clone();
+        let (ack_branch, bye_branch) = (self.random_token(), self.random_token());
+        let Some(call) = self.calls.get(&call_key) else {
+            return;
+        };
+        let host = call.local_host.clone();
+        let mut fork = SipCall::uac(
+            call.invite.clone(),
+            call.flow,
+            call.invite_txn.clone(),
+            call.local_tag.clone(),
+        );
+        fork.local_host = host.clone();
+        fork.local_cseq = call.local_cseq;
+        fork.remote_tag = msg.to_tag().map(str::to_string);
+        if let Some(c) = msg.contact() {
+            fork.remote_target = c.uri.raw.to_string();
+        }
+        let mut routes: Vec<String> = msg
+            .header_values(&HeaderName::RecordRoute)
+            .map(|v| v.trim().to_string())
+            .collect();
+        routes.reverse();
+        fork.route_set = routes;
+        let ack = fork.ack_for_2xx(&ack_branch, &host, &ua);
+        let bye = fork.request(Method::Bye, &bye_branch, &host, &ua);
+        let flow = fork.flow;
+        self.transmit(flow, ack);
+        let mut outs = std::mem::take(&mut self.scratch);
+        let txn = ClientNonInvite::start(
+            now,
+            bye,
+            flow.transport.is_reliable(),
+            self.settings.timers,
+            &mut outs,
+        );
+        self.scratch = outs;
+        self.drain_txn_out(flow);
+        let key = format!("z9hG4bK{bye_branch}");
+        self.client_txns.insert(
+            key.clone(),
+            super::ClientTxn {
+                txn,
+                call: None,
+                flow,
+            },
+        );
+        self.schedule_client(&key);
     }
 
     /// A retransmitted 2xx (our ACK was lost): the same ACK again.
