@@ -230,7 +230,12 @@ impl Endpoint {
         let Some(call) = self.calls.get(&call_key) else {
             return;
         };
-        let host = self.advertised_host(&call.flow, Some(&call.invite));
+        // UAC: the host our INVITE advertised (the owner's `local_host`); the INVITE's
+        // Request-URI names the trunk, not us, so it must not stand in for a wildcard bind.
+        let host = match call.role {
+            Role::Uac => call.invite.top_via().host.to_string(),
+            Role::Uas => self.advertised_host(&call.flow, Some(&call.invite)),
+        };
         let Some(call) = self.calls.get_mut(&call_key) else {
             return;
         };
