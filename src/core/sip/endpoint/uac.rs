@@ -393,9 +393,18 @@ impl Endpoint {
         self.schedule_client(&key);
     }
 
-    /// The CANCEL got no final response to the INVITE in time: give the call up.
+    /// The CANCEL got no final response to the INVITE in time: give the call up, and its
+    /// INVITE transaction too (in Proceeding it has no timer left to end it, §9.1).
     pub(super) fn cancel_guard(&mut self, call_key: CallKey) {
+        let txn = self
+            .calls
+            .get(&call_key)
+            .filter(|c| c.role == Role::Uac && c.state == CallState::Early)
+            .map(|c| c.invite_txn.clone());
         self.uac_failed(call_key, EndReason::Refused(487));
+        if let Some(txn) = txn {
+            self.client_invites.remove(&txn);
+        }
     }
 }
 
