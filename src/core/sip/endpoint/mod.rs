@@ -24,6 +24,8 @@ mod tests;
 #[cfg(test)]
 mod tests_uac;
 #[cfg(test)]
+mod tests_uac_auth;
+#[cfg(test)]
 mod tests_uac_flows;
 
 pub use responses::uri_host;
