@@ -287,7 +287,11 @@ async fn outbound_admission_refuses_with_403_and_429_and_dials_nothing() {
     )
     .await;
     let call = |to: &str| json!({"to": to, "websocket_url": "builtin:echo", "timeout_s": 1});
-    let (status, body) = api.post("/v1/calls", &call("+88212345678")).await;
+    // The refusal leaves a record: its call.completed reaches the request's callback URL.
+    let mut hook = WebhookServer::start(Answer::json(json!({}))).await;
+    let mut refused = call("+88212345678");
+    refused["callback_url"] = json!(hook.url);
+    let (status, body) = api.post("/v1/calls", &refused).await;
     assert_eq!(status, 403, "{body}");
     assert!(
         body["error"]["message"]
@@ -296,6 +300,14 @@ async fn outbound_admission_refuses_with_403_and_429_and_dials_nothing() {
             .contains("blocked_prefix"),
         "{body}"
     );
+    let record = hook.request(WAIT).await.json();
+    assert_eq!(record["event"], "call.completed", "{record}");
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(
+        record["end_reason"], "outbound_policy_blocked_prefix",
+        "{record}"
+    );
+    assert_eq!(record["to"], "+88212345678", "{record}");
     let (status, body) = api.post("/v1/calls", &call("+48123456789")).await;
     assert_eq!(status, 201, "{body}");
     // Strict: a second call within the same second is refused, never queued.

@@ -230,6 +230,7 @@ impl Endpoint {
         let Some(call) = self.calls.get(&call_key) else {
             return;
         };
+        // UAC: the host our INVITE advertised; its Request-URI names the trunk, not us.
         let host = match call.role {
             Role::Uac => call.local_host.clone(),
             Role::Uas => self.advertised_host(&call.flow, Some(&call.invite)),

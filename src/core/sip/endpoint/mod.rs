@@ -21,6 +21,12 @@ mod uac;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_uac;
+#[cfg(test)]
+mod tests_uac_auth;
+#[cfg(test)]
+mod tests_uac_flows;
 
 pub use responses::uri_host;
 pub use types::*;

@@ -283,7 +283,14 @@ impl Endpoint {
             msg.from_tag().unwrap_or("").to_string(),
         );
         match self.dialogs.get(&key).copied() {
-            Some(call) if self.calls.get(&call).is_some_and(|c| c.role == Role::Uac) => {
+            // Confirmed: its INVITE transaction ended with the first 2xx. While early, that
+            // transaction is alive, so a 2xx it did not match is not ours.
+            Some(call)
+                if self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|c| c.role == Role::Uac && c.state == CallState::Confirmed) =>
+            {
                 let ours =
                     self.calls.get(&call).and_then(|c| c.remote_tag.as_deref()) == msg.to_tag();
                 if ours {
@@ -497,9 +504,18 @@ impl Endpoint {
         self.schedule_client(&key);
     }
 
-    /// The CANCEL got no final response to the INVITE in time: give the call up.
+    /// The CANCEL got no final response to the INVITE in time: give the call up, and its
+    /// INVITE transaction too (in Proceeding it has no timer left to end it, §9.1).
     pub(super) fn cancel_guard(&mut self, call_key: CallKey) {
+        let txn = self
+            .calls
+            .get(&call_key)
+            .filter(|c| c.role == Role::Uac && c.state == CallState::Early)
+            .map(|c| c.invite_txn.clone());
         self.uac_failed(call_key, EndReason::Refused(487));
+        if let Some(txn) = txn {
+            self.client_invites.remove(&txn);
+        }
     }
 }
 

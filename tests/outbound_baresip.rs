@@ -1,0 +1,219 @@
+//! Outbound calls to a real SIP UA: `POST /v1/calls` through a `[[trunk]]` whose `outbound`
+//! is a baresip (Debian package) listening on loopback with `answermode=auto`, over UDP (the
+//! call dialled as an E.164 number, which becomes the Request-URI user baresip's account is
+//! named after) and over TCP (dialled as a `sip:` URI). baresip plays a 1000 Hz tone and the
+//! agent a 440 Hz one on start; the test checks the agent hears baresip's tone and baresip's
+//! recording holds the agent's, then hangs up through the API and reads `completed`.
+//! Skips (with a note) only when baresip is not installed; `scripts/test.sh` installs it.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use trunkgate::app::{Gateway, GatewayEvent};
+use trunkgate::core::media::tone::detect_tone;
+
+use support::agent::{Action, AgentServer, Dialect, Script};
+use support::baresip::{Baresip, BaresipOptions, TempDir, Transport};
+use support::gw::{scratch_dir, wait_event};
+use support::wav;
+
+const TOKEN: &str = "outbound-baresip-token";
+const WAIT: Duration = Duration::from_secs(10);
+/// baresip's tone (its play file) and the agent's.
+const CALLEE_HZ: f32 = 1000.0;
+const AGENT_HZ: f32 = 440.0;
+const NUMBER: &str = "+48123456789";
+
+/// A gateway with the API on and one trunk pointing at baresip, without credentials.
+async fn gateway(ports: (u16, u16), ua: &Baresip, transport: Transport) -> (Gateway, String) {
+    let dir = scratch_dir("outbound-baresip");
+    let token_file = dir.join("api.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
+    let api = format!(
+        "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
+        token_file.display()
+    );
+    let tp = match transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    };
+    let trunk = format!(
+        "[[trunk]]\nname = \"baresip\"\noutbound = {{ address = \"127.0.0.1:{}\", transport = \"{tp}\" }}\n",
+        ua.ports().sip
+    );
+    let text =
+        support::gw::config_text(ports, "builtin:echo", &trunk).replace("listen = \"\"", &api);
+    let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
+    let gw = Gateway::start(cfg).await.expect("gateway starts");
+    let base = format!("http://{}", gw.api_addr.expect("API listening"));
+    (gw, base)
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let req = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .json(body);
+    let resp = tokio::time::timeout(WAIT, req.send())
+        .await
+        .expect("API answers in time")
+        .expect("HTTP request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// How many 20 ms pieces of `pcm` (at `rate`) hold `freq`.
+fn tone_frames(pcm: &[i16], rate: u32, freq: f32) -> usize {
+    let n = (rate / 50).max(1) as usize;
+    pcm.chunks(n)
+        .filter(|c| c.len() == n && detect_tone(c, rate, freq) > 0.5)
+        .count()
+}
+
+/// baresip's options, or `None` (with a note) when it is not installed.
+fn callee(transport: Transport, dir: &TempDir) -> Option<BaresipOptions> {
+    let play = dir.path().join("play.wav");
+    // Longer than the call: baresip hangs up when its play file ends.
+    let mut samples = wav::silence(200, 8000);
+    samples.extend(wav::tone(f64::from(CALLEE_HZ), 20_000, 0.5, 8000));
+    wav::write_wav_8k(&play, &samples).expect("write play.wav");
+    let mut opts = BaresipOptions::new(transport, &play);
+    if !opts.binary.exists() {
+        eprintln!(
+            "note: {} not installed; skipping (scripts/test.sh installs baresip)",
+            opts.binary.display()
+        );
+        return None;
+    }
+    opts.user = NUMBER.into();
+    opts.auto_answer = true;
+    // The SIP trace shows which transport the INVITE came over (baresip listens on both).
+    opts.sip_trace = true;
+    opts.record_wav = Some(dir.path().join("heard.wav"));
+    Some(opts)
+}
+
+async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16)) {
+    let dir = TempDir::new("tg-outbound-baresip").expect("temp dir");
+    let Some(opts) = callee(transport, &dir) else {
+        return;
+    };
+    let mut ua = Baresip::start(opts).await.expect("baresip starts");
+    let (gw, base) = gateway(ports, &ua, transport).await;
+    let mut events = gw.subscribe();
+    let tone = Action::Tone {
+        freq: AGENT_HZ,
+        ms: 6000,
+        chunk_ms: 20,
+    };
+    let script = Script {
+        on_start: vec![tone],
+        on_dtmf: None,
+    };
+    let mut agent = AgentServer::start(dialect, script).await;
+    let (to, dialect_name) = match transport {
+        Transport::Udp => (NUMBER.to_string(), "twilio"),
+        Transport::Tcp => (format!("{};transport=tcp", ua_uri(&ua)), "raw"),
+    };
+    let body = json!({"to": to, "from": "+48111222333", "websocket_url": agent.url,
+                      "dialect": dialect_name, "sample_rate": 8000});
+    let (status, body) = post(&base, "/v1/calls", &body).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["call_id"].as_str().expect("call_id").to_string();
+
+    ua.wait_established(WAIT).await.expect("baresip answers");
+    let start = agent.start_msg(WAIT).await;
+    assert!(start.to_string().contains(&id), "{start}");
+    // A second of baresip's tone at the agent; the agent's tone flowed meanwhile.
+    let heard = agent
+        .wait_heard(WAIT, |h| tone_frames(&h.pcm, h.rate, CALLEE_HZ) >= 50)
+        .await;
+    let h = agent.heard();
+    assert!(
+        heard,
+        "the agent hears baresip's {CALLEE_HZ} Hz tone ({} of {} frames at {} Hz)",
+        tone_frames(&h.pcm, h.rate, CALLEE_HZ),
+        h.pcm.len() / (h.rate / 50).max(1) as usize,
+        h.rate
+    );
+
+    let (status, body) = post(&base, &format!("/v1/calls/{id}/hangup"), &json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    let ended = wait_event(
+        &mut events,
+        WAIT,
+        |e| matches!(e, GatewayEvent::CallEnded { call_id, .. } if *call_id == id),
+    )
+    .await;
+    let GatewayEvent::CallEnded {
+        end_reason, record, ..
+    } = ended
+    else {
+        unreachable!()
+    };
+    let record = serde_json::to_value(&record.call).expect("view");
+    assert_eq!(end_reason, "api_hangup", "{record}");
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["direction"], "outbound", "{record}");
+
+    let closed = ua
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("BYE reaches baresip");
+    assert!(
+        closed.raw.contains("peer"),
+        "closed by the gateway's BYE: {}",
+        closed.raw
+    );
+    let path = ua
+        .save_recording(&dir.path().join("heard.wav"))
+        .await
+        .expect("baresip's recording");
+    let rec = wav::read_wav(&path).expect("read recording");
+    let frames = tone_frames(&rec.samples, rec.sample_rate, AGENT_HZ);
+    eprintln!(
+        "{transport:?}: baresip recorded {:.2} s, {frames} frames of {AGENT_HZ} Hz",
+        rec.duration_secs()
+    );
+    assert!(
+        frames >= 25,
+        "baresip hears the agent's {AGENT_HZ} Hz tone ({frames} frames of {:.1} s)",
+        rec.duration_secs()
+    );
+    let finished = ua.quit().await.expect("baresip quits");
+    let via = match transport {
+        Transport::Udp => "Via: SIP/2.0/UDP 127.0.0.1",
+        Transport::Tcp => "Via: SIP/2.0/TCP 127.0.0.1",
+    };
+    let invite = finished
+        .log
+        .find("INVITE sip:")
+        .expect("the INVITE in baresip's trace");
+    assert!(
+        finished.log[invite..].contains(via),
+        "the INVITE came over {transport:?}"
+    );
+    assert_eq!(gw.rtp_ports_in_use(), 0);
+}
+
+/// baresip's address as a `sip:` URI without the transport parameter.
+fn ua_uri(ua: &Baresip) -> String {
+    let uri = ua.local_uri();
+    uri.split(';').next().unwrap_or(&uri).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_calls_baresip_over_udp() {
+    call_baresip(Transport::Udp, Dialect::Twilio, (37300, 37319)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_calls_baresip_over_tcp() {
+    call_baresip(Transport::Tcp, Dialect::Raw, (37320, 37339)).await;
+}
