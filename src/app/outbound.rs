@@ -21,11 +21,12 @@ use super::events::StatusEvents;
 use super::{call_setup, CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::{Config, TrunkConfig};
 use crate::core::agent::{AudioEncoding, Dialect};
-use crate::core::call::dial::DialPlan;
+use crate::core::call::dial::{DialPlan, OnAnswer};
 use crate::core::call::leg::{AgentTarget, Answerer};
 use crate::core::call::media::RtpSeed;
 use crate::core::call::{Call, CallId, CallStatus, CallView, Direction, Route, Setup};
 use crate::core::hooks::answer::WebhookAnswer;
+use crate::core::hooks::request::IncomingCall as WebhookRequest;
 use crate::core::sip::endpoint::{CallKey, DialSpec, OUTBOUND_KEYS};
 use crate::core::{Flow, Transport};
 
@@ -35,12 +36,12 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(OUTBOUND_KEYS);
 pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialError> {
     let config = ctx.config();
     let trunk = pick_trunk(&config, req.trunk.as_deref())?.clone();
-    let answerer = answerer(&req)?;
+    let call_id = CallId::from_random(fastrand::u128(..));
+    let answerer = answerer(&req, &call_id, &trunk)?;
     let Some(ctl) = ctx.endpoint.upgrade() else {
         return Err(DialError::Draining);
     };
     let ticket = admit(ctx, &trunk, &req)?;
-    let call_id = CallId::from_random(fastrand::u128(..));
     let key = CallKey(NEXT_KEY.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = mpsc::unbounded_channel();
     let mut view = CallView::new(
@@ -164,8 +165,13 @@ fn destination(to: &Destination) -> &str {
     }
 }
 
-/// Who talks to the callee.
-fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
+/// Who talks to the callee: the agent named now, or (Twilio's `Url`) the one the call's
+/// webhook names when the callee answers.
+fn answerer(
+    req: &DialRequest,
+    call_id: &CallId,
+    trunk: &TrunkConfig,
+) -> Result<OnAnswer, DialError> {
     let (url, dialect, sample_rate, parameters) = match &req.agent {
         AgentSource::Stream {
             url,
@@ -198,14 +204,19 @@ fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
                 }
             }
         }
-        AgentSource::Webhook { .. } => {
-            return Err(DialError::NoTrunk(
-                "Url: fetching TwiML for outbound calls is not supported yet; give Twiml".into(),
-            ))
+        AgentSource::Webhook { url } => {
+            return Ok(OnAnswer::AskWebhook(Box::new(WebhookRequest {
+                call_id: call_id.to_string(),
+                from_number: req.from.clone(),
+                to_number: Some(destination(&req.to).to_string()),
+                trunk: Some(trunk.name.clone()),
+                outbound_url: Some(url.clone()),
+                ..WebhookRequest::default()
+            })))
         }
     };
     if url.starts_with("builtin:") {
-        return Ok(Answerer::Echo { answer_delay: None });
+        return Ok(Answerer::Echo { answer_delay: None }.into());
     }
     let mut params = parameters;
     params.extend(req.parameters.iter().cloned());
@@ -216,7 +227,8 @@ fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
         encoding: AudioEncoding::L16,
         parameters: params,
         extra_headers: None,
-    }))
+    })
+    .into())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -226,7 +238,7 @@ async fn run(
     key: CallKey,
     trunk: TrunkConfig,
     req: DialRequest,
-    answerer: Answerer,
+    answerer: OnAnswer,
     (tx, rx): (
         mpsc::UnboundedSender<CallMsg>,
         mpsc::UnboundedReceiver<CallMsg>,
