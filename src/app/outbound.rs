@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::call::{conclude, Driver, Outgoing};
 use super::dial::{AgentSource, Destination, DialError, DialRequest, Dialed};
 use super::events::StatusEvents;
+use super::record::CallbackFormat;
 use super::{call_setup, CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::{Config, TrunkConfig};
 use crate::core::agent::{AudioEncoding, Dialect};
@@ -131,7 +132,10 @@ fn admit(
     let config = ctx.config();
     let url = req.callback_url.clone().or(config.callbacks.url.clone());
     let ctx2 = ctx.clone();
-    tokio::spawn(async move { super::record::deliver(&ctx2, &record, url.as_deref()).await });
+    let format = callback_format(&config, req);
+    tokio::spawn(
+        async move { super::record::deliver(&ctx2, &record, url.as_deref(), &format).await },
+    );
     // 429 for concurrency and rate (with Retry-After for rate), 403 for prefixes and hours.
     match refusal.reason.http_status() {
         429 if refusal.retry_after.is_none() => Err(DialError::Busy(reason.to_string())),
@@ -143,6 +147,16 @@ fn admit(
             reason: reason.to_string(),
             retry_after: None,
         }),
+    }
+}
+
+/// Twilio's form fields for calls created through the Twilio-compatible API, else JSON.
+fn callback_format(config: &Config, req: &DialRequest) -> CallbackFormat {
+    match req.twilio_form {
+        true => CallbackFormat::TwilioForm {
+            account_sid: config.api.account_sid.clone(),
+        },
+        false => CallbackFormat::Json,
     }
 }
 
@@ -294,7 +308,8 @@ async fn run(
     );
     let callback_url = req.callback_url.clone().or(config.callbacks.url.clone());
     let events = req.status_events.unwrap_or(config.callbacks.events);
-    let status = StatusEvents::new(callback_url, events);
+    let status =
+        StatusEvents::new(callback_url, events).with_format(callback_format(&config, &req));
     let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), rx);
     driver.outgoing = Some(Outgoing {
         spec: Box::new(spec),

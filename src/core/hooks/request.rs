@@ -3,7 +3,7 @@
 //! Owns: the JSON `call.incoming` body (absent parts are absent keys, never empty strings), the
 //! `twilio-form` body (Twilio's voice webhook fields, urlencoded, so a TwiML app can answer).
 //! The `did`/`crt` it carries were read once, by `core::number::did_crt`, when the INVITE came.
-//! Twilio-form additions: trunkgate-only facts go in `X_Did`, `X_Crt`, `X_SipCallId`,
+//! Also the one form serialiser ([`form_urlencoded`]). Twilio-form additions: trunkgate-only facts go in `X_Did`, `X_Crt`, `X_SipCallId`,
 //! `X_Trunk`, `X_WorkspaceId`, `X_SourceIp`; SIP headers go in `SipHeader_<name>`, the names
 //! Twilio's own SIP trunking uses.
 //! Must not: sign (see `sign`), send, or read a clock.
@@ -162,9 +162,15 @@ pub fn twilio_form_body(call: &IncomingCall, account_sid: &str) -> String {
     for (name, value) in &call.headers {
         fields.push((format!("SipHeader_{name}"), value));
     }
+    form_urlencoded(&fields)
+}
+
+/// `fields` as an application/x-www-form-urlencoded body (`k=v&k=v`, in order): the one
+/// form serialiser, for the webhook and for Twilio-form status callbacks.
+pub fn form_urlencoded<K: AsRef<str>, V: AsRef<str>>(fields: &[(K, V)]) -> String {
     let encoded: Vec<String> = fields
         .iter()
-        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .map(|(k, v)| format!("{}={}", form_encode(k.as_ref()), form_encode(v.as_ref())))
         .collect();
     encoded.join("&")
 }
