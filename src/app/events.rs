@@ -81,7 +81,12 @@ impl StatusEvents {
         }
         self.answered = true;
         self.send(ctx, CallbackEvent::Answered, view);
-        ctx.journal.answered(view, self.completed_url(), self.seq);
+        let account = match &self.format {
+            CallbackFormat::TwilioForm { account_sid } => Some(account_sid.clone()),
+            CallbackFormat::Json => None,
+        };
+        ctx.journal
+            .answered(view, self.completed_url(), self.seq, account);
         self.journaled = Some(view.call_id.clone());
     }
 

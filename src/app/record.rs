@@ -153,3 +153,47 @@ fn rejected_record(
     view.sip_status = Some(status);
     (envelope(CallbackEvent::Completed, seq, view), url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completed() -> CallCompleted {
+        let mut v = CallView::new("CA01", Direction::Outbound, "2025-01-15T10:30:00Z".into());
+        v.from = Some("+48111222333".into());
+        v.to = Some("+48123456789".into());
+        v.answered_at = Some("2025-01-15T10:30:05Z".into());
+        v.ended_at = Some("2025-01-15T10:31:07Z".into());
+        v.status = CallStatus::Completed;
+        v.duration_s = 62.4;
+        v.sip_status = Some(200);
+        envelope(CallbackEvent::Completed, 3, v)
+    }
+
+    #[test]
+    fn json_calls_post_the_envelope_and_twilio_calls_its_form() {
+        let record = completed();
+        let json = payload(&record, &CallbackFormat::Json);
+        assert_eq!(json.form, None);
+        let v: serde_json::Value = serde_json::from_str(&json.json).unwrap_or_default();
+        assert_eq!(
+            (v["event"].as_str(), v["seq"].as_u64()),
+            (Some("call.completed"), Some(3))
+        );
+        let twilio = CallbackFormat::TwilioForm {
+            account_sid: "AC1".into(),
+        };
+        let p = payload(&record, &twilio);
+        // The CDR line stays the JSON record.
+        assert_eq!(p.json, json.json);
+        assert_eq!(
+            p.form.as_deref(),
+            Some(
+                "CallSid=CA01&AccountSid=AC1&From=%2B48111222333&To=%2B48123456789\
+                 &CallStatus=completed&Direction=outbound-api&CallDuration=62\
+                 &SipResponseCode=200&Timestamp=Wed%2C+15+Jan+2025+10%3A31%3A07+%2B0000\
+                 &SequenceNumber=2&CallbackSource=call-progress-events&ApiVersion=2010-04-01"
+            )
+        );
+    }
+}
