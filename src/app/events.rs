@@ -7,6 +7,8 @@
 //! `callback_events`; where: the webhook answer's `callback_url`, else the number's
 //! `callback_url`, else `[callbacks] url`. Without a URL nothing is spooled, but the
 //! `call.completed` record still goes to the CDR (it is the only event that does).
+//! A call created through the Twilio-compatible API POSTs Twilio's form fields instead of
+//! the JSON envelope ([`StatusEvents::with_format`]); spool, retries and CDR are the same.
 //!
 //! Owns: the per-call sequence and the once-only rule of each event. Must not: block a call
 //! worker on the disk (ringing and answered are fire-and-forget into the record writer,

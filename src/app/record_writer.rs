@@ -189,7 +189,8 @@ fn run(rx: mpsc::Receiver<Job>, sink: &Sink) {
 }
 
 fn write_batch(batch: &[Job], sink: &Sink) {
-    let records: Vec<(&str, Option<&str>, &str, Option<&str>, bool)> = batch
+    // Each record's JSON (the CDR line), its spool submission (if it has a URL), its CDR flag.
+    let records: Vec<(&str, Option<Submission<'_>>, bool)> = batch
         .iter()
         .filter_map(|j| match j {
             Job::Record {
@@ -199,13 +200,15 @@ fn write_batch(batch: &[Job], sink: &Sink) {
                 url,
                 cdr,
                 ..
-            } => Some((
-                json.as_str(),
-                form.as_deref(),
-                event_id.as_str(),
-                url.as_deref(),
-                *cdr,
-            )),
+            } => {
+                let item = url.as_deref().map(|url| Submission {
+                    url,
+                    event_id,
+                    body: form.as_deref().unwrap_or(json),
+                    content_type: form.as_ref().map(|_| FORM),
+                });
+                Some((json.as_str(), item, *cdr))
+            }
             Job::Barrier(_) => None,
         })
         .collect();
@@ -215,15 +218,7 @@ fn write_batch(batch: &[Job], sink: &Sink) {
     if let Some(spool) = &sink.spool {
         let wanted: Vec<(&str, Submission<'_>)> = records
             .iter()
-            .filter_map(|&(json, form, event_id, url, _)| {
-                let item = Submission {
-                    url: url?,
-                    event_id,
-                    body: form.unwrap_or(json),
-                    content_type: form.map(|_| FORM),
-                };
-                Some((json, item))
-            })
+            .filter_map(|&(json, item, _)| Some((json, item?)))
             .collect();
         if !wanted.is_empty() {
             let items: Vec<Submission<'_>> = wanted.iter().map(|(_, i)| *i).collect();
@@ -236,7 +231,7 @@ fn write_batch(batch: &[Job], sink: &Sink) {
     }
     let lines_of: Vec<&str> = records
         .iter()
-        .filter(|r| r.4)
+        .filter(|r| r.2)
         .map(|&(json, ..)| json)
         .collect();
     if lines_of.is_empty() {
