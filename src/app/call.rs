@@ -260,8 +260,10 @@ impl Driver {
                 a = pending(&mut self.webhook) => {
                     self.webhook = None;
                     match &a {
-                        Err(e) => tracing::warn!(error = %e, "inbound webhook failed"),
-                        Ok(WebhookAnswer::Connect { callback_url, callback_events, .. }) => {
+                        Err(e) => tracing::warn!(error = %e, "webhook failed"),
+                        Ok(WebhookAnswer::Connect { callback_url, callback_events, .. })
+                            if !self.call.is_answered() =>
+                        {
                             // The answer may redirect this call's status events; the 180
                             // went out before it came, so call.ringing may be due now.
                             self.status.redirect(callback_url.clone(), *callback_events);
@@ -423,8 +425,14 @@ impl Driver {
                 }
                 Output::AskWebhook(req) => {
                     let (ctx, config) = (self.ctx.clone(), self.config.clone());
+                    // An outbound call asks its own URL (Twilio's `Url`), never the
+                    // inbound webhook's.
+                    let url = match &req.outbound_url {
+                        Some(url) => Some(url.clone()),
+                        None => config.webhook.url.clone(),
+                    };
                     self.webhook = Some(Box::pin(async move {
-                        match config.webhook.url.clone() {
+                        match url {
                             Some(url) => webhook::ask(&ctx, &config, &url, &req).await,
                             None => Err(WebhookFailure::Transport("no webhook URL".into())),
                         }

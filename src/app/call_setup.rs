@@ -90,6 +90,7 @@ fn webhook_request(info: &IncomingCall, admitted: &Admitted) -> request::Incomin
         trunk: admitted.trunk.clone(),
         source_ip: Some(info.source.ip().to_string()),
         headers: info.headers.clone(),
+        outbound_url: None,
     }
 }
 

@@ -7,6 +7,8 @@
 //! `callback_events`; where: the webhook answer's `callback_url`, else the number's
 //! `callback_url`, else `[callbacks] url`. Without a URL nothing is spooled, but the
 //! `call.completed` record still goes to the CDR (it is the only event that does).
+//! A call created through the Twilio-compatible API POSTs Twilio's form fields instead of
+//! the JSON envelope ([`StatusEvents::with_format`]); spool, retries and CDR are the same.
 //!
 //! Owns: the per-call sequence and the once-only rule of each event. Must not: block a call
 //! worker on the disk (ringing and answered are fire-and-forget into the record writer,
@@ -14,7 +16,7 @@
 
 use std::sync::Arc;
 
-use super::record;
+use super::record::{self, CallbackFormat};
 use super::Ctx;
 use crate::core::hooks::callback::{CallCompleted, CallView, CallbackEvent, EventSet};
 use crate::core::media::vad::Segment;
@@ -30,6 +32,8 @@ pub struct StatusEvents {
     answered: bool,
     /// The call id whose journal entry this call wrote.
     journaled: Option<String>,
+    /// JSON, or Twilio's form fields (calls created through the Twilio-compatible API).
+    format: CallbackFormat,
 }
 
 impl StatusEvents {
@@ -42,7 +46,14 @@ impl StatusEvents {
             rang: false,
             answered: false,
             journaled: None,
+            format: CallbackFormat::Json,
         }
+    }
+
+    /// Every event of this call in `format` (the spool, retries and the CDR are the same).
+    pub fn with_format(mut self, format: CallbackFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// The webhook answer's `callback_url` / `callback_events`, when it set them: they replace
@@ -72,7 +83,12 @@ impl StatusEvents {
         }
         self.answered = true;
         self.send(ctx, CallbackEvent::Answered, view);
-        ctx.journal.answered(view, self.completed_url(), self.seq);
+        let account = match &self.format {
+            CallbackFormat::TwilioForm { account_sid } => Some(account_sid.clone()),
+            CallbackFormat::Json => None,
+        };
+        ctx.journal
+            .answered(view, self.completed_url(), self.seq, account);
         self.journaled = Some(view.call_id.clone());
     }
 
@@ -96,7 +112,8 @@ impl StatusEvents {
     pub async fn completed(&mut self, ctx: &Arc<Ctx>, view: CallView) -> CallCompleted {
         self.seq += 1;
         let record = record::envelope(CallbackEvent::Completed, self.seq, view);
-        record::deliver(ctx, &record, self.completed_url().as_deref()).await;
+        let url = self.completed_url();
+        record::deliver(ctx, &record, url.as_deref(), &self.format).await;
         if let Some(call_id) = self.journaled.take() {
             ctx.journal.ended(&call_id);
         }
@@ -121,11 +138,11 @@ impl StatusEvents {
         };
         self.seq += 1;
         let record = record::envelope(event, self.seq, view.clone());
-        let json = String::from_utf8(record.to_json()).unwrap_or_default();
+        let payload = record::payload(&record, &self.format);
         // Queued, or (queue full) written here at once: either way on its way to disk.
         let _ = ctx
             .records
-            .write(json, &record.event_id, Some(url), false, || {});
+            .write(payload, &record.event_id, Some(url), false, || {});
         true
     }
 }

@@ -67,6 +67,10 @@ pub struct Entry {
     pub callback_url: Option<String>,
     /// The last `seq` the call used; the recovered record takes the next.
     pub seq: u32,
+    /// A call created through the Twilio-compatible API: its recovered `call.completed` is
+    /// Twilio's form fields naming this `AccountSid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio_account_sid: Option<String>,
     /// When this entry was written: the recovered record's `ended_at`.
     pub checkpoint_at: String,
     /// The call as it stood (`duration_s` up to `checkpoint_at`).
@@ -139,12 +143,20 @@ impl Journal {
     }
 
     /// The call is answered: its entry (fsynced). `callback_url`: where its `call.completed`
-    /// goes; `seq`: the last status event seq it used.
-    pub fn answered(&self, view: &CallView, callback_url: Option<String>, seq: u32) {
+    /// goes; `seq`: the last status event seq it used; `twilio_account_sid`: set when its
+    /// callbacks are Twilio's form fields.
+    pub fn answered(
+        &self,
+        view: &CallView,
+        callback_url: Option<String>,
+        seq: u32,
+        twilio_account_sid: Option<String>,
+    ) {
         let entry = Entry {
             v: VERSION,
             callback_url,
             seq,
+            twilio_account_sid,
             checkpoint_at: jiff::Timestamp::now().to_string(),
             call: view.clone(),
             caller_talk: Vec::new(),
@@ -161,6 +173,7 @@ impl Journal {
             // Filled in from the answer's entry by the writer thread.
             callback_url: None,
             seq: 0,
+            twilio_account_sid: None,
             checkpoint_at: jiff::Timestamp::now().to_string(),
             call: view.clone(),
             caller_talk: pairs(caller),
@@ -211,7 +224,8 @@ impl Journal {
 
 /// Per answered call: where its record goes, its last seq (checkpoints carry neither), and the
 /// longest checkpoint written so far (the next one is padded to it).
-type Calls = HashMap<String, (Option<String>, u32, usize)>;
+/// Per answered call: its callback URL, last seq, Twilio AccountSid, longest checkpoint.
+type Calls = HashMap<String, (Option<String>, u32, Option<String>, usize)>;
 
 fn run(dir: &Path, rx: mpsc::Receiver<Op>) {
     let mut calls: Calls = HashMap::new();
@@ -263,7 +277,12 @@ fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut Calls) {
             (Op::Answered(entry), Some(id)) => {
                 calls.insert(
                     entry.call.call_id.clone(),
-                    (entry.callback_url.clone(), entry.seq, 0),
+                    (
+                        entry.callback_url.clone(),
+                        entry.seq,
+                        entry.twilio_account_sid.clone(),
+                        0,
+                    ),
                 );
                 if !skip {
                     let path = dir.join(format!("{id}.call.json"));
@@ -276,7 +295,7 @@ fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut Calls) {
                 }
             }
             (Op::Checkpoint(mut entry), Some(id)) => {
-                let Some((url, seq, longest)) = calls.get_mut(&entry.call.call_id) else {
+                let Some((url, seq, account, longest)) = calls.get_mut(&entry.call.call_id) else {
                     continue;
                 };
                 if skip {
@@ -284,6 +303,7 @@ fn write_batch(dir: &Path, batch: Vec<Op>, calls: &mut Calls) {
                 }
                 entry.callback_url = url.clone();
                 entry.seq = *seq;
+                entry.twilio_account_sid = account.clone();
                 let path = dir.join(format!("{id}.ckpt.json"));
                 match overwrite_entry(&path, &entry, *longest) {
                     Ok(len) => *longest = len,
@@ -422,11 +442,15 @@ pub async fn recover(dir: &Path, records: &RecordWriter, rule: Rule) -> Recovere
             tracing::error!(call = %stem, "no readable journal entry for a call that was up; its record is lost");
             continue;
         };
+        let format = match entry.twilio_account_sid.clone() {
+            Some(account_sid) => record::CallbackFormat::TwilioForm { account_sid },
+            None => record::CallbackFormat::Json,
+        };
         let (record, url) = recovered_record(entry, rule);
         tracing::info!(call_id = %record.call.call_id, duration_s = record.call.duration_s, "call was up when the gateway stopped; reporting it");
-        let json = String::from_utf8(record.to_json()).unwrap_or_default();
+        let payload = record::payload(&record, &format);
         let (gone_dir, gone_stem) = (dir.to_path_buf(), stem.clone());
-        let written = records.write(json, &record.event_id, url.as_deref(), true, move || {
+        let written = records.write(payload, &record.event_id, url.as_deref(), true, move || {
             remove_entry(&gone_dir, &gone_stem)
         });
         if let Written::Inline = written {

@@ -18,14 +18,16 @@ use tracing::Instrument;
 use super::call::{conclude, Driver, Outgoing};
 use super::dial::{AgentSource, Destination, DialError, DialRequest, Dialed};
 use super::events::StatusEvents;
+use super::record::CallbackFormat;
 use super::{call_setup, CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::{Config, TrunkConfig};
 use crate::core::agent::{AudioEncoding, Dialect};
-use crate::core::call::dial::DialPlan;
+use crate::core::call::dial::{DialPlan, OnAnswer};
 use crate::core::call::leg::{AgentTarget, Answerer};
 use crate::core::call::media::RtpSeed;
 use crate::core::call::{Call, CallId, CallStatus, CallView, Direction, Route, Setup};
 use crate::core::hooks::answer::WebhookAnswer;
+use crate::core::hooks::request::IncomingCall as WebhookRequest;
 use crate::core::sip::endpoint::{CallKey, DialSpec, OUTBOUND_KEYS};
 use crate::core::{Flow, Transport};
 
@@ -35,12 +37,12 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(OUTBOUND_KEYS);
 pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialError> {
     let config = ctx.config();
     let trunk = pick_trunk(&config, req.trunk.as_deref())?.clone();
-    let answerer = answerer(&req)?;
+    let call_id = CallId::from_random(fastrand::u128(..));
+    let answerer = answerer(&req, &call_id, &trunk)?;
     let Some(ctl) = ctx.endpoint.upgrade() else {
         return Err(DialError::Draining);
     };
     let ticket = admit(ctx, &trunk, &req)?;
-    let call_id = CallId::from_random(fastrand::u128(..));
     let key = CallKey(NEXT_KEY.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = mpsc::unbounded_channel();
     let mut view = CallView::new(
@@ -130,7 +132,10 @@ fn admit(
     let config = ctx.config();
     let url = req.callback_url.clone().or(config.callbacks.url.clone());
     let ctx2 = ctx.clone();
-    tokio::spawn(async move { super::record::deliver(&ctx2, &record, url.as_deref()).await });
+    let format = callback_format(&config, req);
+    tokio::spawn(
+        async move { super::record::deliver(&ctx2, &record, url.as_deref(), &format).await },
+    );
     // 429 for concurrency and rate (with Retry-After for rate), 403 for prefixes and hours.
     match refusal.reason.http_status() {
         429 if refusal.retry_after.is_none() => Err(DialError::Busy(reason.to_string())),
@@ -142,6 +147,16 @@ fn admit(
             reason: reason.to_string(),
             retry_after: None,
         }),
+    }
+}
+
+/// Twilio's form fields for calls created through the Twilio-compatible API, else JSON.
+fn callback_format(config: &Config, req: &DialRequest) -> CallbackFormat {
+    match req.twilio_form {
+        true => CallbackFormat::TwilioForm {
+            account_sid: config.api.account_sid.clone(),
+        },
+        false => CallbackFormat::Json,
     }
 }
 
@@ -164,8 +179,13 @@ fn destination(to: &Destination) -> &str {
     }
 }
 
-/// Who talks to the callee.
-fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
+/// Who talks to the callee: the agent named now, or (Twilio's `Url`) the one the call's
+/// webhook names when the callee answers.
+fn answerer(
+    req: &DialRequest,
+    call_id: &CallId,
+    trunk: &TrunkConfig,
+) -> Result<OnAnswer, DialError> {
     let (url, dialect, sample_rate, parameters) = match &req.agent {
         AgentSource::Stream {
             url,
@@ -198,14 +218,19 @@ fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
                 }
             }
         }
-        AgentSource::Webhook { .. } => {
-            return Err(DialError::NoTrunk(
-                "Url: fetching TwiML for outbound calls is not supported yet; give Twiml".into(),
-            ))
+        AgentSource::Webhook { url } => {
+            return Ok(OnAnswer::AskWebhook(Box::new(WebhookRequest {
+                call_id: call_id.to_string(),
+                from_number: req.from.clone(),
+                to_number: Some(destination(&req.to).to_string()),
+                trunk: Some(trunk.name.clone()),
+                outbound_url: Some(url.clone()),
+                ..WebhookRequest::default()
+            })))
         }
     };
     if url.starts_with("builtin:") {
-        return Ok(Answerer::Echo { answer_delay: None });
+        return Ok(Answerer::Echo { answer_delay: None }.into());
     }
     let mut params = parameters;
     params.extend(req.parameters.iter().cloned());
@@ -216,7 +241,8 @@ fn answerer(req: &DialRequest) -> Result<Answerer, DialError> {
         encoding: AudioEncoding::L16,
         parameters: params,
         extra_headers: None,
-    }))
+    })
+    .into())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -226,7 +252,7 @@ async fn run(
     key: CallKey,
     trunk: TrunkConfig,
     req: DialRequest,
-    answerer: Answerer,
+    answerer: OnAnswer,
     (tx, rx): (
         mpsc::UnboundedSender<CallMsg>,
         mpsc::UnboundedReceiver<CallMsg>,
@@ -283,7 +309,8 @@ async fn run(
     );
     let callback_url = req.callback_url.clone().or(config.callbacks.url.clone());
     let events = req.status_events.unwrap_or(config.callbacks.events);
-    let status = StatusEvents::new(callback_url, events);
+    let status =
+        StatusEvents::new(callback_url, events).with_format(callback_format(&config, &req));
     let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), rx);
     driver.outgoing = Some(Outgoing {
         spec: Box::new(spec),

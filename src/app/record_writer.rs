@@ -21,7 +21,25 @@ use std::sync::mpsc::{self, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::io::spool::Spool;
+use crate::io::spool::{Spool, Submission};
+
+/// The Content-Type of a [`Payload::form`] callback.
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// One record as the writer takes it ([`super::record::payload`] makes it): its JSON, which
+/// is the CDR line and the callback's body, unless `form` is set (a call created through the
+/// Twilio-compatible API): then that form body is what the callback POSTs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub json: String,
+    pub form: Option<String>,
+}
+
+impl From<String> for Payload {
+    fn from(json: String) -> Payload {
+        Payload { json, form: None }
+    }
+}
 
 /// Records written in one batch at most.
 const MAX_BATCH: usize = 256;
@@ -34,6 +52,8 @@ type Then = Box<dyn FnOnce() + Send>;
 enum Job {
     Record {
         json: String,
+        /// The callback's form body, when it is not `json`.
+        form: Option<String>,
         event_id: String,
         url: Option<String>,
         /// Appended to the CDR file too (only `call.completed` records are).
@@ -85,14 +105,16 @@ impl RecordWriter {
     /// runs once it is on disk (or failed and was logged). See [`Written`] for the full queue.
     pub fn write(
         &self,
-        json: String,
+        payload: impl Into<Payload>,
         event_id: &str,
         url: Option<&str>,
         cdr: bool,
         then: impl FnOnce() + Send + 'static,
     ) -> Written {
+        let Payload { json, form } = payload.into();
         let job = Job::Record {
             json,
+            form,
             event_id: event_id.to_string(),
             url: url.map(str::to_string),
             cdr,
@@ -108,9 +130,15 @@ impl RecordWriter {
     }
 
     /// Queues a record and returns once it is on disk.
-    pub async fn write_and_wait(&self, json: String, event_id: &str, url: Option<&str>, cdr: bool) {
+    pub async fn write_and_wait(
+        &self,
+        payload: impl Into<Payload>,
+        event_id: &str,
+        url: Option<&str>,
+        cdr: bool,
+    ) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let written = self.write(json, event_id, url, cdr, move || {
+        let written = self.write(payload, event_id, url, cdr, move || {
             let _ = tx.send(());
         });
         if let Written::Queued = written {
@@ -161,16 +189,26 @@ fn run(rx: mpsc::Receiver<Job>, sink: &Sink) {
 }
 
 fn write_batch(batch: &[Job], sink: &Sink) {
-    let records: Vec<(&str, &str, Option<&str>, bool)> = batch
+    // Each record's JSON (the CDR line), its spool submission (if it has a URL), its CDR flag.
+    let records: Vec<(&str, Option<Submission<'_>>, bool)> = batch
         .iter()
         .filter_map(|j| match j {
             Job::Record {
                 json,
+                form,
                 event_id,
                 url,
                 cdr,
                 ..
-            } => Some((json.as_str(), event_id.as_str(), url.as_deref(), *cdr)),
+            } => {
+                let item = url.as_deref().map(|url| Submission {
+                    url,
+                    event_id,
+                    body: form.as_deref().unwrap_or(json),
+                    content_type: form.as_ref().map(|_| FORM),
+                });
+                Some((json.as_str(), item, *cdr))
+            }
             Job::Barrier(_) => None,
         })
         .collect();
@@ -178,12 +216,12 @@ fn write_batch(batch: &[Job], sink: &Sink) {
         return;
     }
     if let Some(spool) = &sink.spool {
-        let wanted: Vec<(&str, (&str, &str, &str))> = records
+        let wanted: Vec<(&str, Submission<'_>)> = records
             .iter()
-            .filter_map(|&(json, event_id, url, _)| Some((json, (url?, event_id, json))))
+            .filter_map(|&(json, item, _)| Some((json, item?)))
             .collect();
         if !wanted.is_empty() {
-            let items: Vec<(&str, &str, &str)> = wanted.iter().map(|(_, i)| *i).collect();
+            let items: Vec<Submission<'_>> = wanted.iter().map(|(_, i)| *i).collect();
             for ((json, _), result) in wanted.iter().zip(spool.submit_batch(&items)) {
                 if let Err(e) = result {
                     tracing::error!(error = %e, record = %json, "cannot spool callback");
@@ -193,7 +231,7 @@ fn write_batch(batch: &[Job], sink: &Sink) {
     }
     let lines_of: Vec<&str> = records
         .iter()
-        .filter(|r| r.3)
+        .filter(|r| r.2)
         .map(|&(json, ..)| json)
         .collect();
     if lines_of.is_empty() {
@@ -271,9 +309,10 @@ mod tests {
         let path = dir.join("cdr.jsonl");
         let file = std::fs::File::create(&path).expect("cdr");
         let w = RecordWriter::start(None, Some(file)).expect("writer");
-        w.write_and_wait("{\"a\":1}".into(), "e", None, true).await;
+        w.write_and_wait("{\"a\":1}".to_string(), "e", None, true)
+            .await;
         // Not for the CDR (a call.ringing, say): on disk without a line.
-        w.write_and_wait("{\"b\":1}".into(), "e2", None, false)
+        w.write_and_wait("{\"b\":1}".to_string(), "e2", None, false)
             .await;
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "{\"a\":1}\n");
         let _ = std::fs::remove_dir_all(dir);

@@ -1,4 +1,6 @@
-//! Asking the inbound-call webhook which agent takes a ringing call (PROTOCOLS.md §1).
+//! Asking the webhook which agent takes a call (PROTOCOLS.md §1): an inbound call while it
+//! rings (`[webhook] url`, in `[webhook] format`), or an outbound call placed with Twilio's
+//! `Url` once the callee has answered (that URL, always in Twilio's form).
 
 use super::Ctx;
 use crate::config::{Config, WebhookFormat as CfgFormat};
@@ -14,11 +16,11 @@ pub async fn ask(
     url: &str,
     call: &IncomingCall,
 ) -> Result<WebhookAnswer, WebhookFailure> {
-    let format = match config.webhook.format {
-        CfgFormat::Json => WebhookFormat::Json,
-        CfgFormat::TwilioForm => WebhookFormat::TwilioForm,
+    let format = match (&call.outbound_url, config.webhook.format) {
+        (Some(_), _) | (None, CfgFormat::TwilioForm) => WebhookFormat::TwilioForm,
+        (None, CfgFormat::Json) => WebhookFormat::Json,
     };
-    let body = request::body(format, call, "trunkgate");
+    let body = request::body(format, call, &config.api.account_sid);
     let resp = signed_post(
         &ctx.http,
         url,

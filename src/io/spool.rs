@@ -20,8 +20,22 @@ pub struct Envelope {
     pub url: String,
     pub event_id: String,
     pub attempts: u32,
-    /// The JSON body, as sent.
+    /// The body, as sent.
     pub body: String,
+    /// The body's Content-Type; `None` (every file written before it was recorded too):
+    /// `application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// One callback to spool: where it goes, its event id, its body and the body's type
+/// (`None`: JSON).
+#[derive(Debug, Clone, Copy)]
+pub struct Submission<'a> {
+    pub url: &'a str,
+    pub event_id: &'a str,
+    pub body: &'a str,
+    pub content_type: Option<&'a str>,
 }
 
 #[derive(Debug, Default)]
@@ -80,17 +94,18 @@ impl Spool {
     /// directory sync for the lot — then queues them. One result per item, in order; `Ok`
     /// means that file is on disk. (`syncfs` once per batch instead of a sync per file was
     /// measured slower: it flushes everything else on the filesystem too.)
-    pub fn submit_batch(&self, items: &[(&str, &str, &str)]) -> Vec<std::io::Result<PathBuf>> {
+    pub fn submit_batch(&self, items: &[Submission<'_>]) -> Vec<std::io::Result<PathBuf>> {
         let staged: Vec<std::io::Result<(PathBuf, PathBuf)>> = items
             .iter()
-            .map(|(url, event_id, body)| {
+            .map(|item| {
                 let env = Envelope {
-                    url: url.to_string(),
-                    event_id: event_id.to_string(),
+                    url: item.url.to_string(),
+                    event_id: item.event_id.to_string(),
                     attempts: 0,
-                    body: body.to_string(),
+                    body: item.body.to_string(),
+                    content_type: item.content_type.map(str::to_string),
                 };
-                let path = self.new_path(event_id);
+                let path = self.new_path(item.event_id);
                 let tmp = path.with_extension("tmp");
                 let bytes = serde_json::to_vec(&env).map_err(std::io::Error::other)?;
                 let mut f = fs::File::create(&tmp)?;
@@ -200,7 +215,7 @@ async fn attempt(spool: &Spool, client: &reqwest::Client, path: PathBuf) {
     let outcome = super::http::signed_post(
         client,
         &env.url,
-        "application/json",
+        env.content_type.as_deref().unwrap_or("application/json"),
         &[("X-Trunkgate-Event-Id", &env.event_id)],
         env.body.clone().into_bytes(),
         spool.settings.secret.as_deref().map(Vec::as_slice),

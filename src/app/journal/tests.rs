@@ -100,7 +100,7 @@ async fn the_writer_keeps_an_answered_call_until_it_ends() {
     let dir = d.0.join("journal");
     let journal = Journal::open(&dir);
     let v = view("CA01");
-    journal.answered(&v, Some("http://127.0.0.1:9/cb".into()), 2);
+    journal.answered(&v, Some("http://127.0.0.1:9/cb".into()), 2, None);
     journal.flush(Duration::from_secs(10)).await;
     assert_eq!(names(&dir), ["CA01.call.json"]);
     let base = read_entry(&dir.join("CA01.call.json")).expect("entry");
@@ -138,8 +138,15 @@ async fn a_previous_runs_entries_become_gateway_restart_records() {
     // The previous run: two answered calls, one checkpointed, then the process is gone.
     {
         let journal = Journal::open(&dir);
-        journal.answered(&view("CAa"), Some("http://127.0.0.1:9/a".into()), 1);
-        journal.answered(&view("CAb"), None, 0);
+        // CAa was created through the Twilio-compatible API: its callbacks are forms.
+        let account = Some("AC1".to_string());
+        journal.answered(
+            &view("CAa"),
+            Some("http://127.0.0.1:9/a".into()),
+            1,
+            account,
+        );
+        journal.answered(&view("CAb"), None, 0, None);
         let mut running = view("CAa");
         running.duration_s = 42.0;
         let caller = [Segment {
@@ -204,6 +211,13 @@ async fn a_previous_runs_entries_become_gateway_restart_records() {
         .expect("envelope");
     assert_eq!(env["url"], "http://127.0.0.1:9/a");
     assert_eq!(env["event_id"], "evt-CAa-2");
+    // The checkpoint kept the answer's AccountSid: the record is Twilio's form (the CDR line
+    // above is the JSON record all the same).
+    assert_eq!(env["content_type"], "application/x-www-form-urlencoded");
+    let form = env["body"].as_str().unwrap_or_default();
+    assert!(form.starts_with("CallSid=CAa&AccountSid=AC1&"), "{form}");
+    assert!(form.contains("&CallStatus=completed&"), "{form}");
+    assert!(form.contains("&CallDuration=42&"), "{form}");
     // Every entry is gone once its record is on disk; a second start finds nothing.
     assert!(names(&dir).is_empty(), "{:?}", names(&dir));
     assert_eq!(
@@ -222,6 +236,7 @@ async fn unreadable_entries_are_moved_aside_never_a_panic() {
         v: VERSION,
         callback_url: None,
         seq: 0,
+        twilio_account_sid: None,
         checkpoint_at: "2025-01-15T10:31:00Z".into(),
         call: view("CAt"),
         caller_talk: vec![],
@@ -301,6 +316,7 @@ fn a_shorter_checkpoint_overwrites_a_longer_one_whole() {
         v: VERSION,
         callback_url: Some("http://127.0.0.1:9/cb".into()),
         seq: 2,
+        twilio_account_sid: None,
         checkpoint_at: "2026-01-01T00:00:05Z".into(),
         call: view("CA1"),
         caller_talk: vec![[0, 1000], [2000, 3000], [4000, 4500]],

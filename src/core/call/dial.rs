@@ -1,6 +1,7 @@
 //! An outbound call's lifecycle: the SIP leg is ours (UAC). Lease a port, offer, ring for at
 //! most `ring_timeout`, and on the 2xx read the answer and connect the agent (the same start
-//! message as inbound, `direction` outbound). Failures map through the one [`EndReason`]
+//! message as inbound, `direction` outbound) — or, for Twilio's `Url`, ask the call's own
+//! webhook first ([`OnAnswer::AskWebhook`]). Failures map through the one [`EndReason`]
 //! table: busy (486/600), no-answer (408/480/487, ring timeout), failed (others).
 //!
 //! Must not: know trunks, credentials or addresses (the driver adds them to the offer), or
@@ -8,10 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::leg::{AgentLeg, AnswerLeg, Answerer, CALLER};
+use super::leg::{AgentLeg, AgentTarget, AnswerLeg, Answerer, CALLER};
 use super::media::SipMedia;
-use super::{Call, EndReason, Notice, Output, Phase};
+use super::{Call, EndReason, Notice, Output, Phase, WebhookRequest};
 use crate::core::agent::echo::EchoAgent;
+use crate::core::agent::Dialect;
+use crate::core::hooks::answer::WebhookAnswer;
+use crate::core::hooks::WebhookFailure;
 use crate::core::sip::endpoint::CallCommand;
 use crate::core::sip::sdp::AnswerParams;
 
@@ -19,7 +23,7 @@ use crate::core::sip::sdp::AnswerParams;
 #[derive(Debug, Clone, PartialEq)]
 pub struct DialPlan {
     /// Who talks to the callee once it answers.
-    pub answerer: Answerer,
+    pub answerer: OnAnswer,
     /// Ringing longer than this is cancelled (`no-answer`).
     pub ring_timeout: Duration,
     /// An answered call is hung up after this long.
@@ -27,6 +31,22 @@ pub struct DialPlan {
     /// Connect the agent on a 183 with SDP, so it hears the callee's early media (ringback,
     /// announcements, IVR prompts) before the answer.
     pub early_media: bool,
+}
+
+/// What happens when the callee answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OnAnswer {
+    /// This answerer takes over (known when the call was placed).
+    Answerer(Answerer),
+    /// Twilio's `Url`: ask this webhook right after the 2xx ([`Output::AskWebhook`]); its
+    /// `Connect` names the agent, a rejection or a failure hangs up.
+    AskWebhook(Box<WebhookRequest>),
+}
+
+impl From<Answerer> for OnAnswer {
+    fn from(a: Answerer) -> OnAnswer {
+        OnAnswer::Answerer(a)
+    }
 }
 
 /// An outbound call's own deadlines.
@@ -37,6 +57,8 @@ pub(super) struct Dialing {
     pub limit_at: Option<Instant>,
     /// Early media flows (a 183 with SDP, and the plan asked for it).
     pub early: bool,
+    /// The webhook was asked on answer and has not answered yet.
+    pub asking: bool,
 }
 
 impl Call {
@@ -51,6 +73,7 @@ impl Call {
             ring_deadline: None,
             limit_at: None,
             early: false,
+            asking: false,
         });
         self.phase = Phase::Leasing;
         self.out.push_back(Output::LeasePort { leg: CALLER });
@@ -87,10 +110,10 @@ impl Call {
             self.ringing = true;
             self.notice(Notice::Ringing);
         }
-        let wanted = self
-            .dialing
-            .as_ref()
-            .is_some_and(|d| d.plan.early_media && !d.early);
+        let wanted = self.dialing.as_ref().is_some_and(|d| {
+            // A webhook asked on answer cannot name the agent before it.
+            d.plan.early_media && !d.early && matches!(d.plan.answerer, OnAnswer::Answerer(_))
+        });
         let Some(answer) = sdp.filter(|_| wanted) else {
             return;
         };
@@ -150,18 +173,58 @@ impl Call {
     fn open_answerer(&mut self) {
         let answerer = self.dialing.as_ref().map(|d| d.plan.answerer.clone());
         match answerer {
-            Some(Answerer::Agent(target)) => {
-                let meta = self.stream_meta(&target);
-                let url = target.url.clone();
-                self.answerer = AnswerLeg::Agent(Box::new(AgentLeg::new(target, meta)));
-                self.out.push_back(Output::ConnectAgent {
-                    leg: super::leg::ANSWERER,
-                    url,
-                });
+            Some(OnAnswer::Answerer(Answerer::Agent(target))) => self.connect_dial_agent(target),
+            Some(OnAnswer::AskWebhook(request)) => {
+                if let Some(d) = &mut self.dialing {
+                    d.asking = true;
+                }
+                self.out.push_back(Output::AskWebhook(request));
             }
-            Some(Answerer::Echo { .. }) | None => {
+            Some(OnAnswer::Answerer(Answerer::Echo { .. })) | None => {
                 self.answerer = AnswerLeg::Echo(EchoAgent::new(8000));
             }
+        }
+    }
+
+    fn connect_dial_agent(&mut self, target: AgentTarget) {
+        let meta = self.stream_meta(&target);
+        let url = target.url.clone();
+        self.answerer = AnswerLeg::Agent(Box::new(AgentLeg::new(target, meta)));
+        self.out.push_back(Output::ConnectAgent {
+            leg: super::leg::ANSWERER,
+            url,
+        });
+    }
+
+    /// The webhook asked on answer has answered: connect its agent, or hang up (a late
+    /// answer, after we hung up for another reason, changes nothing).
+    pub(super) fn on_dial_webhook(&mut self, answer: Result<WebhookAnswer, WebhookFailure>) {
+        let asking = self
+            .dialing
+            .as_mut()
+            .is_some_and(|d| std::mem::take(&mut d.asking));
+        if !asking || self.phase != Phase::Answered || self.hung_up.is_some() {
+            return;
+        }
+        match answer {
+            Ok(WebhookAnswer::Connect {
+                url,
+                dialect,
+                sample_rate,
+                encoding,
+                parameters,
+                extra_headers,
+                ..
+            }) => self.connect_dial_agent(AgentTarget {
+                url,
+                dialect: dialect.unwrap_or(Dialect::Twilio),
+                sample_rate: sample_rate.unwrap_or(8000),
+                encoding: encoding.unwrap_or_default(),
+                parameters,
+                extra_headers,
+            }),
+            Ok(WebhookAnswer::Reject { status }) => self.hangup(EndReason::WebhookReject(status)),
+            Err(failure) => self.hangup(EndReason::Webhook(failure)),
         }
     }
 

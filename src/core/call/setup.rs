@@ -44,6 +44,9 @@ impl Call {
         now: Instant,
         answer: Result<WebhookAnswer, WebhookFailure>,
     ) {
+        if self.is_outbound() {
+            return self.on_dial_webhook(answer);
+        }
         if self.phase != Phase::Routing {
             return;
         }

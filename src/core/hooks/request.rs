@@ -3,7 +3,7 @@
 //! Owns: the JSON `call.incoming` body (absent parts are absent keys, never empty strings), the
 //! `twilio-form` body (Twilio's voice webhook fields, urlencoded, so a TwiML app can answer).
 //! The `did`/`crt` it carries were read once, by `core::number::did_crt`, when the INVITE came.
-//! Twilio-form additions: trunkgate-only facts go in `X_Did`, `X_Crt`, `X_SipCallId`,
+//! Also the one form serialiser ([`form_urlencoded`]). Twilio-form additions: trunkgate-only facts go in `X_Did`, `X_Crt`, `X_SipCallId`,
 //! `X_Trunk`, `X_WorkspaceId`, `X_SourceIp`; SIP headers go in `SipHeader_<name>`, the names
 //! Twilio's own SIP trunking uses.
 //! Must not: sign (see `sign`), send, or read a clock.
@@ -28,6 +28,10 @@ pub struct IncomingCall {
     pub source_ip: Option<String>,
     /// Selected SIP headers (name, value); a repeated name keeps its last value.
     pub headers: Vec<(String, String)>,
+    /// An outbound call's own webhook (Twilio's `Url`), asked once the callee has answered:
+    /// the body is Twilio's form with `Direction=outbound-api`, `CallStatus=in-progress`.
+    /// `None`: an inbound call, asking `[webhook] url`.
+    pub outbound_url: Option<String>,
 }
 
 /// Which body the webhook sends.
@@ -118,7 +122,8 @@ pub fn json_body(call: &IncomingCall) -> Vec<u8> {
     serde_json::to_vec(&msg).unwrap_or_default()
 }
 
-/// Twilio's voice webhook fields for a ringing inbound call, urlencoded.
+/// Twilio's voice webhook fields for a ringing inbound call (or an answered outbound one),
+/// urlencoded.
 pub fn twilio_form_body(call: &IncomingCall, account_sid: &str) -> String {
     let mut fields: Vec<(String, &str)> = vec![
         ("CallSid".into(), &call.call_id),
@@ -132,10 +137,16 @@ pub fn twilio_form_body(call: &IncomingCall, account_sid: &str) -> String {
         fields.push(("To".into(), to));
         fields.push(("Called".into(), to));
     }
-    fields.push(("Direction".into(), "inbound"));
-    fields.push(("CallStatus".into(), "ringing"));
+    let (direction, status) = match call.outbound_url {
+        Some(_) => ("outbound-api", "in-progress"),
+        None => ("inbound", "ringing"),
+    };
+    fields.push(("Direction".into(), direction));
+    fields.push(("CallStatus".into(), status));
     fields.push(("ApiVersion".into(), TWILIO_API_VERSION));
-    fields.push(("X_SipCallId".into(), &call.sip_call_id));
+    if !call.sip_call_id.is_empty() {
+        fields.push(("X_SipCallId".into(), &call.sip_call_id));
+    }
     let optional = [
         ("X_Did", &call.did),
         ("X_Crt", &call.crt),
@@ -151,9 +162,15 @@ pub fn twilio_form_body(call: &IncomingCall, account_sid: &str) -> String {
     for (name, value) in &call.headers {
         fields.push((format!("SipHeader_{name}"), value));
     }
+    form_urlencoded(&fields)
+}
+
+/// `fields` as an application/x-www-form-urlencoded body (`k=v&k=v`, in order): the one
+/// form serialiser, for the webhook and for Twilio-form status callbacks.
+pub fn form_urlencoded<K: AsRef<str>, V: AsRef<str>>(fields: &[(K, V)]) -> String {
     let encoded: Vec<String> = fields
         .iter()
-        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .map(|(k, v)| format!("{}={}", form_encode(k.as_ref()), form_encode(v.as_ref())))
         .collect();
     encoded.join("&")
 }
@@ -194,6 +211,7 @@ mod tests {
                 ("X-Workspace-ID".into(), "old".into()),
                 ("X-Workspace-ID".into(), "2b37ba17".into()),
             ],
+            outbound_url: None,
         }
     }
 
@@ -224,6 +242,14 @@ mod tests {
         assert_eq!(
             twilio_form_body(&bare, "AC1"),
             "CallSid=c&AccountSid=AC1&Direction=inbound&CallStatus=ringing&ApiVersion=2010-04-01&X_SipCallId=s"
+        );
+        let answered = IncomingCall {
+            outbound_url: Some("https://app.example/twiml".into()),
+            ..bare
+        };
+        assert_eq!(
+            twilio_form_body(&answered, "AC1"),
+            "CallSid=c&AccountSid=AC1&Direction=outbound-api&CallStatus=in-progress&ApiVersion=2010-04-01&X_SipCallId=s"
         );
     }
 

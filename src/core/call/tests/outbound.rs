@@ -1,17 +1,21 @@
 //! Outbound calls (we are the UAC): lease, offer, ring, answer and the agent; every way an
 //! outbound call fails before the answer (busy, no answer, ring timeout, API hangup, a 2xx
-//! we cannot use), and the time limit.
+//! we cannot use), the time limit, early media, and Twilio's `Url`: the call's webhook asked
+//! on answer.
 
 use super::harness::*;
 use crate::core::agent::Dialect;
-use crate::core::call::dial::DialPlan;
+use crate::core::call::dial::{DialPlan, OnAnswer};
 use crate::core::call::{CallStatus, Command, EndReason, Input, Notice};
+use crate::core::hooks::answer::WebhookAnswer;
+use crate::core::hooks::request::IncomingCall as WebhookRequest;
+use crate::core::hooks::WebhookFailure;
 use crate::core::sip::endpoint::{CallCommand, CallEvent, EndReason as SipEnd};
 use crate::core::sip::sdp;
 
 fn plan(ring_s: u64, limit_s: Option<u64>) -> DialPlan {
     DialPlan {
-        answerer: raw_agent(),
+        answerer: raw_agent().into(),
         ring_timeout: ms(ring_s * 1000),
         time_limit: limit_s.map(|s| ms(s * 1000)),
         early_media: false,
@@ -213,7 +217,7 @@ fn time_limit_hangs_up_the_answered_call() {
 #[test]
 fn agent_connect_failure_after_the_answer_hangs_up() {
     let mut h = dialled(DialPlan {
-        answerer: crate::core::call::leg::Answerer::Agent(target(Dialect::Twilio)),
+        answerer: crate::core::call::leg::Answerer::Agent(target(Dialect::Twilio)).into(),
         ring_timeout: ms(30_000),
         time_limit: None,
         early_media: false,
@@ -273,5 +277,95 @@ fn without_early_media_a_183_with_sdp_only_rings() {
     });
     assert_eq!(h.take(), vec![Ev::Notice(Notice::Ringing)]);
     h.caller_datagram(&audio_packet(8, 1, 160, &tone(160)));
+    assert_eq!(h.take(), vec![]);
+}
+
+/// Twilio's `Url`: the call's own webhook, asked once the callee has answered.
+fn ask_on_answer() -> H {
+    let mut h = dialled(DialPlan {
+        answerer: OnAnswer::AskWebhook(Box::new(WebhookRequest {
+            call_id: CALL_ID.into(),
+            outbound_url: Some("http://app.test/twiml".into()),
+            ..WebhookRequest::default()
+        })),
+        ring_timeout: ms(30_000),
+        time_limit: None,
+        early_media: false,
+    });
+    h.sip(CallEvent::Progress {
+        status: 180,
+        sdp: None,
+    });
+    // Ringing is not answering: nothing is asked yet.
+    assert_eq!(h.take(), vec![Ev::Notice(Notice::Ringing)]);
+    h.sip(CallEvent::Answered {
+        sdp: Some(CALLEE_ANSWER.as_bytes().to_vec()),
+    });
+    assert_eq!(
+        signalling(&h.take()),
+        vec![Ev::Notice(Notice::Answered), Ev::Webhook(CALL_ID.into())]
+    );
+    assert_eq!(h.call.view(h.now).status, CallStatus::InProgress);
+    h
+}
+
+#[test]
+fn the_webhook_asked_on_answer_names_the_agent() {
+    let mut h = ask_on_answer();
+    h.webhook(Ok(WebhookAnswer::Connect {
+        url: AGENT_URL.into(),
+        dialect: None,
+        sample_rate: None,
+        encoding: None,
+        parameters: vec![("k".into(), "v".into())],
+        record: None,
+        extra_headers: None,
+        callback_events: None,
+        callback_url: None,
+    }));
+    assert_eq!(signalling(&h.take()), vec![Ev::Connect(AGENT_URL.into())]);
+    h.agent_up();
+    // TwiML names no dialect: Twilio's, with the call's own CallSid.
+    let msgs = agent_json(&h.take());
+    let start = msgs
+        .iter()
+        .find(|m| m["event"] == "start")
+        .expect("a twilio start");
+    assert_eq!(start["start"]["callSid"], CALL_ID, "{start}");
+    assert_eq!(start["start"]["customParameters"]["k"], "v", "{start}");
+    // A second answer (there is none in practice) changes nothing.
+    h.input(Input::Webhook(Err(WebhookFailure::Timeout)));
+    assert_eq!(sip_cmds(&h.take()), vec![]);
+    let e = h.dialog_ends(SipEnd::RemoteBye).clone();
+    assert_eq!(e.reason, EndReason::CalleeHangup);
+}
+
+#[test]
+fn a_webhook_reject_or_failure_on_answer_hangs_up() {
+    let cases = [
+        (
+            Ok(WebhookAnswer::Reject { status: 603 }),
+            EndReason::WebhookReject(603),
+        ),
+        (
+            Err(WebhookFailure::Status(500)),
+            EndReason::Webhook(WebhookFailure::Status(500)),
+        ),
+    ];
+    for (answer, reason) in cases {
+        let mut h = ask_on_answer();
+        h.webhook(answer);
+        assert_eq!(signalling(&h.take()), vec![Ev::Sip(CallCommand::Hangup)]);
+        let e = h.dialog_ends(SipEnd::LocalBye(200)).clone();
+        assert_eq!(e.reason, reason);
+        // The callee did answer: Twilio calls such a call completed.
+        assert_eq!(e.view.status, CallStatus::Completed);
+    }
+    // The callee hangs up first: the late answer connects nothing.
+    let mut h = ask_on_answer();
+    let e = h.dialog_ends(SipEnd::RemoteBye).clone();
+    assert_eq!(e.reason, EndReason::CalleeHangup);
+    h.take();
+    h.input(Input::Webhook(Err(WebhookFailure::Timeout)));
     assert_eq!(h.take(), vec![]);
 }
