@@ -118,6 +118,9 @@ fn dial_error(e: DialError, named_trunk: bool) -> ApiError {
         DialError::Refused { .. } => ApiError::new(StatusCode::FORBIDDEN, "refused", message),
         DialError::Busy(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", message),
         DialError::Draining => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", message),
+        DialError::Invalid { field, .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).with_field(field)
+        }
         DialError::KeyReused => ApiError::conflict(
             "idempotency_key_reused",
             "Idempotency-Key was used within 24 h with a different request",

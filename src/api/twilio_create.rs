@@ -115,6 +115,7 @@ fn dial_error(e: DialError) -> Response {
         DialError::Refused { .. } => error(StatusCode::FORBIDDEN, 20403, &msg),
         DialError::Busy(_) => error(StatusCode::TOO_MANY_REQUESTS, 20429, &msg),
         DialError::Draining => error(StatusCode::SERVICE_UNAVAILABLE, 20503, &msg),
+        DialError::Invalid { .. } => error(StatusCode::BAD_REQUEST, 21200, &msg),
         DialError::KeyReused => error(StatusCode::CONFLICT, 20409, &msg),
     }
     .into_response()

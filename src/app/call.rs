@@ -22,7 +22,7 @@ use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent}
 use crate::config::Config;
 use crate::core::agent::WsIn;
 use crate::core::call::leg::CALLER;
-use crate::core::call::{self, Call, Ended, Input, Notice, Output};
+use crate::core::call::{self, Call, CallId, Ended, Input, Notice, Output};
 use crate::core::hooks::answer::WebhookAnswer;
 use crate::core::hooks::WebhookFailure;
 use crate::core::sip::endpoint::{
@@ -109,23 +109,23 @@ pub async fn run(
     let status = StatusEvents::new(callback_url, config.callbacks.events);
     let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), events);
     let ended = driver.run().instrument(span.clone()).await;
-    conclude(&ctx, driver, ended, &span).await;
+    let (call_id, status) = driver.finish();
+    conclude(&ctx, &call_id, status, ended, &span).await;
 }
 
 /// After the machine's end: the record (spool + CDR, on disk before the journal entry
 /// goes), the registry, the logs and the metrics.
 pub(super) async fn conclude(
     ctx: &Arc<Ctx>,
-    mut driver: Driver,
+    call_id: &CallId,
+    mut status: StatusEvents,
     ended: Box<Ended>,
     span: &tracing::Span,
 ) {
-    let call_id = driver.call.id().clone();
     // The machine's final view is settled (talk, turns, the bill per `[billing]`).
     let view = ended.view.clone();
-    drop(driver.rtp.take());
-    let record = driver.status.completed(ctx, view).await;
-    ctx.registry.ended(&call_id, record.call.clone());
+    let record = status.completed(ctx, view).await;
+    ctx.registry.ended(call_id, record.call.clone());
     span.in_scope(|| {
         tracing::info!(
             end_reason = %ended.reason.as_str(),
@@ -207,6 +207,12 @@ impl Driver {
             ended: None,
             outgoing: None,
         }
+    }
+
+    /// The call is over: its sockets go now (the RTP port returns to the pool); what the
+    /// record still needs is handed back (the driver itself need not live on in the task).
+    pub(super) fn finish(self) -> (CallId, StatusEvents) {
+        (self.call.id().clone(), self.status)
     }
 
     /// The machine offers: the INVITE goes to the endpoint task.

@@ -115,6 +115,13 @@ pub enum DialError {
     /// The gateway is draining (503).
     #[error("the gateway is draining")]
     Draining,
+    /// A field that passed the API's checks but cannot be used (e.g. TwiML naming no
+    /// `<Connect><Stream>`) (400).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// The same idempotency key was used with a different request (409).
     #[error("idempotency key reused with a different request")]
     KeyReused,

@@ -7,7 +7,6 @@
 //! Must not: parse API requests (the API hands over a validated [`DialRequest`]) or remember
 //! idempotency keys (the control handle does).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +16,9 @@ use tracing::Instrument;
 
 use super::call::{conclude, Driver, Outgoing};
 use super::dial::{AgentSource, Destination, DialError, DialRequest, Dialed};
+use super::dial_spec::dial_spec;
 use super::events::StatusEvents;
+use super::outbound_admit::{admit, release};
 use super::record::CallbackFormat;
 use super::{call_setup, CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::{Config, TrunkConfig};
@@ -28,8 +29,7 @@ use crate::core::call::media::RtpSeed;
 use crate::core::call::{Call, CallId, CallStatus, CallView, Direction, Route, Setup};
 use crate::core::hooks::answer::WebhookAnswer;
 use crate::core::hooks::request::IncomingCall as WebhookRequest;
-use crate::core::sip::endpoint::{CallKey, DialSpec, OUTBOUND_KEYS};
-use crate::core::{Flow, Transport};
+use crate::core::sip::endpoint::{CallKey, OUTBOUND_KEYS};
 
 static NEXT_KEY: AtomicU64 = AtomicU64::new(OUTBOUND_KEYS);
 
@@ -42,7 +42,7 @@ pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialErro
     let Some(ctl) = ctx.endpoint.upgrade() else {
         return Err(DialError::Draining);
     };
-    let ticket = admit(ctx, &trunk, &req)?;
+    let ticket = admit(ctx, &trunk, &req, &call_id)?;
     let key = CallKey(NEXT_KEY.fetch_add(1, Ordering::Relaxed));
     let (tx, rx) = mpsc::unbounded_channel();
     let mut view = CallView::new(
@@ -83,75 +83,8 @@ pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialErro
     })
 }
 
-fn release(ctx: &Ctx, ticket: &crate::core::policy::OutboundTicket) {
-    match ctx.outbound.lock() {
-        Ok(mut g) => g.ended(ticket),
-        Err(poisoned) => poisoned.into_inner().ended(ticket),
-    }
-}
-
-/// Outbound admission ("phone security" for the calls we place). A refusal is answered at
-/// once and leaves a record (a `call.completed` with `status: failed`).
-fn admit(
-    ctx: &Arc<Ctx>,
-    trunk: &TrunkConfig,
-    req: &DialRequest,
-) -> Result<crate::core::policy::OutboundTicket, DialError> {
-    let now = crate::core::policy::Now {
-        mono: Instant::now(),
-        wall: jiff::Timestamp::now(),
-    };
-    let e164 = match &req.to {
-        Destination::E164(n) => Some(n.as_str()),
-        Destination::Uri(_) => None,
-    };
-    let verdict = match ctx.outbound.lock() {
-        Ok(mut gate) => gate.admit(&now, &trunk.name, e164),
-        Err(poisoned) => poisoned.into_inner().admit(&now, &trunk.name, e164),
-    };
-    let refusal = match verdict {
-        Ok(ticket) => return Ok(ticket),
-        Err(r) => r,
-    };
-    ctx.stats.policy_rejected.fetch_add(1, Ordering::Relaxed);
-    let reason = refusal.reason.as_str();
-    tracing::info!(to = destination(&req.to), trunk = %trunk.name, reason, scope = %refusal.scope, "outbound call refused by policy");
-    let call_id = CallId::from_random(fastrand::u128(..));
-    let at = now.wall.to_string();
-    let mut view = CallView::new(call_id.as_str(), Direction::Outbound, at.clone());
-    view.from = req.from.clone();
-    view.to = Some(destination(&req.to).to_string());
-    view.ended_at = Some(at);
-    view.status = CallStatus::Failed;
-    view.end_reason = Some(format!("outbound_policy_{reason}"));
-    let record = super::record::envelope(
-        crate::core::hooks::callback::CallbackEvent::Completed,
-        1,
-        view,
-    );
-    let config = ctx.config();
-    let url = req.callback_url.clone().or(config.callbacks.url.clone());
-    let ctx2 = ctx.clone();
-    let format = callback_format(&config, req);
-    tokio::spawn(
-        async move { super::record::deliver(&ctx2, &record, url.as_deref(), &format).await },
-    );
-    // 429 for concurrency and rate (with Retry-After for rate), 403 for prefixes and hours.
-    match refusal.reason.http_status() {
-        429 if refusal.retry_after.is_none() => Err(DialError::Busy(reason.to_string())),
-        429 => Err(DialError::Refused {
-            reason: reason.to_string(),
-            retry_after: refusal.retry_after,
-        }),
-        _ => Err(DialError::Refused {
-            reason: reason.to_string(),
-            retry_after: None,
-        }),
-    }
-}
-
 /// Twilio's form fields for calls created through the Twilio-compatible API, else JSON.
-fn callback_format(config: &Config, req: &DialRequest) -> CallbackFormat {
+pub(super) fn callback_format(config: &Config, req: &DialRequest) -> CallbackFormat {
     match req.twilio_form {
         true => CallbackFormat::TwilioForm {
             account_sid: config.api.account_sid.clone(),
@@ -173,7 +106,7 @@ fn pick_trunk<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a TrunkCon
     }
 }
 
-fn destination(to: &Destination) -> &str {
+pub(super) fn destination(to: &Destination) -> &str {
     match to {
         Destination::E164(n) | Destination::Uri(n) => n,
     }
@@ -212,9 +145,10 @@ fn answerer(
                     parameters,
                 ),
                 _ => {
-                    return Err(DialError::NoTrunk(
-                        "Twiml: no <Connect><Stream url=…> in it".into(),
-                    ))
+                    return Err(DialError::Invalid {
+                        field: "Twiml",
+                        message: "no <Connect><Stream url=…> in it".into(),
+                    })
                 }
             }
         }
@@ -317,130 +251,6 @@ async fn run(
         inbox: tx,
     });
     let ended = driver.run().instrument(span.clone()).await;
-    conclude(&ctx, driver, ended, &span).await;
-}
-
-/// The INVITE's addresses: where it goes (the outbound proxy, else the trunk), what it says.
-/// An address that does not resolve leaves port 0, which the driver reports as a 503.
-async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRequest) -> DialSpec {
-    let Some(out) = trunk.outbound.as_ref() else {
-        return unresolved_spec();
-    };
-    let transport = match out.transport {
-        crate::config::Transport::Tcp => Transport::Tcp,
-        crate::config::Transport::Tls => Transport::Tls,
-        crate::config::Transport::Udp => Transport::Udp,
-    };
-    let next_hop = out.outbound_proxy.as_ref().unwrap_or(&out.address);
-    let remote = resolve(next_hop).await;
-    // Loose routing through the proxy (RFC 3261 §16.12): the Request-URI stays the trunk's.
-    let route = out
-        .outbound_proxy
-        .as_ref()
-        .map(|p| format!("<sip:{p};lr{}>", transport_param(transport)));
-    let local_host = super::public_host(config).unwrap_or_else(|| {
-        let any = if remote.is_ipv4() {
-            std::net::Ipv4Addr::UNSPECIFIED.into()
-        } else {
-            std::net::Ipv6Addr::UNSPECIFIED.into()
-        };
-        crate::core::sip::endpoint::uri_host(crate::io::sip_udp::local_ip_toward(any, remote))
-    });
-    let host = out.address.to_string();
-    let tp = transport_param(transport);
-    let (request_uri, to) = match &req.to {
-        Destination::E164(n) => (
-            format!("sip:{n}@{host}{tp}"),
-            format!("<sip:{n}@{}>", out.address.host),
-        ),
-        Destination::Uri(u) => (u.clone(), format!("<{u}>")),
-    };
-    let domain = &out.from_domain;
-    let (from, headers) = match &req.from {
-        Some(f) => {
-            let uri = format!("<sip:{f}@{domain}>");
-            let headers = match out.caller_id {
-                crate::config::CallerId::From => Vec::new(),
-                crate::config::CallerId::Pai => {
-                    vec![("P-Asserted-Identity".to_string(), uri.clone())]
-                }
-                crate::config::CallerId::Rpid => vec![(
-                    "Remote-Party-ID".to_string(),
-                    format!("{uri};party=calling;screen=yes;privacy=off"),
-                )],
-            };
-            (uri, headers)
-        }
-        None => (
-            "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string(),
-            Vec::new(),
-        ),
-    };
-    let credentials = match out.read_credentials() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(trunk = %trunk.name, error = %e, "trunk credentials unreadable; dialling without");
-            None
-        }
-    };
-    DialSpec {
-        flow: Flow {
-            transport,
-            local: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
-            remote,
-            conn: None,
-        },
-        local_host,
-        request_uri,
-        from,
-        to,
-        route,
-        headers,
-        sdp: Vec::new(),
-        credentials,
-    }
-}
-
-fn transport_param(t: Transport) -> &'static str {
-    match t {
-        Transport::Tcp => ";transport=tcp",
-        Transport::Udp | Transport::Tls => "",
-    }
-}
-
-fn unresolved_spec() -> DialSpec {
-    let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
-    DialSpec {
-        flow: Flow {
-            transport: Transport::Udp,
-            local: any,
-            remote: any,
-            conn: None,
-        },
-        local_host: String::new(),
-        request_uri: String::new(),
-        from: String::new(),
-        to: String::new(),
-        route: None,
-        headers: Vec::new(),
-        sdp: Vec::new(),
-        credentials: None,
-    }
-}
-
-/// The next hop's address: the literal, else the first A/AAAA answer; port 0 when it does
-/// not resolve.
-async fn resolve(hop: &crate::config::HostPort) -> SocketAddr {
-    if let Some(ip) = hop.ip() {
-        return SocketAddr::new(ip, hop.port);
-    }
-    match tokio::net::lookup_host((hop.host.as_str(), hop.port)).await {
-        Ok(mut addrs) => addrs
-            .next()
-            .unwrap_or(SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)),
-        Err(e) => {
-            tracing::warn!(address = %hop, error = %e, "trunk address does not resolve");
-            SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
-        }
-    }
+    let (call_id, status) = driver.finish();
+    conclude(&ctx, &call_id, status, ended, &span).await;
 }

@@ -1,0 +1,137 @@
+//! An outbound call's INVITE as the trunk's configuration describes it: the next hop (the
+//! outbound proxy, else the trunk, resolved A/AAAA), our advertised host, the Request-URI,
+//! From/To, the caller-id header and the digest credentials.
+//!
+//! Must not: send anything or choose the socket (the endpoint task does).
+
+use std::net::SocketAddr;
+
+use super::dial::{Destination, DialRequest};
+use crate::config::{Config, TrunkConfig};
+use crate::core::sip::endpoint::DialSpec;
+use crate::core::{Flow, Transport};
+
+/// The INVITE's addresses: where it goes (the outbound proxy, else the trunk), what it says.
+/// An address that does not resolve leaves port 0, which the driver reports as a 503.
+pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRequest) -> DialSpec {
+    let Some(out) = trunk.outbound.as_ref() else {
+        return unresolved_spec();
+    };
+    let transport = match out.transport {
+        crate::config::Transport::Tcp => Transport::Tcp,
+        crate::config::Transport::Tls => Transport::Tls,
+        crate::config::Transport::Udp => Transport::Udp,
+    };
+    let next_hop = out.outbound_proxy.as_ref().unwrap_or(&out.address);
+    let remote = resolve(next_hop).await;
+    // Loose routing through the proxy (RFC 3261 §16.12): the Request-URI stays the trunk's.
+    let route = out
+        .outbound_proxy
+        .as_ref()
+        .map(|p| format!("<sip:{p};lr{}>", transport_param(transport)));
+    let local_host = super::public_host(config).unwrap_or_else(|| {
+        let any = if remote.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        crate::core::sip::endpoint::uri_host(crate::io::sip_udp::local_ip_toward(any, remote))
+    });
+    let host = out.address.to_string();
+    let tp = transport_param(transport);
+    let (request_uri, to) = match &req.to {
+        Destination::E164(n) => (
+            format!("sip:{n}@{host}{tp}"),
+            format!("<sip:{n}@{}>", out.address.host),
+        ),
+        Destination::Uri(u) => (u.clone(), format!("<{u}>")),
+    };
+    let domain = &out.from_domain;
+    let (from, headers) = match &req.from {
+        Some(f) => {
+            let uri = format!("<sip:{f}@{domain}>");
+            let headers = match out.caller_id {
+                crate::config::CallerId::From => Vec::new(),
+                crate::config::CallerId::Pai => {
+                    vec![("P-Asserted-Identity".to_string(), uri.clone())]
+                }
+                crate::config::CallerId::Rpid => vec![(
+                    "Remote-Party-ID".to_string(),
+                    format!("{uri};party=calling;screen=yes;privacy=off"),
+                )],
+            };
+            (uri, headers)
+        }
+        None => (
+            "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string(),
+            Vec::new(),
+        ),
+    };
+    let credentials = match out.read_credentials() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(trunk = %trunk.name, error = %e, "trunk credentials unreadable; dialling without");
+            None
+        }
+    };
+    DialSpec {
+        flow: Flow {
+            transport,
+            local: SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+            remote,
+            conn: None,
+        },
+        local_host,
+        request_uri,
+        from,
+        to,
+        route,
+        headers,
+        sdp: Vec::new(),
+        credentials,
+    }
+}
+
+fn transport_param(t: Transport) -> &'static str {
+    match t {
+        Transport::Tcp => ";transport=tcp",
+        Transport::Udp | Transport::Tls => "",
+    }
+}
+
+fn unresolved_spec() -> DialSpec {
+    let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
+    DialSpec {
+        flow: Flow {
+            transport: Transport::Udp,
+            local: any,
+            remote: any,
+            conn: None,
+        },
+        local_host: String::new(),
+        request_uri: String::new(),
+        from: String::new(),
+        to: String::new(),
+        route: None,
+        headers: Vec::new(),
+        sdp: Vec::new(),
+        credentials: None,
+    }
+}
+
+/// The next hop's address: the literal, else the first A/AAAA answer; port 0 when it does
+/// not resolve.
+async fn resolve(hop: &crate::config::HostPort) -> SocketAddr {
+    if let Some(ip) = hop.ip() {
+        return SocketAddr::new(ip, hop.port);
+    }
+    match tokio::net::lookup_host((hop.host.as_str(), hop.port)).await {
+        Ok(mut addrs) => addrs
+            .next()
+            .unwrap_or(SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)),
+        Err(e) => {
+            tracing::warn!(address = %hop, error = %e, "trunk address does not resolve");
+            SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
+        }
+    }
+}
