@@ -26,6 +26,8 @@ use super::message::{HeaderName, Message};
 pub const DEFAULT_SESSION_EXPIRES: u32 = 1800;
 /// Our `Min-SE` (RFC 4028 §5: never below 90 s on the wire toward real peers).
 pub const DEFAULT_MIN_SE: u32 = 90;
+/// A failed refresh is retried only with at least this long before the expiry.
+pub const MIN_RETRY: Duration = Duration::from_secs(2);
 /// The option tag of the extension.
 pub const TAG: &str = "timer";
 
@@ -350,12 +352,12 @@ impl SessionTimer {
         self.refresh_at = None;
     }
 
-    /// Our refresh failed without ending the dialog (491, 5xx...): try again halfway to
-    /// the expiry.
+    /// Our refresh failed without ending the dialog (491, 5xx...), or could not be sent yet:
+    /// try again halfway to the expiry — or, with under [`MIN_RETRY`] left, just wait for it.
     pub fn refresh_failed(&mut self, now: Instant) {
         self.in_flight = false;
         let left = self.expires_at.saturating_duration_since(now);
-        self.refresh_at = Some(now + left / 2);
+        self.refresh_at = (left >= MIN_RETRY).then(|| now + left / 2);
     }
 }
 

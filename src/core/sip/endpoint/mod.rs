@@ -13,6 +13,7 @@
 mod checks;
 mod commands;
 mod dialog;
+mod refresh;
 mod requests;
 mod responses;
 mod timers;
@@ -21,6 +22,8 @@ mod uac;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_session;
 
 pub use responses::uri_host;
 pub use types::*;
@@ -136,6 +139,7 @@ impl Endpoint {
                 TimerRef::Client(key) => self.client_timeout(now, key),
                 TimerRef::Invite(key) => self.invite_timeout(now, key),
                 TimerRef::CancelGuard(call) => self.cancel_guard(call),
+                TimerRef::Session(call, gen) => self.session_timeout(now, call, gen),
             }
         }
     }
@@ -270,7 +274,11 @@ impl Endpoint {
         let (terminated, timeout) = self.drain_txn_out(flow);
         if timeout {
             if let Some(call) = call {
-                self.on_client_final(call, 408);
+                if self.is_refresh_txn(call, &key) {
+                    self.on_refresh_final(now, call, 408, None);
+                } else {
+                    self.on_client_final(call, 408);
+                }
             }
         }
         if terminated {

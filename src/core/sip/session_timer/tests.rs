@@ -196,6 +196,11 @@ fn we_refresh_at_half_and_expire_at_the_end() {
     assert_eq!(t.deadline(), t0 + Duration::from_secs(70));
     assert_eq!(t.due(t0 + Duration::from_secs(70)), Due::Refresh);
     assert_eq!(t.due(t0 + Duration::from_secs(90)), Due::Expired);
+    // Too close to the end to try again: wait for the expiry.
+    t.refresh_sent();
+    t.refresh_failed(t0 + Duration::from_millis(88_500));
+    assert_eq!(t.refresh_at, None);
+    assert_eq!(t.deadline(), t0 + Duration::from_secs(90));
 }
 
 #[test]
