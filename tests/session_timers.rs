@@ -2,7 +2,9 @@
 //! scripted trunk answers with `Session-Expires: 4;refresher=uac` (the gateway refreshes) →
 //! the gateway re-INVITEs every 2 s with its own SDP; when the trunk stops answering, the
 //! gateway sends BYE and the record says `session_expired`. A 422 from the trunk is retried
-//! with its Min-SE. The gateway runs with `[sip] session_expires = "4s"`, `min_se = "2s"`.
+//! with its Min-SE. Inbound too: a caller that refreshes nothing is hung up, and one that
+//! makes us the refresher (and allows UPDATE) gets an UPDATE at half the interval. The gateway
+//! runs with `[sip] session_expires = "4s"`, `min_se = "2s"`.
 
 mod support;
 
@@ -13,7 +15,9 @@ use trunkgate::app::{Gateway, GatewayEvent};
 
 use support::gw::{scratch_dir, wait_event};
 use support::leg::WAIT;
+use support::rtp::RtpPeer;
 use support::trunk::{Refresher, Refreshes, Script, Transport, Trunk};
+use support::ua::{offer, Msg, Ua};
 
 const TOKEN: &str = "session-timer-token";
 /// Long enough for a few 2 s refreshes and a 4 s expiry.
@@ -83,17 +87,20 @@ async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
         "[[trunk]]\nname = \"carrier\"\n{}\n",
         trunk.outbound_toml("alice", &password)
     );
-    let text = support::gw::config_text(ports, "builtin:echo", &extra)
-        .replace("listen = \"\"", &api)
-        .replace(
-            "[sip]\n",
-            "[sip]\nsession_expires = \"4s\"\nmin_se = \"2s\"\n",
-        );
+    let text = short_timers(support::gw::config_text(ports, "builtin:echo", &extra))
+        .replace("listen = \"\"", &api);
     let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
     let gw = Gateway::start(cfg).await.expect("gateway starts");
     let base = format!("http://{}", gw.api_addr.expect("API listening"));
     let http = reqwest::Client::new();
     (gw, Api { base, http })
+}
+
+fn short_timers(config: String) -> String {
+    config.replace(
+        "[sip]\n",
+        "[sip]\nsession_expires = \"4s\"\nmin_se = \"2s\"\n",
+    )
 }
 
 async fn ended(
@@ -227,4 +234,83 @@ async fn a_422_is_retried_with_the_trunks_min_se() {
     assert_eq!(status, 202);
     let (reason, _) = ended(&mut events, &id, WAIT).await;
     assert_eq!(reason, "api_hangup");
+}
+
+/// An inbound call whose INVITE carries `timer_headers`; the gateway and our To tag.
+async fn inbound(ports: (u16, u16), timer_headers: &str) -> (Gateway, Ua, RtpPeer, String, Msg) {
+    let text = short_timers(support::gw::config_text(ports, "builtin:echo", ""));
+    let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
+    let gw = Gateway::start(cfg).await.expect("gateway starts");
+    let mut ua = Ua::udp(gw.udp_addrs[0]).await;
+    let rtp = RtpPeer::bind().await;
+    let invite = ua
+        .request("INVITE", "inv1", 1, None, &offer(rtp.addr(), "0"))
+        .replace("User-Agent: scripted-ua\r\n", timer_headers);
+    ua.send(&invite).await;
+    let ok = ua.expect_status(200).await;
+    let tag = ok.to_tag().expect("to tag");
+    ua.send(&ua.request("ACK", "ack1", 1, Some(&tag), "")).await;
+    (gw, ua, rtp, tag, ok)
+}
+
+/// A 200 OK to a request the gateway sent.
+fn ok_to(req: &Msg, extra: &str) -> String {
+    let h = |n: &str| req.header(n).unwrap_or_default().to_string();
+    format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         {extra}Content-Length: 0\r\n\r\n",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+        h("CSeq")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_caller_that_never_refreshes_is_hung_up() {
+    let headers = "Supported: timer\r\nSession-Expires: 4;refresher=uac\r\n";
+    let (gw, mut ua, _rtp, _tag, ok) = inbound((37360, 37379), headers).await;
+    let mut events = gw.subscribe();
+    assert_eq!(ok.header("Session-Expires"), Some("4;refresher=uac"));
+    assert_eq!(ok.header("Require"), Some("timer"));
+    // 4 - min(32, 4/3) = 3 s after the answer.
+    let bye = ua.expect(LONG, "BYE", |m| m.method() == Some("BYE")).await;
+    ua.send(&ok_to(&bye, "")).await;
+    let ev = wait_event(&mut events, WAIT, |e| {
+        matches!(e, GatewayEvent::CallEnded { .. })
+    })
+    .await;
+    let GatewayEvent::CallEnded { end_reason, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(end_reason, "session_expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_refreshes_an_inbound_call_by_update_when_asked() {
+    let headers = "Allow: INVITE, ACK, BYE, CANCEL, UPDATE\r\nSupported: timer\r\n\
+                   Session-Expires: 4;refresher=uas\r\n";
+    let (gw, mut ua, _rtp, tag, ok) = inbound((37380, 37399), headers).await;
+    let mut events = gw.subscribe();
+    assert_eq!(ok.header("Session-Expires"), Some("4;refresher=uas"));
+    for _ in 0..2 {
+        let update = ua
+            .expect(LONG, "UPDATE", |m| m.method() == Some("UPDATE"))
+            .await;
+        assert_eq!(update.header("Session-Expires"), Some("4;refresher=uac"));
+        assert!(update.body.is_empty());
+        ua.send(&ok_to(&update, "Session-Expires: 4;refresher=uac\r\n"))
+            .await;
+    }
+    ua.send(&ua.request("BYE", "bye1", 2, Some(&tag), "")).await;
+    ua.expect_status(200).await;
+    let ev = wait_event(&mut events, WAIT, |e| {
+        matches!(e, GatewayEvent::CallEnded { .. })
+    })
+    .await;
+    let GatewayEvent::CallEnded { end_reason, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(end_reason, "caller_hangup");
 }
