@@ -278,8 +278,15 @@ pub fn endpoint_settings(config: &Config) -> Settings {
             .user_agent_blocklist
             .clone()
             .unwrap_or_default(),
+        session_expires: secs_u32(config.sip.session_expires),
+        min_se: secs_u32(config.sip.min_se),
         ..Settings::default()
     }
+}
+
+/// Whole seconds for the endpoint (validated to fit).
+fn secs_u32(d: std::time::Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
 
 impl Gateway {

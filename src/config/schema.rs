@@ -33,6 +33,8 @@ pub(crate) struct RawSip {
     pub max_message_size: Opt<IntOrStr>,
     pub max_headers: Opt<u32>,
     pub max_header_len: Opt<IntOrStr>,
+    pub session_expires: Opt<IntOrStr>,
+    pub min_se: Opt<IntOrStr>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -345,6 +345,34 @@ fn bad_sizes() {
 }
 
 #[test]
+fn session_timer_keys() {
+    let c = ok("");
+    assert_eq!(c.sip.session_expires, Duration::from_secs(1800));
+    assert_eq!(c.sip.min_se, Duration::from_secs(90));
+    let c = ok("[sip]\nsession_expires = \"4s\"\nmin_se = \"2s\"\n");
+    assert_eq!(
+        (c.sip.session_expires, c.sip.min_se),
+        (Duration::from_secs(4), Duration::from_secs(2))
+    );
+    assert_eq!(
+        errors("[sip]\nsession_expires = \"60s\"\n"),
+        "t.toml:2: sip.session_expires: 60s is below sip.min_se (90s)"
+    );
+    assert_eq!(
+        errors("[sip]\nsession_expires = \"100s\"\nmin_se = \"2m\"\n"),
+        "t.toml:3: sip.min_se: 120s is above sip.session_expires (100s)"
+    );
+    assert_eq!(
+        errors("[sip]\nmin_se = \"1500ms\"\n"),
+        "t.toml:2: sip.min_se: must be a whole number of seconds, at least 1s"
+    );
+    assert_eq!(
+        errors("[sip]\nsession_expires = \"0s\"\n"),
+        "t.toml:2: sip.session_expires: must be a whole number of seconds, at least 1s"
+    );
+}
+
+#[test]
 fn bad_e164() {
     assert_eq!(
         errors("[policy]\nblocked_prefixes = [\"+99\", \"9x\"]\n"),
@@ -535,9 +563,9 @@ fn many_problems_reported_together() {
     );
     let expected = [
         "t.toml:2: sip.listen_udp[0]: \"nope\" is not a socket address (write e.g. \"0.0.0.0:5060\")",
-        "t.toml:3: sip.colour: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len",
+        "t.toml:3: sip.colour: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len, session_expires, min_se",
         "t.toml:4: sip.max_headers: expected a non-negative integer, found \"many\"",
-        "t.toml:5: sip.shape: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len",
+        "t.toml:5: sip.shape: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len, session_expires, min_se",
         "t.toml:7: rtp.port_min: 10001 is odd; RTP uses even ports (RTCP takes the odd one above)",
         "t.toml:9: policy.allow_cidrs[0]: \"10.0.0.0/33\" is not a CIDR",
         "t.toml:13: trunk[1].name: \"a\" is already the name of trunk[0]",

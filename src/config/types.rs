@@ -80,6 +80,10 @@ pub struct SipConfig {
     pub max_message_size: usize,
     pub max_headers: usize,
     pub max_header_len: usize,
+    /// RFC 4028 session interval we ask for (whole seconds, ≥ `min_se`).
+    pub session_expires: Duration,
+    /// RFC 4028 smallest session interval we accept (whole seconds, ≥ 1 s).
+    pub min_se: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -135,7 +135,10 @@ pub(crate) fn sip(ctx: &mut Problems<'_>, raw: Option<&RawSip>) -> (SipConfig, V
         ctx.push("sip.max_header_len", &span_of(&raw.max_header_len), msg);
     }
 
+    let (session_expires, min_se) = session_timer(ctx, raw);
     let config = SipConfig {
+        session_expires,
+        min_se,
         listen_udp,
         listen_tcp,
         listen_tls,
@@ -147,6 +150,34 @@ pub(crate) fn sip(ctx: &mut Problems<'_>, raw: Option<&RawSip>) -> (SipConfig, V
         max_header_len,
     };
     (config, listeners)
+}
+
+/// `sip.session_expires` and `sip.min_se` (RFC 4028): whole seconds, at least 1 s, the
+/// interval not below the minimum. Values under 90 s are for tests; real peers refuse them.
+fn session_timer(ctx: &mut Problems<'_>, raw: &RawSip) -> (Duration, Duration) {
+    let mut secs = |path: &str, value: &super::schema::Opt<_>, default: u64| {
+        let d = duration(ctx, path, value, Duration::from_secs(default));
+        let whole = d.subsec_nanos() == 0 && d.as_secs() >= 1 && d.as_secs() <= u64::from(u32::MAX);
+        if !whole {
+            let msg = "must be a whole number of seconds, at least 1s";
+            ctx.push(path, &span_of(value), msg);
+            return Duration::from_secs(default);
+        }
+        d
+    };
+    let session_expires = secs("sip.session_expires", &raw.session_expires, 1800);
+    let min_se = secs("sip.min_se", &raw.min_se, 90);
+    if min_se > session_expires {
+        let (min, se) = (min_se.as_secs(), session_expires.as_secs());
+        if raw.min_se.is_some() {
+            let msg = format!("{min}s is above sip.session_expires ({se}s)");
+            ctx.push("sip.min_se", &span_of(&raw.min_se), msg);
+        } else {
+            let msg = format!("{se}s is below sip.min_se ({min}s)");
+            ctx.push("sip.session_expires", &span_of(&raw.session_expires), msg);
+        }
+    }
+    (session_expires, min_se)
 }
 
 fn listen(

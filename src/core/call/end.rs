@@ -28,6 +28,9 @@ pub enum EndReason {
     Shutdown,
     /// Our 2xx was never acknowledged.
     NoAck,
+    /// The SIP session timer ran out (RFC 4028): the far end stopped refreshing, or our
+    /// refresh failed. We sent BYE.
+    SessionExpired,
     /// We hung up for a reason not listed above.
     LocalHangup,
     /// The daemon died with the call up; found in the journal on the next start.
@@ -89,6 +92,7 @@ impl EndReason {
             EndReason::ApiHangup => "api_hangup",
             EndReason::Shutdown => "shutdown",
             EndReason::NoAck => "no_ack",
+            EndReason::SessionExpired => "session_expired",
             EndReason::LocalHangup => "local_hangup",
             EndReason::GatewayRestart => "gateway_restart",
             EndReason::InternalError => "internal_error",
@@ -149,6 +153,7 @@ impl EndReason {
             EndReason::CallerHangup
             | EndReason::CalleeHangup
             | EndReason::NoAck
+            | EndReason::SessionExpired
             | EndReason::GatewayRestart
             | EndReason::EndedBeforeAnswer => return None,
         })
@@ -253,6 +258,13 @@ mod tests {
                 "shutdown",
                 Some(503),
                 CallStatus::Failed,
+            ),
+            (
+                EndReason::SessionExpired,
+                true,
+                "session_expired",
+                Some(200),
+                CallStatus::Completed,
             ),
             (
                 EndReason::GatewayRestart,

@@ -307,6 +307,7 @@ impl Call {
     fn on_dialog_end(&mut self, now: Instant, r: SipEnd) {
         let reason = match (self.phase, r) {
             (_, SipEnd::Canceled) => EndReason::Canceled,
+            (_, SipEnd::SessionExpired) => EndReason::SessionExpired,
             (Phase::Rejecting, _) => self
                 .rejected
                 .clone()

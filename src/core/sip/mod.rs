@@ -7,4 +7,5 @@ pub mod framing;
 pub mod message;
 pub mod register;
 pub mod sdp;
+pub mod session_timer;
 pub mod txn;

@@ -21,9 +21,9 @@ impl Rejection {
     }
 }
 
-/// Option tags a peer may Require of us (RFC 3261 §8.2.2.3). We implement none yet:
-/// 100rel and timer are answered 420 so the peer falls back.
-const SUPPORTED: &[&str] = &[];
+/// Option tags a peer may Require of us (RFC 3261 §8.2.2.3): session timers (RFC 4028).
+/// 100rel is answered 420 so the peer falls back.
+const SUPPORTED: &[&str] = &[crate::core::sip::session_timer::TAG];
 
 pub fn method_allowed_out_of_dialog(method: &Method) -> Result<(), Rejection> {
     match method {

@@ -37,9 +37,12 @@ impl Endpoint {
                 self.provisional(call_key, 180);
             }
             CallCommand::Answer { sdp } if state == CallState::Early => {
-                self.final_to_invite(now, call_key, 200, Some(sdp), Vec::new());
+                let invite = call.invite.clone();
+                let headers = self.on_peer_refresh(now, call_key, &invite);
+                self.final_to_invite(now, call_key, 200, Some(sdp.clone()), headers);
                 if let Some(call) = self.calls.get_mut(&call_key) {
                     call.state = CallState::Answered;
+                    call.local_sdp = sdp;
                 }
             }
             CallCommand::Reject {
@@ -205,17 +208,30 @@ impl Endpoint {
         let (Some(key), Some(req)) = (call.reinvite_txn.take(), call.reinvite.take()) else {
             return;
         };
-        if (200..300).contains(&status) {
+        let ok = (200..300).contains(&status);
+        if ok {
             call.reinvite_ack = Some((req.cseq().seq, key.clone()));
+            if let Some(sdp) = &sdp {
+                call.local_sdp = sdp.clone();
+            }
         }
-        let call = &self.calls[&call_key];
+        // A re-INVITE answered 2xx is a session refresh (RFC 4028 §9).
+        let headers = if ok {
+            self.on_peer_refresh(now, call_key, &req)
+        } else {
+            Vec::new()
+        };
+        let Some(call) = self.calls.get(&call_key) else {
+            return;
+        };
         let bytes = self.response_bytes(
             &req,
             &call.flow,
             status,
             Extra {
                 to_tag: Some(&call.local_tag),
-                contact: (200..300).contains(&status),
+                contact: ok,
+                headers,
                 sdp,
                 ..Extra::default()
             },
@@ -230,11 +246,7 @@ impl Endpoint {
         let Some(call) = self.calls.get(&call_key) else {
             return;
         };
-        // UAC: the host our INVITE advertised; its Request-URI names the trunk, not us.
-        let host = match call.role {
-            Role::Uac => call.local_host.clone(),
-            Role::Uas => self.advertised_host(&call.flow, Some(&call.invite)),
-        };
+        let host = self.dialog_host(call);
         let Some(call) = self.calls.get_mut(&call_key) else {
             return;
         };

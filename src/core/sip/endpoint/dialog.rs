@@ -68,6 +68,11 @@ pub struct SipCall {
         crate::core::sip::auth::DigestClient,
         crate::core::sip::auth::RequestAuth,
     )>,
+    /// The SDP we last sent (our 2xx body as UAS, our INVITE's as UAC, our last re-INVITE
+    /// answer): a refresh by re-INVITE offers it again unchanged.
+    pub local_sdp: Vec<u8>,
+    /// The session timer (RFC 4028) and our refresh in flight.
+    pub refresh: super::refresh::RefreshState,
 }
 
 impl SipCall {
@@ -104,6 +109,8 @@ impl SipCall {
             hangup_pending: false,
             end_reason: None,
             late_offer,
+            local_sdp: Vec::new(),
+            refresh: Default::default(),
         }
     }
 
@@ -137,6 +144,8 @@ impl SipCall {
             cancel: false,
             auth: None,
             local_host: String::new(),
+            local_sdp: Vec::new(),
+            refresh: Default::default(),
         }
     }
 
@@ -186,6 +195,23 @@ impl SipCall {
         self.build(Method::Ack, seq, branch, via_host, user_agent)
     }
 
+    /// The ACK for the 2xx to our re-INVITE with CSeq `seq`.
+    pub fn ack_for(&self, seq: u32, branch: &str, via_host: &str, user_agent: &str) -> Vec<u8> {
+        self.build(Method::Ack, seq, branch, via_host, user_agent)
+    }
+
+    /// An in-dialog request with a fresh CSeq that the caller completes (headers, body).
+    pub fn request_out(
+        &mut self,
+        method: Method,
+        branch: &str,
+        via_host: &str,
+        user_agent: &str,
+    ) -> OutMessage {
+        self.local_cseq += 1;
+        self.build_out(method, self.local_cseq, branch, via_host, user_agent)
+    }
+
     /// A request inside the dialog: to the remote target along the route set.
     fn build(
         &self,
@@ -195,6 +221,18 @@ impl SipCall {
         via_host: &str,
         user_agent: &str,
     ) -> Vec<u8> {
+        self.build_out(method, cseq, branch, via_host, user_agent)
+            .to_bytes()
+    }
+
+    fn build_out(
+        &self,
+        method: Method,
+        cseq: u32,
+        branch: &str,
+        via_host: &str,
+        user_agent: &str,
+    ) -> OutMessage {
         let (local, remote) = self.local_and_remote();
         let mut req = OutMessage::request(method.clone(), &self.remote_target);
         req.add_header(
@@ -216,6 +254,6 @@ impl SipCall {
         req.add_header("Call-ID", self.invite.call_id().to_string());
         req.add_header("CSeq", format!("{cseq} {}", method.as_str()));
         req.add_header("User-Agent", user_agent.to_string());
-        req.to_bytes()
+        req
     }
 }

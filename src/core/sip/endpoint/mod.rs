@@ -1,8 +1,8 @@
-//! The SIP endpoint (UAS side of RFC 3261 §8.2, §12-15), sans-IO.
+//! The SIP endpoint (UAS and UAC of RFC 3261 §8, §12-15), sans-IO.
 //!
-//! Owns the server and client transactions, the dialogs of answered calls, and the rules for
-//! what a user agent answers to requests that are not calls (OPTIONS, unknown methods, stray
-//! BYEs). Calls are driven from outside: the endpoint reports [`CallEvent`]s and takes
+//! Owns the server and client transactions, the dialogs of answered calls with their session
+//! timers (RFC 4028, `refresh`), and the rules for what a user agent answers to requests that
+//! are not calls (OPTIONS, unknown methods, stray BYEs). Calls are driven from outside: the endpoint reports [`CallEvent`]s and takes
 //! [`CallCommand`]s, so the per-call logic (media, agent, policy) lives elsewhere.
 //!
 //! Contract: `handle(now, Input)`, then drain `poll_output()`; `poll_timeout()` says when to
@@ -13,6 +13,7 @@
 mod checks;
 mod commands;
 mod dialog;
+mod refresh;
 mod requests;
 mod responses;
 mod timers;
@@ -21,6 +22,8 @@ mod uac;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_session;
 #[cfg(test)]
 mod tests_uac;
 #[cfg(test)]
@@ -124,7 +127,7 @@ impl Endpoint {
         match input {
             Input::Received { flow, bytes } => self.on_bytes(now, flow, bytes),
             Input::Command { call, cmd } => self.on_command(now, call, cmd),
-            Input::ConnectionLost { conn } => self.on_connection_lost(conn),
+            Input::ConnectionLost { conn } => self.on_connection_lost(now, conn),
         }
     }
 
@@ -143,6 +146,7 @@ impl Endpoint {
                 TimerRef::Client(key) => self.client_timeout(now, key),
                 TimerRef::Invite(key) => self.invite_timeout(now, key),
                 TimerRef::CancelGuard(call) => self.cancel_guard(call),
+                TimerRef::Session(call, gen) => self.session_timeout(now, call, gen),
             }
         }
     }
@@ -277,7 +281,11 @@ impl Endpoint {
         let (terminated, timeout) = self.drain_txn_out(flow);
         if timeout {
             if let Some(call) = call {
-                self.on_client_final(call, 408);
+                if self.is_refresh_txn(call, &key) {
+                    self.on_refresh_final(now, call, 408, None);
+                } else {
+                    self.on_client_final(call, 408);
+                }
             }
         }
         if terminated {

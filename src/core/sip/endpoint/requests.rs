@@ -80,6 +80,11 @@ impl Endpoint {
             self.respond_new(now, flow, &msg, key, rej.status, rej.headers);
             return;
         }
+        if method == Method::Invite {
+            if let Some(headers) = self.session_too_small(&msg) {
+                return self.respond_new(now, flow, &msg, key, 422, headers);
+            }
+        }
         match method {
             Method::Invite => self.on_new_invite(now, flow, msg, key),
             Method::Options => {
@@ -318,10 +323,15 @@ impl Endpoint {
             Method::Options => {
                 self.respond_new(now, flow, &msg, key, 200, options_headers());
             }
-            // A session refresh (RFC 3311 without a body). An UPDATE that changes the media
-            // is refused for now; re-INVITE does that.
+            // A session refresh (RFC 3311 without a body, RFC 4028 §9). An UPDATE that
+            // changes the media is refused for now; re-INVITE does that.
             Method::Update if msg.body().is_empty() => {
-                self.respond_new(now, flow, &msg, key, 200, Vec::new());
+                if let Some(headers) = self.session_too_small(&msg) {
+                    return self.respond_new(now, flow, &msg, key, 422, headers);
+                }
+                let mut headers = self.on_peer_refresh(now, call_key, &msg);
+                headers.push(("Contact", self.contact_value(&flow, Some(&msg))));
+                self.respond_new(now, flow, &msg, key, 200, headers);
             }
             Method::Update => self.respond_new(now, flow, &msg, key, 488, Vec::new()),
             Method::Other(_) => {
@@ -363,9 +373,20 @@ impl Endpoint {
             self.respond_new(now, flow, &msg, key, 500, vec![("Retry-After", wait)]);
             return;
         }
+        let glare = self
+            .calls
+            .get(&call_key)
+            .is_some_and(|c| c.refresh.invite_in_flight());
+        if glare {
+            // §14.2: our own re-INVITE (a session refresh) is pending.
+            return self.respond_new(now, flow, &msg, key, 491, Vec::new());
+        }
         if let Err(rej) = checks::inspect(&msg, &Method::Invite) {
             self.respond_new(now, flow, &msg, key, rej.status, rej.headers);
             return;
+        }
+        if let Some(headers) = self.session_too_small(&msg) {
+            return self.respond_new(now, flow, &msg, key, 422, headers);
         }
         let reply = reply_flow(&flow, &msg);
         let mut txn = ServerInvite::new(flow.transport.is_reliable(), self.settings.timers);
@@ -423,7 +444,11 @@ impl Endpoint {
             self.schedule_client(&branch);
         }
         if let (true, true, Some(call)) = (deliver, status >= 200, call) {
-            self.on_client_final(call, status);
+            if self.is_refresh_txn(call, &branch) {
+                self.on_refresh_final(now, call, status, Some(&msg));
+            } else {
+                self.on_client_final(call, status);
+            }
         }
     }
 }
@@ -432,5 +457,9 @@ fn options_headers() -> Vec<(&'static str, String)> {
     vec![
         ("Allow", super::ALLOW.to_string()),
         ("Accept", "application/sdp".to_string()),
+        (
+            "Supported",
+            crate::core::sip::session_timer::TAG.to_string(),
+        ),
     ]
 }

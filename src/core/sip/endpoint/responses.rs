@@ -75,6 +75,15 @@ impl Endpoint {
             .unwrap_or_else(|| uri_host(ip))
     }
 
+    /// The host in-dialog requests of `call` advertise: for a UAC call, what its INVITE did
+    /// (its Request-URI names the trunk, not us); for a UAS call, as for its INVITE.
+    pub(super) fn dialog_host(&self, call: &super::dialog::SipCall) -> String {
+        match call.role {
+            super::dialog::Role::Uac => call.local_host.clone(),
+            super::dialog::Role::Uas => self.advertised_host(&call.flow, Some(&call.invite)),
+        }
+    }
+
     pub(super) fn contact_value(&self, flow: &Flow, req: Option<&Message>) -> String {
         contact_for(&self.advertised_host(flow, req), flow)
     }

@@ -16,6 +16,9 @@ pub enum TimerRef {
     Invite(String),
     /// A cancelled INVITE still waiting for its final response.
     CancelGuard(super::CallKey),
+    /// A dialog's session timer (RFC 4028), with the generation it was set for: a timer
+    /// restarted since then left this entry stale.
+    Session(super::CallKey, u64),
 }
 
 #[derive(Debug, Default)]

@@ -23,6 +23,11 @@ pub struct Settings {
     pub limits: Limits,
     /// Requests whose User-Agent contains one of these (case-insensitive) are dropped unanswered.
     pub blocked_user_agents: Vec<String>,
+    /// RFC 4028: the session interval we ask for, in seconds (our INVITEs, and the 2xx to a
+    /// peer that supports timers but asked for none).
+    pub session_expires: u32,
+    /// RFC 4028: the smallest session interval we accept, in seconds (smaller → 422).
+    pub min_se: u32,
 }
 
 impl Default for Settings {
@@ -33,6 +38,8 @@ impl Default for Settings {
             timers: Timers::default(),
             limits: Limits::default(),
             blocked_user_agents: Vec::new(),
+            session_expires: crate::core::sip::session_timer::DEFAULT_SESSION_EXPIRES,
+            min_se: crate::core::sip::session_timer::DEFAULT_MIN_SE,
         }
     }
 }
@@ -125,6 +132,9 @@ pub enum EndReason {
     /// The trunk challenged again after we answered its challenge (or we hold no
     /// credentials for it): the status of the challenge.
     AuthFailed(u16),
+    /// The session timer ran out (RFC 4028 §10): the peer stopped refreshing, or our refresh
+    /// failed with 408/481 or went unanswered. We sent BYE.
+    SessionExpired,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,8 @@
 //! retries (RFC 7616/8760 through [`crate::core::sip::auth`]), CANCEL, and the ACK for a 2xx.
 //!
 //! A retried INVITE keeps its Call-ID and From tag and raises CSeq; each challenge is answered
-//! once (a second one for the same realm ends the call with `AuthFailed`). A 2xx that comes
+//! once (a second one for the same realm ends the call with `AuthFailed`), and a 422 (RFC 4028
+//! §7.3) once, asking for its Min-SE. The 2xx starts the session timer it names (`refresh`). A 2xx that comes
 //! after we asked to cancel is acknowledged and hung up at once.
 //!
 //! Must not: choose where a call goes (the owner's [`DialSpec`] says), read the clock, or
@@ -11,11 +12,13 @@
 use std::time::Instant;
 
 use super::dialog::{CallState, Role, SipCall};
+use super::refresh;
 use super::responses::contact_for;
 use super::timers::TimerRef;
 use super::{CallEvent, CallKey, DialSpec, EndReason, Endpoint};
 use crate::core::sip::auth::{ChallengeKind, DigestClient, RequestAuth};
 use crate::core::sip::message::{HeaderName, Message, Method, OutMessage};
+use crate::core::sip::session_timer::{self, Offer};
 use crate::core::sip::txn::{Cancel, ClientInvite, ClientNonInvite, TxnOut, Upcall};
 use crate::core::Flow;
 
@@ -32,6 +35,10 @@ pub(super) struct InviteTxn {
 pub(super) struct Dialing {
     pub spec: DialSpec,
     pub call_id: String,
+    /// RFC 4028: the Session-Expires and Min-SE our INVITE asks for (raised once by a 422).
+    pub session_expires: u32,
+    pub min_se: u32,
+    pub retried_422: bool,
 }
 
 impl Endpoint {
@@ -45,7 +52,13 @@ impl Endpoint {
             .credentials
             .clone()
             .map(|c| (DigestClient::new(c), RequestAuth::default()));
-        let dialing = Dialing { spec, call_id };
+        let dialing = Dialing {
+            spec,
+            call_id,
+            session_expires: self.settings.session_expires,
+            min_se: self.settings.min_se.min(self.settings.session_expires),
+            retried_422: false,
+        };
         let branch = self.random_token();
         let Some(invite) = self.build_invite(&dialing, &local_tag, 1, &branch, &[]) else {
             self.emit(call, CallEvent::Ended(EndReason::Refused(500)));
@@ -56,6 +69,7 @@ impl Endpoint {
         let mut sip_call = SipCall::uac(invite.clone(), flow, key.clone(), local_tag.clone());
         sip_call.auth = auth;
         sip_call.local_host = dialing.spec.local_host.clone();
+        sip_call.local_sdp = dialing.spec.sdp.clone();
         if self.calls.contains_key(&call) {
             // A key in use: refuse rather than take over another call.
             self.emit(call, CallEvent::Ended(EndReason::Refused(500)));
@@ -68,7 +82,7 @@ impl Endpoint {
         self.start_invite(now, call, key, invite, flow);
     }
 
-    fn start_invite(
+    pub(super) fn start_invite(
         &mut self,
         now: Instant,
         call: CallKey,
@@ -122,6 +136,9 @@ impl Endpoint {
         req.add_header("Contact", contact_for(&spec.local_host, &spec.flow));
         req.add_header("Allow", super::ALLOW);
         req.add_header("User-Agent", self.settings.user_agent.clone());
+        for (name, value) in session_timer::uac_headers(d.session_expires, d.min_se, None) {
+            req.add_header(name, value);
+        }
         for (name, value) in &spec.headers {
             req.add_header(name, value.clone());
         }
@@ -164,12 +181,20 @@ impl Endpoint {
             self.schedule_invite(&key);
         }
         if let Some(reason) = failed {
-            self.uac_failed(call, reason);
+            if self.is_refresh_invite(call, &key) {
+                let status = match reason {
+                    EndReason::Refused(s) => s,
+                    _ => 503,
+                };
+                self.on_refresh_final(now, call, status, None);
+            } else {
+                self.uac_failed(call, reason);
+            }
         }
     }
 
     /// The connection our INVITEs went on is gone: each one still without a final fails now.
-    pub(super) fn on_connection_lost(&mut self, conn: crate::core::ConnId) {
+    pub(super) fn on_connection_lost(&mut self, now: Instant, conn: crate::core::ConnId) {
         let lost: Vec<String> = self
             .client_invites
             .iter()
@@ -186,8 +211,11 @@ impl Endpoint {
             let failed = outs.iter().any(|o| matches!(o, TxnOut::TransportError));
             self.scratch = outs;
             self.drain_txn_out(flow);
+            let refresh = self.is_refresh_invite(call, &key);
             self.client_invites.remove(&key);
-            if failed {
+            if failed && refresh {
+                self.on_refresh_final(now, call, 503, None);
+            } else if failed {
                 self.uac_failed(call, EndReason::Unreachable);
             }
         }
@@ -208,6 +236,9 @@ impl Endpoint {
             self.client_invites.remove(&branch);
         } else {
             self.schedule_invite(&branch);
+        }
+        if self.is_refresh_invite(call, &branch) {
+            return self.on_refresh_invite_response(now, call, &msg, up);
         }
         match up {
             Upcall::Ignored => {}
@@ -273,6 +304,12 @@ impl Endpoint {
         }
         let sdp = (!msg.body().is_empty()).then(|| msg.body().to_vec());
         self.emit(call_key, CallEvent::Answered { sdp });
+        // RFC 4028 §7.2: the 2xx says whether there is a session timer and who refreshes.
+        if let Some(call) = self.calls.get_mut(&call_key) {
+            call.refresh.peer_update = refresh::allows_update(msg);
+        }
+        let timer = session_timer::timer_from_2xx(&Offer::of(msg));
+        self.set_session_timer(now, call_key, timer);
     }
 
     /// A 2xx to an INVITE whose transaction is gone: a retransmission for an established
@@ -378,6 +415,9 @@ impl Endpoint {
             }
             return self.uac_failed(call_key, EndReason::AuthFailed(status));
         }
+        if status == 422 && self.retry_after_422(now, call_key, msg) {
+            return;
+        }
         if (300..400).contains(&status) {
             if let Some(c) = msg.header_values(&HeaderName::Contact).next() {
                 let contact = c.trim().to_string();
@@ -429,6 +469,55 @@ impl Endpoint {
             .collect();
         let cseq = call.local_cseq + 1;
         let local_tag = call.local_tag.clone();
+        let Some(invite) = self.build_invite(d, &local_tag, cseq, &branch, &auth) else {
+            return false;
+        };
+        let key = format!("z9hG4bK{branch}");
+        let Some(call) = self.calls.get_mut(&call_key) else {
+            return false;
+        };
+        call.local_cseq = cseq;
+        call.invite = invite.clone();
+        call.invite_txn = key.clone();
+        let flow = call.flow;
+        self.start_invite(now, call_key, key, invite, flow);
+        true
+    }
+
+    /// RFC 4028 §7.3: a 422 names the Min-SE the next hop accepts; the INVITE goes again
+    /// once (same Call-ID and tag, CSeq + 1, credentials answered again) asking for it.
+    fn retry_after_422(&mut self, now: Instant, call_key: CallKey, msg: &Message) -> bool {
+        let cnonce = self.random_token();
+        let branch = self.random_token();
+        let (Some(call), Some(d)) = (
+            self.calls.get_mut(&call_key),
+            self.dialing.get_mut(&call_key),
+        ) else {
+            return false;
+        };
+        if call.cancel || call.state != CallState::Early || d.retried_422 {
+            return false;
+        }
+        let Some(min) = session_timer::retry_after_422(&Offer::of(msg), d.session_expires) else {
+            return false;
+        };
+        d.retried_422 = true;
+        d.session_expires = min;
+        d.min_se = min;
+        let auth: Vec<(String, String)> = match call.auth.as_mut() {
+            Some((client, _)) => match client.authorize("INVITE", &d.spec.request_uri, &cnonce) {
+                Ok(h) => h
+                    .into_iter()
+                    .map(|h| (h.name.to_string(), h.value))
+                    .collect(),
+                Err(_) => return false,
+            },
+            None => Vec::new(),
+        };
+        let (cseq, local_tag) = (call.local_cseq + 1, call.local_tag.clone());
+        let Some(d) = self.dialing.get(&call_key) else {
+            return false;
+        };
         let Some(invite) = self.build_invite(d, &local_tag, cseq, &branch, &auth) else {
             return false;
         };
