@@ -12,109 +12,37 @@ use trunkgate::app::{Gateway, GatewayEvent};
 use trunkgate::core::media::tone::detect_tone;
 
 use support::agent::{Action, AgentServer, Dialect, Script as AgentScript};
-use support::gw::{scratch_dir, wait_event};
 use support::http::{Answer, WebhookServer};
 use support::leg::WAIT;
+use support::placing::{self, Api, Setup, TOKEN};
 use support::trunk::{Algorithm, Challenge, Script, Transport, Trunk};
 
-const TOKEN: &str = "outbound-token";
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(body);
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("API answers in time")
-            .expect("HTTP request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let req = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("API answers in time")
-            .expect("HTTP request");
-        resp.json().await.expect("JSON")
-    }
-}
-
-/// A gateway whose trunk `t` places calls at `trunk`, with the API on.
+/// A gateway whose trunk `carrier` places calls at `trunk` (digest user alice), API on.
 async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
     start_with(ports, trunk, "").await
 }
 
 /// The same, with more keys for the trunk (e.g. its `outbound_policy`).
 async fn start_with(ports: (u16, u16), trunk: &Trunk, trunk_keys: &str) -> (Gateway, Api) {
-    let password = scratch_dir("outbound").join("trunk.password");
-    std::fs::write(&password, "s3cret\n").expect("password file");
-    start_toml(
-        ports,
-        &format!("{}\n{trunk_keys}", trunk.outbound_toml("alice", &password)),
-    )
-    .await
+    let password = placing::password_file();
+    let outbound = trunk.outbound_toml("alice", &password);
+    start_toml(ports, &format!("{outbound}\n{trunk_keys}")).await
 }
 
 /// A gateway whose trunk `carrier` has these keys (its `outbound` among them).
 async fn start_toml(ports: (u16, u16), trunk_keys: &str) -> (Gateway, Api) {
-    let dir = scratch_dir("outbound");
-    let token_file = dir.join("api.token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let api = format!(
-        "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
-        token_file.display()
-    );
-    let extra = format!("[[trunk]]\nname = \"carrier\"\n{trunk_keys}\n");
-    let text =
-        support::gw::config_text(ports, "builtin:echo", &extra).replace("listen = \"\"", &api);
-    let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
-    let gw = Gateway::start(cfg).await.expect("gateway starts");
-    let base = format!("http://{}", gw.api_addr.expect("API listening"));
-    (
-        gw,
-        Api {
-            base,
-            http: reqwest::Client::new(),
-        },
-    )
+    let setup = Setup {
+        trunk_keys,
+        ..Setup::default()
+    };
+    placing::start(ports, setup).await
 }
 
 async fn ended(
     events: &mut tokio::sync::broadcast::Receiver<GatewayEvent>,
     id: &str,
 ) -> (String, Value) {
-    let ev = wait_event(
-        events,
-        WAIT,
-        |e| matches!(e, GatewayEvent::CallEnded { call_id, .. } if call_id == id),
-    )
-    .await;
-    match ev {
-        GatewayEvent::CallEnded {
-            end_reason, record, ..
-        } => (
-            end_reason,
-            serde_json::to_value(&record.call).expect("view"),
-        ),
-        _ => unreachable!(),
-    }
+    placing::ended(events, id, WAIT).await
 }
 
 /// The agent hears `freq` in the caller-side audio it decoded.

@@ -14,63 +14,43 @@ use serde_json::{json, Value};
 use trunkgate::app::{Gateway, GatewayEvent};
 
 use support::agent::{AgentServer, Dialect, Script as AgentScript};
-use support::gw::{scratch_dir, wait_event};
+use support::gw::scratch_dir;
 use support::http::{Answer, CallbackServer, Req, WebhookServer};
 use support::leg::WAIT;
+use support::placing::{self, Api, Got, Setup, TOKEN};
 use support::trunk::{Script, Transport, Trunk};
 
-const TOKEN: &str = "twilio-token";
 const ACCOUNT: &str = "AC00112233445566778899aabbccddeeff";
 const SECRET: &str = "hook-secret";
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
+/// A keyed `POST /v1/calls`.
+async fn dial(api: &Api, key: &str, body: &Value) -> Got {
+    let req = api.http.post(format!("{}/v1/calls", api.base));
+    let req = req.bearer_auth(TOKEN).header("Idempotency-Key", key);
+    api.send(req.json(body)).await
 }
 
-/// An answer: status, headers, body (JSON when it parses).
-type Got = (u16, reqwest::header::HeaderMap, Value);
+fn twilio_url(api: &Api, sid: Option<&str>) -> String {
+    let tail = sid.map_or_else(|| "Calls.json".into(), |s| format!("Calls/{s}.json"));
+    format!("{}/2010-04-01/Accounts/{ACCOUNT}/{tail}", api.base)
+}
 
-impl Api {
-    async fn send(&self, req: reqwest::RequestBuilder) -> Got {
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("API answers in time")
-            .expect("HTTP request");
-        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-        let text = resp.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, headers, body)
-    }
+async fn twilio_post(api: &Api, sid: Option<&str>, form: &[(&str, &str)]) -> Got {
+    let req = api.http.post(twilio_url(api, sid));
+    let body: Vec<String> = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
+    let req = req
+        .basic_auth(ACCOUNT, Some(TOKEN))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"));
+    api.send(req).await
+}
 
-    async fn dial(&self, key: &str, body: &Value) -> Got {
-        let req = self.http.post(format!("{}/v1/calls", self.base));
-        let req = req.bearer_auth(TOKEN).header("Idempotency-Key", key);
-        self.send(req.json(body)).await
-    }
-
-    fn twilio_url(&self, sid: Option<&str>) -> String {
-        let tail = sid.map_or_else(|| "Calls.json".into(), |s| format!("Calls/{s}.json"));
-        format!("{}/2010-04-01/Accounts/{ACCOUNT}/{tail}", self.base)
-    }
-
-    async fn twilio_post(&self, sid: Option<&str>, form: &[(&str, &str)]) -> Got {
-        let req = self.http.post(self.twilio_url(sid));
-        let body: Vec<String> = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", enc(v)))
-            .collect();
-        let req = req
-            .basic_auth(ACCOUNT, Some(TOKEN))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.join("&"));
-        self.send(req).await
-    }
-
-    async fn twilio_get(&self, sid: &str) -> Value {
-        let req = self.http.get(self.twilio_url(Some(sid)));
-        self.send(req.basic_auth(ACCOUNT, Some(TOKEN))).await.2
-    }
+async fn twilio_get(api: &Api, sid: &str) -> Value {
+    let req = api.http.get(twilio_url(api, Some(sid)));
+    api.send(req.basic_auth(ACCOUNT, Some(TOKEN))).await.2
 }
 
 fn enc(s: &str) -> String {
@@ -131,39 +111,21 @@ fn signed_form(req: &Req) -> HashMap<String, String> {
 
 /// A gateway with the Twilio-compatible API, a webhook secret, and trunk `carrier`.
 async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
-    let dir = scratch_dir("outbound-twilio");
-    let token_file = dir.join("api.token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let secret = dir.join("hook.secret");
+    let secret = scratch_dir("outbound-twilio").join("hook.secret");
     std::fs::write(&secret, SECRET).expect("secret file");
-    let password = dir.join("trunk.password");
-    std::fs::write(&password, "s3cret\n").expect("password file");
-    let api = format!(
-        "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"\ntwilio_compat = true\naccount_sid = \"{ACCOUNT}\"",
-        token_file.display()
-    );
-    let extra = format!(
-        "[webhook]\nsecret_file = \"{}\"\n[[trunk]]\nname = \"carrier\"\n{}\n",
-        secret.display(),
-        trunk.outbound_toml("alice", &password)
-    );
-    let text =
-        support::gw::config_text(ports, "builtin:echo", &extra).replace("listen = \"\"", &api);
-    let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
-    let gw = Gateway::start(cfg).await.expect("gateway starts");
-    let base = format!("http://{}", gw.api_addr.expect("API listening"));
-    let http = reqwest::Client::new();
-    (gw, Api { base, http })
+    let password = placing::password_file();
+    let setup = Setup {
+        api_keys: &format!("twilio_compat = true\naccount_sid = \"{ACCOUNT}\""),
+        sections: &format!("[webhook]\nsecret_file = \"{}\"", secret.display()),
+        trunk_keys: &trunk.outbound_toml("alice", &password),
+        ..Setup::default()
+    };
+    placing::start(ports, setup).await
 }
 
-/// The call's end: its `end_reason` and record.
+/// The call's `end_reason`.
 async fn ended(events: &mut tokio::sync::broadcast::Receiver<GatewayEvent>, id: &str) -> String {
-    let is_it =
-        |e: &GatewayEvent| matches!(e, GatewayEvent::CallEnded { call_id, .. } if call_id == id);
-    match wait_event(events, WAIT, is_it).await {
-        GatewayEvent::CallEnded { end_reason, .. } => end_reason,
-        _ => unreachable!(),
-    }
+    placing::ended(events, id, WAIT).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,21 +151,21 @@ async fn url_is_asked_on_answer_names_the_agent_and_callbacks_are_twilio_forms()
     let mut hook = WebhookServer::start(Answer::xml(&twiml)).await;
     let mut status = CallbackServer::start(0).await;
 
-    let (code, _, created) = api
-        .twilio_post(
-            None,
-            &[
-                ("To", "+48123456789"),
-                ("From", "+48111222333"),
-                ("Url", &hook.url),
-                ("StatusCallback", &status.url),
-                (
-                    "StatusCallbackEvent",
-                    "initiated ringing answered completed",
-                ),
-            ],
-        )
-        .await;
+    let (code, _, created) = twilio_post(
+        &api,
+        None,
+        &[
+            ("To", "+48123456789"),
+            ("From", "+48111222333"),
+            ("Url", &hook.url),
+            ("StatusCallback", &status.url),
+            (
+                "StatusCallbackEvent",
+                "initiated ringing answered completed",
+            ),
+        ],
+    )
+    .await;
     assert_eq!(code, 201, "{created}");
     assert_eq!(created["status"], "queued", "{created}");
     assert_eq!(created["direction"], "outbound-api", "{created}");
@@ -233,15 +195,13 @@ async fn url_is_asked_on_answer_names_the_agent_and_callbacks_are_twilio_forms()
     let start = agent.start_msg(WAIT).await;
     assert_eq!(start["start"]["callSid"], sid.as_str(), "{start}");
     assert_eq!(start["start"]["customParameters"]["lead"], "42", "{start}");
-    let view = api.twilio_get(&sid).await;
+    let view = twilio_get(&api, &sid).await;
     assert_eq!(view["status"], "in-progress", "{view}");
 
-    let (code, _, body) = api
-        .twilio_post(Some(&sid), &[("Status", "completed")])
-        .await;
+    let (code, _, body) = twilio_post(&api, Some(&sid), &[("Status", "completed")]).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(ended(&mut events, &sid).await, "api_hangup");
-    let view = api.twilio_get(&sid).await;
+    let view = twilio_get(&api, &sid).await;
     assert_eq!(view["status"], "completed", "{view}");
     assert_eq!(view["direction"], "outbound-api", "{view}");
 
@@ -274,17 +234,17 @@ async fn a_url_answering_hangup_or_failing_hangs_the_answered_call_up() {
         if index == 1 {
             hook.set_answer(Answer::Status(500));
         }
-        let (code, _, created) = api
-            .twilio_post(
-                None,
-                &[
-                    ("To", "+48123456789"),
-                    ("From", "+48111222333"),
-                    ("Url", &hook.url),
-                    ("StatusCallback", &status.url),
-                ],
-            )
-            .await;
+        let (code, _, created) = twilio_post(
+            &api,
+            None,
+            &[
+                ("To", "+48123456789"),
+                ("From", "+48111222333"),
+                ("Url", &hook.url),
+                ("StatusCallback", &status.url),
+            ],
+        )
+        .await;
         assert_eq!(code, 201, "{created}");
         let sid = created["sid"].as_str().expect("sid").to_string();
         hook.request(WAIT).await;
@@ -307,13 +267,13 @@ async fn an_idempotency_key_replays_the_first_call_and_never_dials_twice() {
     let trunk = Trunk::with_script(Transport::Udp, Script::answer().never_answer()).await;
     let (_gw, api) = start((37140, 37159), &trunk).await;
     let body = json!({"to": "+48123456789", "websocket_url": "builtin:echo", "timeout_s": 30});
-    let (code, headers, first) = api.dial("key-1", &body).await;
+    let (code, headers, first) = dial(&api, "key-1", &body).await;
     assert_eq!(code, 201, "{first}");
     assert!(headers.get("idempotent-replayed").is_none());
     let id = first["call_id"].as_str().expect("call_id").to_string();
     trunk.expect_request("INVITE", WAIT).await;
 
-    let (code, headers, again) = api.dial("key-1", &body).await;
+    let (code, headers, again) = dial(&api, "key-1", &body).await;
     assert_eq!(code, 201, "{again}");
     assert_eq!(again["call_id"], id.as_str(), "{again}");
     let replayed = headers
@@ -322,12 +282,12 @@ async fn an_idempotency_key_replays_the_first_call_and_never_dials_twice() {
     assert_eq!(replayed, Some("true"));
 
     let other = json!({"to": "+48123456780", "websocket_url": "builtin:echo"});
-    let (code, _, refused) = api.dial("key-1", &other).await;
+    let (code, _, refused) = dial(&api, "key-1", &other).await;
     assert_eq!(code, 409, "{refused}");
 
     // A call under a new key is dialled: INVITEs leave in order, so a second INVITE for the
     // replay would have reached the trunk before this one.
-    let (code, _, third) = api.dial("key-2", &other).await;
+    let (code, _, third) = dial(&api, "key-2", &other).await;
     assert_eq!(code, 201, "{third}");
     assert_ne!(third["call_id"], id.as_str());
     trunk

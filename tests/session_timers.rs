@@ -10,119 +10,46 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use trunkgate::app::{Gateway, GatewayEvent};
 
-use support::gw::{scratch_dir, wait_event};
+use support::gw::wait_event;
 use support::leg::WAIT;
+use support::placing::{self, Api, Setup};
 use support::rtp::RtpPeer;
 use support::trunk::{Refresher, Refreshes, Script, Transport, Trunk};
 use support::ua::{offer, Msg, Ua};
 
-const TOKEN: &str = "session-timer-token";
 /// Long enough for a few 2 s refreshes and a 4 s expiry.
 const LONG: Duration = Duration::from_secs(15);
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .json(body);
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("API answers in time")
-            .expect("HTTP request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+/// Places a call to the trunk; its id.
+async fn dial(api: &Api) -> String {
+    let (status, body) = api
+        .post(
+            "/v1/calls",
+            &json!({"to": "+48123456789", "websocket_url": "builtin:echo"}),
         )
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let req = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("API answers in time")
-            .expect("HTTP request");
-        resp.json().await.expect("JSON")
-    }
-
-    /// Places a call to the trunk; its id.
-    async fn dial(&self) -> String {
-        let (status, body) = self
-            .post(
-                "/v1/calls",
-                &json!({"to": "+48123456789", "websocket_url": "builtin:echo"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["call_id"].as_str().expect("call_id").to_string()
-    }
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["call_id"].as_str().expect("call_id").to_string()
 }
 
-/// A gateway with short session timers whose trunk places calls at `trunk`.
+/// A gateway with short session timers (4 s, Min-SE 2 s) whose trunk places calls at `trunk`.
 async fn start(ports: (u16, u16), trunk: &Trunk) -> (Gateway, Api) {
-    let dir = scratch_dir("session-timers");
-    let token_file = dir.join("api.token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
-    let password = dir.join("trunk.password");
-    std::fs::write(&password, "s3cret\n").expect("password file");
-    let api = format!(
-        "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
-        token_file.display()
-    );
-    let extra = format!(
-        "[[trunk]]\nname = \"carrier\"\n{}\n",
-        trunk.outbound_toml("alice", &password)
-    );
-    let text = short_timers(support::gw::config_text(ports, "builtin:echo", &extra))
-        .replace("listen = \"\"", &api);
-    let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
-    let gw = Gateway::start(cfg).await.expect("gateway starts");
-    let base = format!("http://{}", gw.api_addr.expect("API listening"));
-    let http = reqwest::Client::new();
-    (gw, Api { base, http })
+    let password = placing::password_file();
+    let setup = Setup {
+        trunk_keys: &trunk.outbound_toml("alice", &password),
+        sip_keys: SHORT_TIMERS,
+        ..Setup::default()
+    };
+    placing::start(ports, setup).await
 }
+
+const SHORT_TIMERS: &str = "session_expires = \"4s\"\nmin_se = \"2s\"";
 
 fn short_timers(config: String) -> String {
-    config.replace(
-        "[sip]\n",
-        "[sip]\nsession_expires = \"4s\"\nmin_se = \"2s\"\n",
-    )
-}
-
-async fn ended(
-    events: &mut tokio::sync::broadcast::Receiver<GatewayEvent>,
-    id: &str,
-    wait: Duration,
-) -> (String, Value) {
-    let ev = wait_event(
-        events,
-        wait,
-        |e| matches!(e, GatewayEvent::CallEnded { call_id, .. } if call_id == id),
-    )
-    .await;
-    match ev {
-        GatewayEvent::CallEnded {
-            end_reason, record, ..
-        } => (
-            end_reason,
-            serde_json::to_value(&record.call).expect("view"),
-        ),
-        _ => unreachable!(),
-    }
+    config.replace("[sip]\n", &format!("[sip]\n{SHORT_TIMERS}\n"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +61,7 @@ async fn the_gateway_refreshes_when_the_trunk_says_refresher_uac() {
     let trunk = Trunk::with_script(Transport::Udp, script).await;
     let (gw, api) = start((37300, 37319), &trunk).await;
     let mut events = gw.subscribe();
-    let id = api.dial().await;
+    let id = dial(&api).await;
 
     let invite = trunk.expect_request("INVITE", WAIT).await;
     assert_eq!(invite.header("Session-Expires"), Some("4"));
@@ -165,7 +92,7 @@ async fn the_gateway_refreshes_when_the_trunk_says_refresher_uac() {
         .post(&format!("/v1/calls/{id}/hangup"), &json!({}))
         .await;
     assert_eq!(status, 202);
-    let (reason, record) = ended(&mut events, &id, WAIT).await;
+    let (reason, record) = placing::ended(&mut events, &id, WAIT).await;
     assert_eq!(reason, "api_hangup", "{record}");
 }
 
@@ -177,9 +104,9 @@ async fn the_gateway_byes_when_the_trunk_stops_answering_refreshes() {
     let trunk = Trunk::with_script(Transport::Udp, script).await;
     let (gw, api) = start((37320, 37339), &trunk).await;
     let mut events = gw.subscribe();
-    let id = api.dial().await;
+    let id = dial(&api).await;
 
-    let (reason, record) = ended(&mut events, &id, LONG).await;
+    let (reason, record) = placing::ended(&mut events, &id, LONG).await;
     assert_eq!(reason, "session_expired", "{record}");
     assert_eq!(record["end_reason"], "session_expired", "{record}");
     assert_eq!(record["status"], "completed", "{record}");
@@ -210,7 +137,7 @@ async fn a_422_is_retried_with_the_trunks_min_se() {
     let trunk = Trunk::with_script(Transport::Udp, script).await;
     let (gw, api) = start((37340, 37359), &trunk).await;
     let mut events = gw.subscribe();
-    let id = api.dial().await;
+    let id = dial(&api).await;
 
     let call = trunk
         .expect_call(0, WAIT, "answered and acked", |c| {
@@ -232,7 +159,7 @@ async fn a_422_is_retried_with_the_trunks_min_se() {
         .post(&format!("/v1/calls/{id}/hangup"), &json!({}))
         .await;
     assert_eq!(status, 202);
-    let (reason, _) = ended(&mut events, &id, WAIT).await;
+    let (reason, _) = placing::ended(&mut events, &id, WAIT).await;
     assert_eq!(reason, "api_hangup");
 }
 

@@ -4,11 +4,8 @@ use std::time::Instant;
 
 use super::dialog::{CallState, Role};
 use super::responses::Extra;
-use super::{
-    CallCommand, CallEvent, CallKey, ClientTxn, EndReason, Endpoint, ServerTxn, ServerTxnKind,
-};
+use super::{CallCommand, CallEvent, CallKey, EndReason, Endpoint, ServerTxn, ServerTxnKind};
 use crate::core::sip::message::Method;
-use crate::core::sip::txn::ClientNonInvite;
 
 impl Endpoint {
     pub(super) fn on_command(&mut self, now: Instant, call_key: CallKey, cmd: CallCommand) {
@@ -253,26 +250,8 @@ impl Endpoint {
         call.state = CallState::Terminating;
         let bytes = call.request(Method::Bye, &branch, &host, &ua);
         let flow = call.flow;
-        let mut outs = std::mem::take(&mut self.scratch);
-        let txn = ClientNonInvite::start(
-            now,
-            bytes,
-            flow.transport.is_reliable(),
-            self.settings.timers,
-            &mut outs,
-        );
-        self.scratch = outs;
-        self.drain_txn_out(flow);
         let key = format!("z9hG4bK{branch}");
-        self.client_txns.insert(
-            key.clone(),
-            ClientTxn {
-                txn,
-                call: Some(call_key),
-                flow,
-            },
-        );
-        self.schedule_client(&key);
+        self.start_client(now, key, bytes, flow, Some(call_key));
     }
 
     /// Our 2xx was never acknowledged (Timer L): end the call with BYE (§13.3.1.4).

@@ -229,6 +229,26 @@ impl Endpoint {
         }
     }
 
+    /// Starts a client non-INVITE transaction (BYE, CANCEL, UPDATE) under `key` on `flow`;
+    /// its final response goes to `call`'s owner logic when there is one.
+    fn start_client(
+        &mut self,
+        now: Instant,
+        key: String,
+        bytes: Vec<u8>,
+        flow: Flow,
+        call: Option<CallKey>,
+    ) {
+        let mut outs = std::mem::take(&mut self.scratch);
+        let reliable = flow.transport.is_reliable();
+        let txn = ClientNonInvite::start(now, bytes, reliable, self.settings.timers, &mut outs);
+        self.scratch = outs;
+        self.drain_txn_out(flow);
+        self.client_txns
+            .insert(key.clone(), ClientTxn { txn, call, flow });
+        self.schedule_client(&key);
+    }
+
     fn schedule_client(&mut self, key: &str) {
         if let Some(at) = self.client_txns.get(key).and_then(|t| t.txn.next_timeout()) {
             self.timers.push(at, TimerRef::Client(key.to_string()));

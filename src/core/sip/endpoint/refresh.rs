@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use super::dialog::{CallState, Role};
 use super::timers::TimerRef;
-use super::{CallKey, ClientTxn, EndReason, Endpoint};
+use super::{CallKey, EndReason, Endpoint};
 use crate::core::sip::message::{HeaderName, Message, Method};
 use crate::core::sip::session_timer::{self as st, Due, Offer, Party, Refresher, SessionTimer};
-use crate::core::sip::txn::{ClientNonInvite, Upcall};
+use crate::core::sip::txn::Upcall;
 
 /// One dialog's session timer and our refresh in flight.
 #[derive(Debug, Default)]
@@ -193,24 +193,7 @@ impl Endpoint {
         call.refresh.txn = Some((key.clone(), method.clone()));
         let flow = call.flow;
         if method == Method::Update {
-            let mut outs = std::mem::take(&mut self.scratch);
-            let reliable = flow.transport.is_reliable();
-            let txn = ClientNonInvite::start(
-                now,
-                req.to_bytes(),
-                reliable,
-                self.settings.timers,
-                &mut outs,
-            );
-            self.scratch = outs;
-            self.drain_txn_out(flow);
-            let entry = ClientTxn {
-                txn,
-                call: Some(call_key),
-                flow,
-            };
-            self.client_txns.insert(key.clone(), entry);
-            self.schedule_client(&key);
+            self.start_client(now, key, req.to_bytes(), flow, Some(call_key));
             return;
         }
         req.set_body("application/sdp", call.local_sdp.clone());

@@ -19,7 +19,7 @@ use super::{CallEvent, CallKey, DialSpec, EndReason, Endpoint};
 use crate::core::sip::auth::{ChallengeKind, DigestClient, RequestAuth};
 use crate::core::sip::message::{HeaderName, Message, Method, OutMessage};
 use crate::core::sip::session_timer::{self, Offer};
-use crate::core::sip::txn::{Cancel, ClientInvite, ClientNonInvite, TxnOut, Upcall};
+use crate::core::sip::txn::{Cancel, ClientInvite, TxnOut, Upcall};
 use crate::core::Flow;
 
 /// A client INVITE transaction and the call it belongs to.
@@ -373,26 +373,7 @@ impl Endpoint {
         let bye = fork.request(Method::Bye, &bye_branch, &host, &ua);
         let flow = fork.flow;
         self.transmit(flow, ack);
-        let mut outs = std::mem::take(&mut self.scratch);
-        let txn = ClientNonInvite::start(
-            now,
-            bye,
-            flow.transport.is_reliable(),
-            self.settings.timers,
-            &mut outs,
-        );
-        self.scratch = outs;
-        self.drain_txn_out(flow);
-        let key = format!("z9hG4bK{bye_branch}");
-        self.client_txns.insert(
-            key.clone(),
-            super::ClientTxn {
-                txn,
-                call: None,
-                flow,
-            },
-        );
-        self.schedule_client(&key);
+        self.start_client(now, format!("z9hG4bK{bye_branch}"), bye, flow, None);
     }
 
     /// A retransmitted 2xx (our ACK was lost): the same ACK again.
@@ -467,21 +448,7 @@ impl Endpoint {
             .into_iter()
             .map(|h| (h.name.to_string(), h.value))
             .collect();
-        let cseq = call.local_cseq + 1;
-        let local_tag = call.local_tag.clone();
-        let Some(invite) = self.build_invite(d, &local_tag, cseq, &branch, &auth) else {
-            return false;
-        };
-        let key = format!("z9hG4bK{branch}");
-        let Some(call) = self.calls.get_mut(&call_key) else {
-            return false;
-        };
-        call.local_cseq = cseq;
-        call.invite = invite.clone();
-        call.invite_txn = key.clone();
-        let flow = call.flow;
-        self.start_invite(now, call_key, key, invite, flow);
-        true
+        self.resend_invite(now, call_key, &branch, &auth)
     }
 
     /// RFC 4028 §7.3: a 422 names the Min-SE the next hop accepts; the INVITE goes again
@@ -514,11 +481,23 @@ impl Endpoint {
             },
             None => Vec::new(),
         };
-        let (cseq, local_tag) = (call.local_cseq + 1, call.local_tag.clone());
-        let Some(d) = self.dialing.get(&call_key) else {
+        self.resend_invite(now, call_key, &branch, &auth)
+    }
+
+    /// Our INVITE again (after a challenge or a 422): the same Call-ID and tag, CSeq + 1, a
+    /// new branch and transaction. False when it cannot be built.
+    fn resend_invite(
+        &mut self,
+        now: Instant,
+        call_key: CallKey,
+        branch: &str,
+        auth: &[(String, String)],
+    ) -> bool {
+        let (Some(call), Some(d)) = (self.calls.get(&call_key), self.dialing.get(&call_key)) else {
             return false;
         };
-        let Some(invite) = self.build_invite(d, &local_tag, cseq, &branch, &auth) else {
+        let cseq = call.local_cseq + 1;
+        let Some(invite) = self.build_invite(d, &call.local_tag, cseq, branch, auth) else {
             return false;
         };
         let key = format!("z9hG4bK{branch}");
@@ -571,26 +550,7 @@ impl Endpoint {
     }
 
     fn send_cancel(&mut self, now: Instant, flow: Flow, branch: &str, cancel: OutMessage) {
-        let mut outs = std::mem::take(&mut self.scratch);
-        let txn = ClientNonInvite::start(
-            now,
-            cancel.to_bytes(),
-            flow.transport.is_reliable(),
-            self.settings.timers,
-            &mut outs,
-        );
-        self.scratch = outs;
-        self.drain_txn_out(flow);
-        let key = cancel_key(branch);
-        self.client_txns.insert(
-            key.clone(),
-            super::ClientTxn {
-                txn,
-                call: None,
-                flow,
-            },
-        );
-        self.schedule_client(&key);
+        self.start_client(now, cancel_key(branch), cancel.to_bytes(), flow, None);
     }
 
     /// The CANCEL got no final response to the INVITE in time: give the call up, and its
