@@ -466,3 +466,33 @@ async fn an_unreachable_trunk_fails_at_once_with_its_reason() {
         gw.shutdown(Duration::from_secs(1)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callee_hanging_up_completes_the_call() {
+    let trunk = Trunk::with_script(
+        Transport::Udp,
+        Script::answer().bye_after(Duration::from_millis(300)),
+    )
+    .await;
+    let (gw, api) = start((37200, 37219), &trunk).await;
+    let mut events = gw.subscribe();
+    let (status, body) = api
+        .post(
+            "/v1/calls",
+            &json!({"to": "+48123456789", "websocket_url": "builtin:echo"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["call_id"].as_str().expect("id").to_string();
+    let (reason, record) = ended(&mut events, &id).await;
+    assert_eq!(reason, "callee_hangup", "{record}");
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["sip_status"], 200, "{record}");
+    let call = trunk
+        .expect_call(0, WAIT, "BYE answered", |c| c.bye_status.is_some())
+        .await;
+    assert_eq!(
+        (call.bye_from, call.bye_status),
+        (Some(support::trunk::Side::Trunk), Some(200))
+    );
+}
