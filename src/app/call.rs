@@ -108,6 +108,7 @@ pub async fn run(
     );
     let status = StatusEvents::new(callback_url, config.callbacks.events);
     let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), events);
+    driver.trunk = admitted.trunk.clone();
     let ended = driver.run().instrument(span.clone()).await;
     let (call_id, status) = driver.finish();
     conclude(&ctx, &call_id, status, ended, &span).await;
@@ -181,6 +182,10 @@ pub(super) struct Driver {
     ended: Option<Box<Ended>>,
     /// Outbound calls: the INVITE to send once the machine offers.
     pub(super) outgoing: Option<Outgoing>,
+    /// The call's trunk (its `transfer` settings).
+    pub(super) trunk: Option<String>,
+    /// A `notify` transfer's POST to the PBX.
+    notifying: Option<Pending<Result<u16, String>>>,
 }
 
 impl Driver {
@@ -206,6 +211,8 @@ impl Driver {
             webhook: None,
             ended: None,
             outgoing: None,
+            trunk: None,
+            notifying: None,
         }
     }
 
@@ -263,6 +270,14 @@ impl Driver {
                 }
                 msg = next_ws(&mut self.ws) => self.on_ws(msg),
                 c = pending(&mut self.connecting) => self.on_connected(c),
+                n = pending(&mut self.notifying) => {
+                    self.notifying = None;
+                    match &n {
+                        Ok(status) => tracing::info!(status, "PBX notified of the transfer"),
+                        Err(e) => tracing::warn!(error = %e, "PBX transfer notification failed"),
+                    }
+                    self.call.handle(Instant::now(), Input::NotifyResult(n));
+                }
                 a = pending(&mut self.webhook) => {
                     self.webhook = None;
                     match &a {
@@ -445,10 +460,27 @@ impl Driver {
                     }));
                 }
                 Output::Dial { offer, .. } => self.dial(offer).await,
+                Output::NotifyPbx { to } => self.notify_pbx(to),
                 Output::Notice(n) => self.on_notice(n),
                 Output::Ended(e) => self.ended = Some(e),
             }
         }
+    }
+
+    /// A `notify` transfer: the trunk's template goes to the PBX.
+    fn notify_pbx(&mut self, to: String) {
+        let cfg = self
+            .trunk
+            .as_deref()
+            .and_then(|name| self.config.trunks.iter().find(|t| t.name == name))
+            .and_then(|t| t.transfer.clone());
+        let (ctx, view) = (self.ctx.clone(), self.call.view(Instant::now()));
+        self.notifying = Some(Box::pin(async move {
+            match cfg {
+                Some(cfg) => super::pbx_notify::send(&ctx, &cfg, &view, &to).await,
+                None => Err("the call's trunk has no transfer settings".into()),
+            }
+        }));
     }
 
     fn on_notice(&mut self, n: Notice) {
@@ -479,9 +511,11 @@ impl Driver {
                     digit,
                 });
             }
-            Notice::TransferRequested { to } => {
-                // Transfers (REFER, bridge, PBX notify) are a later issue; the call goes on.
-                tracing::warn!(%to, "agent asked for a transfer, which is not supported yet");
+            Notice::Transfer(p) => {
+                tracing::info!(mode = ?p.mode, to = %p.to, outcome = p.outcome.as_str(), sip_status = ?p.sip_status, "transfer");
+                let view = self.call.view(Instant::now());
+                self.status.transfer(&self.ctx, &view);
+                self.ctx.registry.update(self.call.id(), view);
             }
             Notice::AgentAudioDropped => {
                 stats.agent_dropped_frames.fetch_add(1, Ordering::Relaxed);

@@ -7,11 +7,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{routing, Admitted};
-use crate::config::{AgentConfig, Config, Dialect as CfgDialect, OnDisconnect};
+use crate::config::{AgentConfig, Config, Dialect as CfgDialect, OnDisconnect, TransferMode};
 use crate::core::agent::{AudioEncoding, Dialect};
 use crate::core::call::leg::{AgentTarget, Answerer};
 use crate::core::call::media::RtpSeed;
-use crate::core::call::{Direction, Route, Settings, Setup};
+use crate::core::call::{transfer, Direction, Route, Settings, Setup};
 use crate::core::hooks::request;
 use crate::core::sip::endpoint::IncomingCall;
 use crate::core::sip::sdp::{AnswerParams, Codec};
@@ -38,6 +38,12 @@ pub fn setup(config: &Config, info: &IncomingCall, admitted: &Admitted) -> Setup
         headers: info.headers.clone(),
         offer: info.offer.clone(),
         route,
+        transfer: transfer_policy(
+            config,
+            admitted.trunk.as_deref(),
+            &ip_host(info.source.ip()),
+            &info.local_host,
+        ),
         seed: RtpSeed {
             seq: fastrand::u16(..),
             ts: fastrand::u32(..),
@@ -143,4 +149,40 @@ fn advertised_ip(bind: IpAddr, local_host: &str, public: bool) -> IpAddr {
         } else {
             bind
         })
+}
+
+/// How this call's transfers go: its trunk's `transfer = {…}` (else REFER), a number
+/// becoming a SIP URI on the trunk's outbound host, or else on the host the call came from.
+pub fn transfer_policy(
+    config: &Config,
+    trunk: Option<&str>,
+    peer_host: &str,
+    local_host: &str,
+) -> transfer::Policy {
+    let trunk = trunk.and_then(|name| config.trunks.iter().find(|t| t.name == name));
+    let mut policy = transfer::Policy {
+        refer_host: trunk
+            .and_then(|t| t.outbound.as_ref())
+            .map_or_else(|| peer_host.to_string(), |o| o.address.host.clone()),
+        referred_by: Some(format!("sip:trunkgate@{local_host}")),
+        ..transfer::Policy::default()
+    };
+    if let Some(t) = trunk.and_then(|t| t.transfer.as_ref()) {
+        policy.mode = match t.mode {
+            TransferMode::Refer => transfer::Mode::Refer,
+            TransferMode::Bridge => transfer::Mode::Bridge,
+            TransferMode::Notify => transfer::Mode::Notify,
+        };
+        policy.await_bye = t.await_bye;
+        policy.notify_configured = t.url.is_some();
+    }
+    policy
+}
+
+/// An address as it goes into a SIP URI (IPv6 bracketed).
+fn ip_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
 }

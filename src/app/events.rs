@@ -92,6 +92,18 @@ impl StatusEvents {
         self.journaled = Some(view.call_id.clone());
     }
 
+    /// A transfer moved on (the view's `transfer` says how): `call.transfer`, whenever the
+    /// call has a callback URL and its callbacks are trunkgate's JSON (Twilio has no such
+    /// event).
+    pub fn transfer(&mut self, ctx: &Arc<Ctx>, view: &CallView) {
+        if self.format == CallbackFormat::Json {
+            let wanted = self.wanted;
+            self.wanted = wanted.with(CallbackEvent::Transfer);
+            self.send(ctx, CallbackEvent::Transfer, view);
+            self.wanted = wanted;
+        }
+    }
+
     /// A checkpoint of an answered call: its view (`duration_s` up to now) and both sides'
     /// talk so far (milliseconds from the answer). Every `[callbacks] checkpoint`.
     pub fn checkpoint(

@@ -18,6 +18,7 @@ mod metrics;
 pub mod notify;
 mod outbound;
 mod outbound_admit;
+mod pbx_notify;
 mod record;
 mod record_writer;
 pub mod registry;

@@ -229,6 +229,7 @@ async fn run(
             time_limit: req.time_limit,
             early_media: req.early_media,
         })),
+        transfer: call_setup::transfer_policy(&config, Some(&trunk.name), "", &spec.local_host),
         seed: RtpSeed {
             seq: fastrand::u16(..),
             ts: fastrand::u32(..),

@@ -143,6 +143,9 @@ pub trait DialectCodec: Send {
     /// After a `Clear` has been carried out: plivo `clearedAudio`, raw `cleared`, twilio none
     /// (its agents learn it from the pending marks, which the caller echoes separately).
     fn cleared(&mut self, now_ms: u64) -> Option<WsOut>;
+    /// How a transfer the agent (or the API) asked for is going (PROTOCOLS §2):
+    /// `outcome` is `trying`, `succeeded` or `failed`.
+    fn transfer(&mut self, to: &str, outcome: &str, now_ms: u64) -> WsOut;
     /// The stream ends: twilio and raw send `stop`; plivo has none (the WS close says it).
     fn stop(&mut self, reason: &str, now_ms: u64) -> Option<WsOut>;
     /// One agent message.

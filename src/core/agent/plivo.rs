@@ -329,6 +329,15 @@ impl DialectCodec for PlivoCodec {
         None
     }
 
+    fn transfer(&mut self, to: &str, outcome: &str, _now_ms: u64) -> WsOut {
+        let seq = self.next_seq();
+        WsOut::Text(
+            serde_json::json!({"event": "transfer", "sequenceNumber": seq,
+                "streamId": self.meta.stream_id, "transfer": {"to": to, "outcome": outcome}})
+            .to_string(),
+        )
+    }
+
     fn decode(&mut self, msg: WsIn<'_>) -> Result<Vec<AgentEvent>, DialectError> {
         match msg {
             WsIn::Text(text) => self.decode_text(text),

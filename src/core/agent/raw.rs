@@ -166,6 +166,12 @@ impl DialectCodec for RawCodec {
         Some(named("stop", None, Some(reason)))
     }
 
+    fn transfer(&mut self, to: &str, outcome: &str, _now_ms: u64) -> WsOut {
+        WsOut::Text(
+            serde_json::json!({"type": "transfer", "to": to, "outcome": outcome}).to_string(),
+        )
+    }
+
     fn decode(&mut self, msg: WsIn<'_>) -> Result<Vec<AgentEvent>, DialectError> {
         match msg {
             WsIn::Text(text) => self.decode_text(text),

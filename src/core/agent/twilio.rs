@@ -317,6 +317,15 @@ impl DialectCodec for TwilioCodec {
         None
     }
 
+    fn transfer(&mut self, to: &str, outcome: &str, _now_ms: u64) -> WsOut {
+        let seq = self.next_seq();
+        WsOut::Text(
+            serde_json::json!({"event": "transfer", "sequenceNumber": seq,
+                "streamSid": self.meta.stream_id, "transfer": {"to": to, "outcome": outcome}})
+            .to_string(),
+        )
+    }
+
     fn stop(&mut self, _reason: &str, _now_ms: u64) -> Option<WsOut> {
         let sequence_number = self.next_seq();
         let m = &self.meta;

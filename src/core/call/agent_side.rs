@@ -41,7 +41,14 @@ impl Call {
             }
             AgentEvent::Clear => self.clear_agent_audio(now),
             AgentEvent::Hangup => self.hangup(EndReason::AgentHangup),
-            AgentEvent::Transfer { to } => self.notice(Notice::TransferRequested { to }),
+            AgentEvent::Transfer { to } => self.start_transfer(
+                now,
+                super::transfer::Request {
+                    to,
+                    mode: None,
+                    fallback: None,
+                },
+            ),
             AgentEvent::Dtmf { digits } => self.send_dtmf(&digits),
             AgentEvent::Ignored(name) => self.notice(Notice::AgentEventIgnored(name)),
         }

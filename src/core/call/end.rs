@@ -37,6 +37,9 @@ pub enum EndReason {
     GatewayRestart,
     /// A bug ended the call (its task failed).
     InternalError,
+    /// Transferred away: a REFER succeeded, or a PBX took the call back (its BYE, or ours
+    /// after `await_bye`).
+    Transferred,
 
     // Ended before the answer.
     /// The caller cancelled while ringing.
@@ -96,6 +99,7 @@ impl EndReason {
             EndReason::LocalHangup => "local_hangup",
             EndReason::GatewayRestart => "gateway_restart",
             EndReason::InternalError => "internal_error",
+            EndReason::Transferred => "transferred",
             EndReason::Canceled => "canceled",
             EndReason::NoRoute => "no_route",
             EndReason::SdpUnparsable => "sdp_unparsable",
@@ -149,6 +153,7 @@ impl EndReason {
             | EndReason::MinutesCap
             | EndReason::ApiHangup
             | EndReason::TimeLimit
+            | EndReason::Transferred
             | EndReason::LocalHangup => 480,
             EndReason::CallerHangup
             | EndReason::CalleeHangup

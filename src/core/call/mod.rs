@@ -51,6 +51,8 @@ pub enum Command {
     Hangup,
     /// RFC 4733 digits to the caller (`0-9 * # A-D`, validated by the sender).
     Dtmf { digits: String },
+    /// Transfer the call ([`transfer`]); how it goes is told as [`Notice::Transfer`].
+    Transfer(transfer::Request),
 }
 
 mod agent_side;
@@ -61,6 +63,7 @@ pub mod media;
 mod setup;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -111,6 +114,8 @@ pub struct Setup {
     /// The caller's SDP offer (`None`: late offer).
     pub offer: Option<Vec<u8>>,
     pub route: Route,
+    /// How transfers go (the trunk's `transfer`).
+    pub transfer: transfer::Policy,
     /// Random starting points for RTP and the agent's stream id.
     pub seed: RtpSeed,
     pub stream_id: String,
@@ -168,6 +173,8 @@ pub enum Input<'a> {
     },
     Webhook(Result<WebhookAnswer, WebhookFailure>),
     Command(Command),
+    /// The PBX notification of a `notify` transfer: the POST's status, or why it failed.
+    NotifyResult(Result<u16, String>),
     /// Admission ends the call (duration cap, daily minutes).
     Cut(CutReason),
     /// The gateway is shutting down: end the call now.
@@ -187,10 +194,8 @@ pub enum Notice {
     Dtmf(char),
     /// Time to checkpoint the running call.
     Checkpoint,
-    /// The agent asked for a transfer (not supported yet: logged).
-    TransferRequested {
-        to: String,
-    },
+    /// A transfer's progress (`call.transfer`).
+    Transfer(transfer::Progress),
     /// Agent audio was dropped (queue full) / an agent message was malformed / ignored.
     AgentAudioDropped,
     AgentFrameError(String),
@@ -227,6 +232,11 @@ pub enum Output {
     },
     /// Ask the webhook; answer with [`Input::Webhook`].
     AskWebhook(Box<WebhookRequest>),
+    /// A `notify` transfer: POST the trunk's PBX notification for a transfer to `to`; answer
+    /// with [`Input::NotifyResult`].
+    NotifyPbx {
+        to: String,
+    },
     /// Send the INVITE of an outbound call with this SDP offer (the driver knows the rest:
     /// trunk, numbers, credentials); its events come back as [`Input::Sip`].
     Dial {
@@ -303,6 +313,9 @@ pub struct Call {
     redirect: Option<String>,
     /// The agent's start message went out (outbound calls connect after dialling).
     agent_started: bool,
+    /// The transfer under way, and the latest one's state (for the view).
+    transfer: Option<transfer::Active>,
+    last_transfer: Option<transfer::Progress>,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
 }
@@ -330,6 +343,8 @@ impl Call {
             finish_pending: false,
             redirect: None,
             agent_started: false,
+            transfer: None,
+            last_transfer: None,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),
             setup,
@@ -366,6 +381,8 @@ impl Call {
             Input::Webhook(answer) => self.on_webhook(now, answer),
             Input::Command(Command::Hangup) => self.hangup(EndReason::ApiHangup),
             Input::Command(Command::Dtmf { digits }) => self.send_dtmf(&digits),
+            Input::Command(Command::Transfer(req)) => self.start_transfer(now, req),
+            Input::NotifyResult(result) => self.on_notify_result(now, result),
             Input::Cut(CutReason::CallDuration) => self.hangup(EndReason::DurationCap),
             Input::Cut(CutReason::DailyMinutes) => self.hangup(EndReason::MinutesCap),
             Input::Shutdown => self.hangup(EndReason::Shutdown),
@@ -384,6 +401,9 @@ impl Call {
         }
         if self.dialing.is_some() {
             self.dial_timeout(now);
+        }
+        if self.transfer.is_some() {
+            self.transfer_timeout(now);
         }
         if self.phase == Phase::Answered {
             if self.next_checkpoint.is_some_and(|at| now >= at) {
@@ -429,6 +449,9 @@ impl Call {
         if let Some(t) = self.dial_deadline() {
             at(t);
         }
+        if let Some(t) = self.transfer_deadline() {
+            at(t);
+        }
         next
     }
 
@@ -448,6 +471,7 @@ impl Call {
         v.to = s.to.clone();
         v.did = s.did.clone();
         v.crt = s.crt.clone();
+        v.transfer = self.last_transfer.clone();
         v.answered_at = self.answered_at.map(wall);
         v.ended_at = self.ended_at.map(wall);
         v.status = match (self.phase, self.answered_at) {

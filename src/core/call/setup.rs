@@ -299,6 +299,10 @@ impl Call {
             CallEvent::Progress { sdp, .. } => self.on_progress(now, sdp),
             CallEvent::Answered { sdp } => self.on_dial_answered(now, sdp),
             CallEvent::Redirected { contact } => self.redirect = Some(contact),
+            CallEvent::ReferResult { status } => self.on_refer_result(status),
+            CallEvent::ReferProgress { status, terminated } => {
+                self.on_refer_progress(status, terminated)
+            }
             CallEvent::Incoming(_) => {}
         }
     }
@@ -312,6 +316,7 @@ impl Call {
                 .rejected
                 .clone()
                 .unwrap_or(EndReason::EndedBeforeAnswer),
+            (Phase::Answered, SipEnd::RemoteBye) if self.handed_back() => EndReason::Transferred,
             (Phase::Answered, SipEnd::RemoteBye) if self.is_outbound() => EndReason::CalleeHangup,
             (Phase::Answered, SipEnd::RemoteBye) => EndReason::CallerHangup,
             (_, SipEnd::AuthFailed(s)) => EndReason::AuthFailed(s),

@@ -112,6 +112,9 @@ pub struct CallView {
     /// How `billable_s` was computed (absent on calls that were never answered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing: Option<Basis>,
+    /// The call's latest transfer (its `call.transfer` callback carries it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<super::transfer::Progress>,
 }
 
 impl CallView {
@@ -137,6 +140,7 @@ impl CallView {
             recording_url: None,
             redirect_contact: None,
             billing: None,
+            transfer: None,
         }
     }
 }

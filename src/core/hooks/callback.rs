@@ -20,6 +20,10 @@ pub enum CallbackEvent {
     Answered,
     #[serde(rename = "call.completed")]
     Completed,
+    /// A transfer's progress (the view's `transfer`); sent whenever the call has a callback
+    /// URL, whatever `events` says.
+    #[serde(rename = "call.transfer")]
+    Transfer,
 }
 
 impl CallbackEvent {
@@ -28,6 +32,7 @@ impl CallbackEvent {
             CallbackEvent::Ringing => "call.ringing",
             CallbackEvent::Answered => "call.answered",
             CallbackEvent::Completed => "call.completed",
+            CallbackEvent::Transfer => "call.transfer",
         }
     }
 
@@ -53,6 +58,7 @@ impl CallbackEvent {
             CallbackEvent::Ringing => 1,
             CallbackEvent::Answered => 2,
             CallbackEvent::Completed => 4,
+            CallbackEvent::Transfer => 8,
         }
     }
 }
@@ -151,6 +157,7 @@ mod tests {
                 redirect_contact: None,
                 recording_url: Some("https://tg.example/v1/calls/tg-7f3a/recording".into()),
                 billing: None,
+                transfer: None,
             },
         }
     }
@@ -202,6 +209,7 @@ mod tests {
                 redirect_contact: None,
                 recording_url: None,
                 billing: None,
+                transfer: None,
             },
         };
         assert_eq!(

@@ -32,7 +32,7 @@ pub fn rfc2822(iso: Option<&str>) -> Option<String> {
 pub fn call_status(view: &CallView, event: CallbackEvent) -> &'static str {
     match event {
         CallbackEvent::Ringing => CallStatus::Ringing.as_str(),
-        CallbackEvent::Answered => CallStatus::InProgress.as_str(),
+        CallbackEvent::Answered | CallbackEvent::Transfer => CallStatus::InProgress.as_str(),
         CallbackEvent::Completed if view.status.is_active() => CallStatus::Completed.as_str(),
         CallbackEvent::Completed => view.status.as_str(),
     }

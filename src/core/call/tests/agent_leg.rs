@@ -200,9 +200,11 @@ fn agent_noise_never_ends_the_call() {
         [
             Ev::Notice(Notice::AgentFrameError(_)),
             Ev::Notice(Notice::AgentEventIgnored(dance)),
-            Ev::Notice(Notice::TransferRequested { to }),
+            Ev::Sip(CallCommand::Refer { .. }),
+            Ev::Send(_),
+            Ev::Notice(Notice::Transfer(t)),
             Ev::Notice(Notice::AgentFrameError(_)),
-        ] if dance == "dance" && to == "+15550003333"
+        ] if dance == "dance" && t.to == "+15550003333"
     ));
     h.advance_to(ms(100));
     assert!(!h.call.is_ended());

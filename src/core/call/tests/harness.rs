@@ -126,6 +126,7 @@ pub fn setup(route: Route) -> Setup {
         headers: Vec::new(),
         offer: Some(OFFER.as_bytes().to_vec()),
         route,
+        transfer: crate::core::call::transfer::Policy::default(),
         seed: RtpSeed {
             seq: SEED_SEQ,
             ts: SEED_TS,
@@ -191,6 +192,8 @@ pub enum Ev {
     Ended,
     /// An outbound call's INVITE with this offer.
     Dial(Vec<u8>),
+    /// A `notify` transfer's PBX notification for this target.
+    NotifyPbx(String),
 }
 
 /// A call machine on a virtual clock.
@@ -272,6 +275,7 @@ impl H {
                     assert_eq!(leg, ANSWERER);
                     Ev::Send(msg)
                 }
+                Output::NotifyPbx { to } => Ev::NotifyPbx(to),
                 Output::CloseAgent { leg } => {
                     assert_eq!(leg, ANSWERER);
                     Ev::Close

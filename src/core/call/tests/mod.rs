@@ -10,4 +10,5 @@ mod media_flow;
 mod outbound;
 mod rejections;
 mod static_route;
+mod transfer;
 mod webhook;

@@ -83,6 +83,12 @@ pub enum CallCommand {
     },
     /// End the call: BYE once answered, 480 while still ringing.
     Hangup,
+    /// Transfer by REFER (RFC 3515) in the dialog: Refer-To `<refer_to>`, and Referred-By
+    /// when set. Answered by [`CallEvent::ReferResult`], then [`CallEvent::ReferProgress`].
+    Refer {
+        refer_to: String,
+        referred_by: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -167,6 +173,16 @@ pub enum CallEvent {
     /// Our INVITE was redirected (3xx): the Contact it named. `Ended(Refused(3xx))` follows.
     Redirected {
         contact: String,
+    },
+    /// Our REFER's final response (202 accepted; a transaction timeout is 408).
+    ReferResult {
+        status: u16,
+    },
+    /// A NOTIFY (`Event: refer`) of our REFER: its sipfrag's status (0 when unreadable), and
+    /// whether the subscription is terminated.
+    ReferProgress {
+        status: u16,
+        terminated: bool,
     },
     Ended(EndReason),
 }
