@@ -300,6 +300,8 @@ impl Call {
             CallEvent::Answered { sdp } => self.on_dial_answered(now, sdp),
             CallEvent::Redirected { contact } => self.redirect = Some(contact),
             CallEvent::Incoming(_) => {}
+            // Transfers are not driven from here yet.
+            CallEvent::ReferResult { .. } | CallEvent::ReferProgress { .. } => {}
         }
     }
 

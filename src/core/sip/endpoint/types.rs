@@ -83,6 +83,16 @@ pub enum CallCommand {
     },
     /// End the call: BYE once answered, 480 while still ringing.
     Hangup,
+    /// Transfer (RFC 3515): send REFER inside the confirmed dialog, UAS or UAC alike, with
+    /// `Refer-To: <refer_to>` (a SIP URI; angle brackets are added unless it has them) and
+    /// `Referred-By` when given. Its outcome is one [`CallEvent::ReferResult`]; the
+    /// transferee's reports follow as [`CallEvent::ReferProgress`]. One REFER at a time: a
+    /// second while one is unanswered gets `ReferResult { status: 491 }` at once, unsent; a
+    /// call not yet confirmed (or hanging up) gets `ReferResult { status: 481 }`.
+    Refer {
+        refer_to: String,
+        referred_by: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -167,6 +177,21 @@ pub enum CallEvent {
     /// Our INVITE was redirected (3xx): the Contact it named. `Ended(Refused(3xx))` follows.
     Redirected {
         contact: String,
+    },
+    /// The final answer to our REFER ([`CallCommand::Refer`]): 2xx (202, 200) accepted,
+    /// 300-699 refused, 408 when it went unanswered (Timer F), 491/481 when it was never
+    /// sent (see the command).
+    ReferResult {
+        status: u16,
+    },
+    /// A NOTIFY (`Event: refer`) about our accepted REFER, already answered 200: the status
+    /// code of its message/sipfrag body (`SIP/2.0 180 Ringing` → 180; 0 when the body is
+    /// missing or unreadable), and whether it ends the subscription
+    /// (`Subscription-State: terminated`; no more reports for this REFER follow). It may
+    /// come before the REFER's `ReferResult` (a NOTIFY may overtake the 202, RFC 6665).
+    ReferProgress {
+        status: u16,
+        terminated: bool,
     },
     Ended(EndReason),
 }
