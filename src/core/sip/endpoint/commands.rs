@@ -1,4 +1,5 @@
-//! Commands from a call's owner (REFER is `refer`'s), and what the endpoint sends on its own initiative (BYE).
+//! Commands from a call's owner (`Refer` is handed to `refer`), and what the endpoint sends
+//! on its own initiative (BYE).
 
 use std::time::Instant;
 

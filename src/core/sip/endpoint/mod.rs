@@ -1,8 +1,9 @@
 //! The SIP endpoint (UAS and UAC of RFC 3261 §8, §12-15), sans-IO.
 //!
 //! Owns the server and client transactions, the dialogs of answered calls with their session
-//! timers (RFC 4028, `refresh`) and transfers by REFER (RFC 3515, `refer`), and the rules for what a user agent answers to requests that
-//! are not calls (OPTIONS, unknown methods, stray BYEs). Calls are driven from outside: the endpoint reports [`CallEvent`]s and takes
+//! timers (RFC 4028, `refresh`) and transfers by REFER (RFC 3515, `refer`), and the rules for
+//! what a user agent answers to requests that are not calls (OPTIONS, unknown methods, stray
+//! BYEs). Calls are driven from outside: the endpoint reports [`CallEvent`]s and takes
 //! [`CallCommand`]s, so the per-call logic (media, agent, policy) lives elsewhere.
 //!
 //! Contract: `handle(now, Input)`, then drain `poll_output()`; `poll_timeout()` says when to

@@ -88,7 +88,8 @@ pub enum CallCommand {
     /// `Referred-By` when given. Its outcome is one [`CallEvent::ReferResult`]; the
     /// transferee's reports follow as [`CallEvent::ReferProgress`]. One REFER at a time: a
     /// second while one is unanswered gets `ReferResult { status: 491 }` at once, unsent; a
-    /// call not yet confirmed (or hanging up) gets `ReferResult { status: 481 }`.
+    /// call not yet confirmed (or hanging up) gets 481, an empty `refer_to` 400, both unsent.
+    /// A call that ends first reports only its `Ended` (no `ReferResult` after it).
     Refer {
         refer_to: String,
         referred_by: Option<String>,
