@@ -304,6 +304,7 @@ impl Call {
                 self.on_refer_progress(status, terminated)
             }
             CallEvent::Incoming(_) => {}
+            // Transfers are not driven from here yet.
         }
     }
 

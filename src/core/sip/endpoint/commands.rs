@@ -1,4 +1,5 @@
-//! Commands from a call's owner, and what the endpoint sends on its own initiative (BYE).
+//! Commands from a call's owner (`Refer` is handed to `refer`), and what the endpoint sends
+//! on its own initiative (BYE).
 
 use std::time::Instant;
 
@@ -9,6 +10,13 @@ use crate::core::sip::message::Method;
 
 impl Endpoint {
     pub(super) fn on_command(&mut self, now: Instant, call_key: CallKey, cmd: CallCommand) {
+        if let CallCommand::Refer {
+            refer_to,
+            referred_by,
+        } = &cmd
+        {
+            return self.send_refer(now, call_key, refer_to, referred_by.as_deref());
+        }
         let Some(call) = self.calls.get(&call_key) else {
             return;
         };

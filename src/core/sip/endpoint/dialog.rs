@@ -73,6 +73,8 @@ pub struct SipCall {
     pub local_sdp: Vec<u8>,
     /// The session timer (RFC 4028) and our refresh in flight.
     pub refresh: super::refresh::RefreshState,
+    /// Our REFER in flight and the implicit subscriptions of accepted ones (RFC 3515).
+    pub refer: super::refer::ReferState,
 }
 
 impl SipCall {
@@ -111,6 +113,7 @@ impl SipCall {
             late_offer,
             local_sdp: Vec::new(),
             refresh: Default::default(),
+            refer: Default::default(),
         }
     }
 
@@ -146,6 +149,7 @@ impl SipCall {
             local_host: String::new(),
             local_sdp: Vec::new(),
             refresh: Default::default(),
+            refer: Default::default(),
         }
     }
 

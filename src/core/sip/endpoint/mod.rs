@@ -1,8 +1,9 @@
 //! The SIP endpoint (UAS and UAC of RFC 3261 §8, §12-15), sans-IO.
 //!
 //! Owns the server and client transactions, the dialogs of answered calls with their session
-//! timers (RFC 4028, `refresh`), and the rules for what a user agent answers to requests that
-//! are not calls (OPTIONS, unknown methods, stray BYEs). Calls are driven from outside: the endpoint reports [`CallEvent`]s and takes
+//! timers (RFC 4028, `refresh`) and transfers by REFER (RFC 3515, `refer`), and the rules for
+//! what a user agent answers to requests that are not calls (OPTIONS, unknown methods, stray
+//! BYEs). Calls are driven from outside: the endpoint reports [`CallEvent`]s and takes
 //! [`CallCommand`]s, so the per-call logic (media, agent, policy) lives elsewhere.
 //!
 //! Contract: `handle(now, Input)`, then drain `poll_output()`; `poll_timeout()` says when to
@@ -13,6 +14,7 @@
 mod checks;
 mod commands;
 mod dialog;
+mod refer;
 mod refresh;
 mod requests;
 mod responses;
@@ -22,6 +24,8 @@ mod uac;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_refer;
 #[cfg(test)]
 mod tests_session;
 #[cfg(test)]
@@ -255,6 +259,25 @@ impl Endpoint {
         }
     }
 
+    /// The final response (or 408 for none) to a client non-INVITE transaction of a call:
+    /// our refresh, our REFER, or anything else (a BYE).
+    fn on_call_txn_final(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        key: &str,
+        status: u16,
+        msg: Option<&Message>,
+    ) {
+        if self.is_refresh_txn(call, key) {
+            self.on_refresh_final(now, call, status, msg);
+        } else if self.is_refer_txn(call, key) {
+            self.on_refer_final(call, status);
+        } else {
+            self.on_client_final(call, status);
+        }
+    }
+
     fn server_timeout(&mut self, now: Instant, key: String) {
         let Some(txn) = self.server_txns.get_mut(&key) else {
             return;
@@ -299,14 +322,8 @@ impl Endpoint {
         let (call, flow) = (entry.call, entry.flow);
         self.scratch = outs;
         let (terminated, timeout) = self.drain_txn_out(flow);
-        if timeout {
-            if let Some(call) = call {
-                if self.is_refresh_txn(call, &key) {
-                    self.on_refresh_final(now, call, 408, None);
-                } else {
-                    self.on_client_final(call, 408);
-                }
-            }
+        if let (true, Some(call)) = (timeout, call) {
+            self.on_call_txn_final(now, call, &key, 408, None);
         }
         if terminated {
             self.client_txns.remove(&key);

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use super::dialog::{CallState, Role};
+use super::dialog::CallState;
 use super::timers::TimerRef;
 use super::{CallKey, EndReason, Endpoint};
 use crate::core::sip::message::{HeaderName, Message, Method};
@@ -163,11 +163,7 @@ impl Endpoint {
             return;
         };
         let host = self.dialog_host(call);
-        let contact = match call.role {
-            Role::Uac => call.invite.header(&HeaderName::Contact).map(str::to_string),
-            Role::Uas => None,
-        }
-        .unwrap_or_else(|| self.contact_value(&call.flow, Some(&call.invite)));
+        let contact = self.dialog_contact(call);
         let min_se = self.settings.min_se;
         let Some(call) = self.calls.get_mut(&call_key) else {
             return;

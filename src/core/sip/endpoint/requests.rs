@@ -334,6 +334,9 @@ impl Endpoint {
                 self.respond_new(now, flow, &msg, key, 200, headers);
             }
             Method::Update => self.respond_new(now, flow, &msg, key, 488, Vec::new()),
+            Method::Notify => self.on_notify(now, flow, msg, key, call_key),
+            // RFC 3515 §2.4.2: we take no transfers from peers (yet).
+            Method::Refer => self.respond_new(now, flow, &msg, key, 603, Vec::new()),
             Method::Other(_) => {
                 self.respond_new(
                     now,
@@ -444,11 +447,7 @@ impl Endpoint {
             self.schedule_client(&branch);
         }
         if let (true, true, Some(call)) = (deliver, status >= 200, call) {
-            if self.is_refresh_txn(call, &branch) {
-                self.on_refresh_final(now, call, status, Some(&msg));
-            } else {
-                self.on_client_final(call, status);
-            }
+            self.on_call_txn_final(now, call, &branch, status, Some(&msg));
         }
     }
 }

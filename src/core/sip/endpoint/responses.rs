@@ -84,6 +84,19 @@ impl Endpoint {
         }
     }
 
+    /// Our Contact in requests we send inside `call`'s dialog: what our INVITE said (UAC), or
+    /// as in our answer to theirs (UAS).
+    pub(super) fn dialog_contact(&self, call: &super::dialog::SipCall) -> String {
+        match call.role {
+            super::dialog::Role::Uac => call
+                .invite
+                .header(&crate::core::sip::message::HeaderName::Contact)
+                .map(str::to_string),
+            super::dialog::Role::Uas => None,
+        }
+        .unwrap_or_else(|| self.contact_value(&call.flow, Some(&call.invite)))
+    }
+
     pub(super) fn contact_value(&self, flow: &Flow, req: Option<&Message>) -> String {
         contact_for(&self.advertised_host(flow, req), flow)
     }

@@ -83,8 +83,13 @@ pub enum CallCommand {
     },
     /// End the call: BYE once answered, 480 while still ringing.
     Hangup,
-    /// Transfer by REFER (RFC 3515) in the dialog: Refer-To `<refer_to>`, and Referred-By
-    /// when set. Answered by [`CallEvent::ReferResult`], then [`CallEvent::ReferProgress`].
+    /// Transfer (RFC 3515): send REFER inside the confirmed dialog, UAS or UAC alike, with
+    /// `Refer-To: <refer_to>` (a SIP URI; angle brackets are added unless it has them) and
+    /// `Referred-By` when given. Its outcome is one [`CallEvent::ReferResult`]; the
+    /// transferee's reports follow as [`CallEvent::ReferProgress`]. One REFER at a time: a
+    /// second while one is unanswered gets `ReferResult { status: 491 }` at once, unsent; a
+    /// call not yet confirmed (or hanging up) gets 481, an empty `refer_to` 400, both unsent.
+    /// A call that ends first reports only its `Ended` (no `ReferResult` after it).
     Refer {
         refer_to: String,
         referred_by: Option<String>,
@@ -174,12 +179,17 @@ pub enum CallEvent {
     Redirected {
         contact: String,
     },
-    /// Our REFER's final response (202 accepted; a transaction timeout is 408).
+    /// The final answer to our REFER ([`CallCommand::Refer`]): 2xx (202, 200) accepted,
+    /// 300-699 refused, 408 when it went unanswered (Timer F), 491/481 when it was never
+    /// sent (see the command).
     ReferResult {
         status: u16,
     },
-    /// A NOTIFY (`Event: refer`) of our REFER: its sipfrag's status (0 when unreadable), and
-    /// whether the subscription is terminated.
+    /// A NOTIFY (`Event: refer`) about our accepted REFER, already answered 200: the status
+    /// code of its message/sipfrag body (`SIP/2.0 180 Ringing` → 180; 0 when the body is
+    /// missing or unreadable), and whether it ends the subscription
+    /// (`Subscription-State: terminated`; no more reports for this REFER follow). It may
+    /// come before the REFER's `ReferResult` (a NOTIFY may overtake the 202, RFC 6665).
     ReferProgress {
         status: u16,
         terminated: bool,
