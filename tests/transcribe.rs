@@ -324,7 +324,11 @@ async fn without_a_key_no_authorization_and_silence_is_not_sent() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(turns, [turn("client", 2400, 4000, "Sure.")]);
     let seen = server.seen();
-    assert_eq!(seen.len(), 1, "the silent left channel is not sent: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        1,
+        "the silent left channel is not sent: {seen:?}"
+    );
     assert_eq!(seen[0].authorization, None);
     assert_eq!(seen[0].filename.as_deref(), Some("client.wav"));
     let _ = std::fs::remove_dir_all(dir);
@@ -377,7 +381,10 @@ async fn a_server_that_never_answers_times_out() {
 async fn unreadable_inputs_are_typed_errors() {
     let dir = temp_dir("inputs");
     let t = transcriber("http://127.0.0.1:9/", None, Duration::from_secs(1));
-    match t.transcribe(&dir.join("missing.wav"), ("caller", "agent")).await {
+    match t
+        .transcribe(&dir.join("missing.wav"), ("caller", "agent"))
+        .await
+    {
         Err(TranscribeError::Read { .. }) => {}
         other => panic!("{other:?}"),
     }

@@ -147,8 +147,7 @@ impl Transcriber {
         if is_silent(&wav) {
             return Ok(Vec::new());
         }
-        let boundary = format!(
-"trunkgate-{:032x}", fastrand::u128(..));
+        let boundary = format!("trunkgate-{:032x}", fastrand::u128(..));
         let body = multipart(&boundary, &self.model, &file_name(speaker), &wav);
         drop(wav);
         let mut req = self
@@ -355,7 +354,8 @@ mod tests {
 
     fn stereo(left: &[i16], right: &[i16]) -> Vec<u8> {
         let mut w = StereoWavWriter::new(Cursor::new(Vec::new())).unwrap_or_else(|e| panic!("{e}"));
-        w.write_frames(left, right).unwrap_or_else(|e| panic!("{e}"));
+        w.write_frames(left, right)
+            .unwrap_or_else(|e| panic!("{e}"));
         w.finish().unwrap_or_else(|e| panic!("{e}")).into_inner()
     }
 

@@ -17,7 +17,8 @@ fn defaults_are_off() {
     assert_eq!(c.transcription.api_key_file, None);
     assert_eq!(c.transcription.timeout, Duration::from_secs(120));
     assert_eq!(c.recording.retention, None);
-    let c = ok("[transcription]\nurl = \"\"\napi_key_file = \"\"\n[recording]\nretention = \"0s\"\n");
+    let c =
+        ok("[transcription]\nurl = \"\"\napi_key_file = \"\"\n[recording]\nretention = \"0s\"\n");
     assert!(!c.transcription.is_enabled());
     assert_eq!(c.transcription.api_key_file, None);
     assert_eq!(c.recording.retention, None, "0s keeps forever");
@@ -41,12 +42,12 @@ fn values_are_typed() {
         Some("http://127.0.0.1:9000/v1/audio/transcriptions")
     );
     assert_eq!(t.model, "large-v3");
-    assert_eq!(t.api_key_file, Some(PathBuf::from("/etc/trunkgate/stt.key")));
-    assert_eq!(t.timeout, Duration::from_secs(120));
     assert_eq!(
-        c.recording.retention,
-        Some(Duration::from_secs(720 * 3600))
+        t.api_key_file,
+        Some(PathBuf::from("/etc/trunkgate/stt.key"))
     );
+    assert_eq!(t.timeout, Duration::from_secs(120));
+    assert_eq!(c.recording.retention, Some(Duration::from_secs(720 * 3600)));
     let https = ok("[transcription]\nurl = \"https://stt.example/v1/audio/transcriptions\"\n");
     assert!(https.transcription.is_enabled());
 }
@@ -63,10 +64,7 @@ fn template_example_is_valid() {
         c.transcription.api_key_file,
         Some(PathBuf::from("/etc/trunkgate/transcription.key"))
     );
-    assert_eq!(
-        c.recording.retention,
-        Some(Duration::from_secs(720 * 3600))
-    );
+    assert_eq!(c.recording.retention, Some(Duration::from_secs(720 * 3600)));
 }
 
 #[test]

@@ -19,7 +19,8 @@ use super::error::Problems;
 use super::policy::{E164Prefix, OutboundPolicyConfig, PolicyConfig};
 use super::schema::{
     IntOrStr, Opt, RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber,
-    RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawTranscription, RawTrunk, RawWebhook, StrList,
+    RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawTranscription, RawTrunk,
+    RawWebhook, StrList,
 };
 use super::tree::{Entry, Located, Node, Span};
 use super::types::Config;

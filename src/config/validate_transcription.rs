@@ -33,12 +33,7 @@ pub(crate) fn transcription(
         }
         Some(sp) => sp.value.clone(),
     };
-    let timeout = duration(
-        ctx,
-        "transcription.timeout",
-        &raw.timeout,
-        DEFAULT_TIMEOUT,
-    );
+    let timeout = duration(ctx, "transcription.timeout", &raw.timeout, DEFAULT_TIMEOUT);
     if timeout.is_zero() {
         let span = span_of(&raw.timeout);
         ctx.push("transcription.timeout", &span, "must be more than 0s");

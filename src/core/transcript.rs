@@ -229,10 +229,7 @@ mod tests {
                 seg(0, 0, "e"),
             ]
         );
-        assert_eq!(
-            parsed(r#"{"text":"x","duration":-3}"#),
-            [seg(0, 0, "x")]
-        );
+        assert_eq!(parsed(r#"{"text":"x","duration":-3}"#), [seg(0, 0, "x")]);
     }
 
     #[test]
@@ -243,7 +240,10 @@ mod tests {
             (b"\xff\xfe{", TranscriptError::NotJson(String::new())),
             (b"[1,2]", TranscriptError::NotObject),
             (b"\"text\"", TranscriptError::NotObject),
-            (br#"{"segments":{"start":0}}"#, TranscriptError::SegmentsNotList),
+            (
+                br#"{"segments":{"start":0}}"#,
+                TranscriptError::SegmentsNotList,
+            ),
         ];
         for (body, want) in cases {
             let got = parse_response(body);
@@ -292,8 +292,8 @@ mod tests {
     fn merge_joins_a_speakers_close_segments() {
         let caller = vec![
             seg(0, 1000, "one"),
-            seg(1999, 2500, "two"),    // gap 999 ms: joined
-            seg(3500, 4000, "three"),  // gap exactly 1 s: a new turn
+            seg(1999, 2500, "two"),     // gap 999 ms: joined
+            seg(3500, 4000, "three"),   // gap exactly 1 s: a new turn
             seg(3800, 4200, "overlap"), // overlapping: joined
         ];
         assert_eq!(
@@ -322,10 +322,7 @@ mod tests {
         let left = vec![seg(0, 50, "x")];
         assert_eq!(
             merge(("caller", left), ("agent", right)),
-            [
-                turn("caller", 0, 50, "x"),
-                turn("agent", 0, 200, "a b"),
-            ]
+            [turn("caller", 0, 50, "x"), turn("agent", 0, 200, "a b"),]
         );
     }
 
