@@ -3,7 +3,8 @@
 //! rules, collecting every problem with its key path and line.
 //!
 //! Owns the top-level key list, cross-section checks (RTP range vs. listeners, routes without an
-//! agent) and the shared value checkers. Per-section rules live in `validate_sections.rs`,
+//! agent) and the shared value checkers. Per-section rules live in `validate_sections.rs`
+//! (`[transcription]`: `validate_transcription.rs`),
 //! policy/trunk/number rules in `validate_routes.rs`. Must not do I/O, except that the hours
 //! check looks for a zone file under /usr/share/zoneinfo.
 
