@@ -23,6 +23,7 @@ mod record;
 mod record_writer;
 pub mod registry;
 mod routing;
+pub mod transcribe;
 mod trunks;
 mod webhook;
 pub mod workers;

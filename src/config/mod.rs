@@ -25,6 +25,7 @@ mod validate;
 mod validate_outbound;
 mod validate_routes;
 mod validate_sections;
+mod validate_transcription;
 
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,8 @@ mod tests_callbacks;
 mod tests_outbound;
 #[cfg(test)]
 mod tests_policy;
+#[cfg(test)]
+mod tests_transcription;
 
 use std::path::Path;
 
@@ -49,7 +52,8 @@ pub use types::{
     AgentConfig, AgentSection, ApiConfig, BillingConfig, CallbacksConfig, CallerId, Config,
     Dialect, DidPattern, HostPort, LogConfig, LogFormat, NumberConfig, OnDisconnect, Outbound,
     PublicAddress, RecordingConfig, RtpConfig, SipConfig, SrtpMode, TemplateValue, TlsFiles,
-    TransferConfig, TransferMode, Transport, TrunkConfig, WebhookConfig, WebhookFormat,
+    TranscriptionConfig, TransferConfig, TransferMode, Transport, TrunkConfig, WebhookConfig,
+    WebhookFormat,
 };
 
 /// The embedded configuration of `trunkgate demo`.

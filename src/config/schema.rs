@@ -99,6 +99,16 @@ pub(crate) struct RawAgentSection {
 pub(crate) struct RawRecording {
     pub enabled: Option<bool>,
     pub dir: Opt<String>,
+    pub retention: Opt<IntOrStr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTranscription {
+    pub url: Opt<String>,
+    pub model: Opt<String>,
+    pub api_key_file: Opt<String>,
+    pub timeout: Opt<IntOrStr>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -23,6 +23,7 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub callbacks: CallbacksConfig,
     pub recording: RecordingConfig,
+    pub transcription: TranscriptionConfig,
     pub billing: BillingConfig,
     /// The global layer, with every field `Some` (defaults filled in).
     pub policy: PolicyConfig,
@@ -184,6 +185,29 @@ pub struct CallbacksConfig {
 pub struct RecordingConfig {
     pub enabled: bool,
     pub dir: PathBuf,
+    /// How long a recording is kept after its call ended; `None` → forever (`"0s"`/absent).
+    pub retention: Option<Duration>,
+}
+
+/// `[transcription]`: speaker-labelled transcripts of recorded calls, each stereo channel
+/// sent on its own to an OpenAI-compatible `/v1/audio/transcriptions` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptionConfig {
+    /// http(s) URL of the endpoint; `None` → no transcripts.
+    pub url: Option<String>,
+    /// The `model` form field (non-empty, no control characters).
+    pub model: String,
+    /// File holding the bearer key (read when the transcriber is built, never while parsing:
+    /// [`super::read_secret_file`]); `None` → requests carry no `Authorization`.
+    pub api_key_file: Option<PathBuf>,
+    /// Longest one request (upload and answer) may take; more than 0.
+    pub timeout: Duration,
+}
+
+impl TranscriptionConfig {
+    pub fn is_enabled(&self) -> bool {
+        self.url.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 //! rules, collecting every problem with its key path and line.
 //!
 //! Owns the top-level key list, cross-section checks (RTP range vs. listeners, routes without an
-//! agent) and the shared value checkers. Per-section rules live in `validate_sections.rs`,
+//! agent) and the shared value checkers. Per-section rules live in `validate_sections.rs`
+//! (`[transcription]`: `validate_transcription.rs`),
 //! policy/trunk/number rules in `validate_routes.rs`. Must not do I/O, except that the hours
 //! check looks for a zone file under /usr/share/zoneinfo.
 
@@ -19,13 +20,15 @@ use super::error::Problems;
 use super::policy::{E164Prefix, OutboundPolicyConfig, PolicyConfig};
 use super::schema::{
     IntOrStr, Opt, RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber,
-    RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawTrunk, RawWebhook, StrList,
+    RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawTranscription, RawTrunk,
+    RawWebhook, StrList,
 };
 use super::tree::{Entry, Located, Node, Span};
 use super::types::Config;
 use super::units::{parse_duration, parse_size, size_from_int};
 use super::{
     validate_outbound as outbound, validate_routes as routes, validate_sections as sections,
+    validate_transcription as transcription,
 };
 
 const SECTIONS: &[&str] = &[
@@ -35,6 +38,7 @@ const SECTIONS: &[&str] = &[
     "webhook",
     "callbacks",
     "recording",
+    "transcription",
     "billing",
     "policy",
     "outbound_policy",
@@ -54,6 +58,7 @@ pub(crate) struct RawConfig {
     pub webhook: Option<RawWebhook>,
     pub callbacks: Option<RawCallbacks>,
     pub recording: Option<RawRecording>,
+    pub transcription: Option<RawTranscription>,
     pub billing: Option<RawBilling>,
     pub policy: Option<RawPolicy>,
     pub outbound_policy: Option<RawOutboundPolicy>,
@@ -73,6 +78,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
         webhook: Some(RawWebhook::default()),
         callbacks: Some(RawCallbacks::default()),
         recording: Some(RawRecording::default()),
+        transcription: Some(RawTranscription::default()),
         billing: Some(RawBilling::default()),
         policy: Some(RawPolicy::default()),
         outbound_policy: Some(RawOutboundPolicy::default()),
@@ -89,6 +95,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
             "webhook" => raw.webhook = unit(ctx, name, node),
             "callbacks" => raw.callbacks = unit(ctx, name, node),
             "recording" => raw.recording = unit(ctx, name, node),
+            "transcription" => raw.transcription = unit(ctx, name, node),
             "billing" => raw.billing = unit(ctx, name, node),
             "policy" => raw.policy = unit(ctx, name, node),
             "outbound_policy" => raw.outbound_policy = unit(ctx, name, node),
@@ -151,6 +158,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
     let webhook = sections::webhook(ctx, raw.webhook.as_ref());
     let callbacks = sections::callbacks(ctx, raw.callbacks.as_ref());
     let recording = sections::recording(ctx, raw.recording.as_ref());
+    let transcription = transcription::transcription(ctx, raw.transcription.as_ref());
     let billing = sections::billing(ctx, raw.billing.as_ref());
     let log = sections::log(ctx, raw.log.as_ref());
     let agent = sections::agent(ctx, raw.agent.as_ref());
@@ -179,6 +187,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
         webhook,
         callbacks,
         recording,
+        transcription,
         billing,
         policy: PolicyConfig::defaults().merged(&global),
         outbound_policy: OutboundPolicyConfig::defaults().merged(&outbound_global),

@@ -477,6 +477,13 @@ pub(crate) fn recording(ctx: &mut Problems<'_>, raw: Option<&RawRecording>) -> R
             &raw.dir,
             "/var/lib/trunkgate/recordings",
         ),
+        retention: Some(duration(
+            ctx,
+            "recording.retention",
+            &raw.retention,
+            Duration::ZERO,
+        ))
+        .filter(|d| !d.is_zero()),
     }
 }
 

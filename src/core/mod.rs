@@ -22,6 +22,7 @@ pub mod media;
 pub mod number;
 pub mod policy;
 pub mod sip;
+pub mod transcript;
 
 use std::net::SocketAddr;
 
