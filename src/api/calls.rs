@@ -1,5 +1,6 @@
 //! The call resource (PROTOCOLS.md §3): `GET /v1/calls/{id}`, `GET /v1/calls?status=&limit=`,
-//! `POST /v1/calls/{id}/hangup`, `POST /v1/calls/{id}/dtmf {"digits":"12#"}`.
+//! `POST /v1/calls/{id}/hangup`, `POST /v1/calls/{id}/dtmf {"digits":"12#"}`,
+//! `POST /v1/calls/{id}/transfer {"to","mode","fallback"}`.
 //!
 //! Owns: request validation (list parameters, DTMF digits) and the mapping of control errors
 //! to 404/409. Must not: decide what a command does to a call (the call task does).
@@ -13,7 +14,7 @@ use serde::Deserialize;
 
 use super::{Api, ApiError};
 use crate::app::control::{ControlError, ListFilter};
-use crate::core::call::Command;
+use crate::core::call::{transfer, Command};
 use crate::core::media::dtmf::digit_to_event;
 
 /// `limit` when the request gives none, and the most it may ask for.
@@ -88,6 +89,56 @@ pub(super) async fn dtmf(
             digits: body.digits,
         },
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TransferBody {
+    to: String,
+    mode: Option<String>,
+    fallback: Option<String>,
+}
+
+/// 202 with the call; how the transfer goes comes as `call.transfer` callbacks and in the
+/// call's `transfer` (a transfer the call cannot run fails there, never here).
+pub(super) async fn transfer(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: Result<Json<TransferBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(command(
+        &api,
+        &id,
+        Command::Transfer(transfer_request(body)?),
+    ))
+}
+
+fn transfer_request(body: TransferBody) -> Result<transfer::Request, ApiError> {
+    let to = body.to.trim();
+    if to.is_empty() || to.len() > 256 || to.chars().any(|c| c.is_control() || c == '>' || c == '<')
+    {
+        return Err(ApiError::bad_request(
+            "to: a number or a SIP URI of at most 256 characters, without <, > or controls",
+        ));
+    }
+    let mode = match body.mode.as_deref() {
+        None => None,
+        Some(m) => Some(transfer::Mode::parse(m).ok_or_else(|| {
+            ApiError::bad_request(format!("mode {m:?} is not one of refer, bridge, notify"))
+        })?),
+    };
+    let fallback = match body.fallback.as_deref() {
+        None => None,
+        Some(f) => Some(transfer::Fallback::parse(f).ok_or_else(|| {
+            ApiError::bad_request(format!("fallback {f:?} is not one of bridge, resume"))
+        })?),
+    };
+    Ok(transfer::Request {
+        to: to.to_string(),
+        mode,
+        fallback,
+    })
 }
 
 /// `0-9 * # A-D` (RFC 4733 §3.2's digits), 1 to [`MAX_DIGITS`] of them.

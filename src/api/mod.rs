@@ -79,6 +79,7 @@ fn router(api: Api) -> Router {
         .route("/v1/calls/{id}", get(calls::get))
         .route("/v1/calls/{id}/hangup", post(calls::hangup))
         .route("/v1/calls/{id}/dtmf", post(calls::dtmf))
+        .route("/v1/calls/{id}/transfer", post(calls::transfer))
         .route("/v1/trunks", get(trunks::list))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_bearer));
     let mut app = Router::new()

@@ -120,7 +120,8 @@ fn paths_and_schemas() -> Value {
                         "end_reason": {"type": "string"},
                         "sip_status": {"type": "integer"},
                         "recording_url": {"type": "string"},
-                        "billing": reference("Billing")
+                        "billing": reference("Billing"),
+                        "transfer": reference("TransferState")
                     }
                 },
                 "Trunk": {
@@ -168,6 +169,28 @@ fn paths_and_schemas() -> Value {
                     "additionalProperties": false,
                     "required": ["calls"],
                     "properties": {"calls": {"type": "array", "items": reference("Call")}}
+                },
+                "Transfer": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["to"],
+                    "properties": {
+                        "to": {"type": "string", "description": "A number (E.164) or a SIP URI."},
+                        "mode": {"type": "string", "enum": ["refer", "bridge", "notify"],
+                            "description": "Default: the trunk's `transfer.mode`, else refer."},
+                        "fallback": {"type": "string", "enum": ["bridge", "resume"]}
+                    }
+                },
+                "TransferState": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["mode", "to", "outcome"],
+                    "properties": {
+                        "mode": {"type": "string", "enum": ["refer", "bridge", "notify"]},
+                        "to": {"type": "string"},
+                        "outcome": {"type": "string", "enum": ["trying", "succeeded", "failed"]},
+                        "sip_status": {"type": "integer"}
+                    }
                 },
                 "Dtmf": {
                     "type": "object",
@@ -298,6 +321,13 @@ fn paths_and_schemas() -> Value {
                 "parameters": [call_id_param()],
                 "requestBody": {"required": true,
                     "content": {"application/json": {"schema": reference("Dtmf")}}},
+                "responses": command_responses()
+            }},
+            "/v1/calls/{id}/transfer": {"post": {
+                "summary": "Transfer an answered call (REFER, PBX notification); progress comes as call.transfer callbacks and in the call's `transfer`.",
+                "parameters": [call_id_param()],
+                "requestBody": {"required": true,
+                    "content": {"application/json": {"schema": reference("Transfer")}}},
                 "responses": command_responses()
             }},
             "/2010-04-01/Accounts/{AccountSid}/Calls.json": super::openapi_dial::twilio_create(),

@@ -24,7 +24,7 @@ pub enum ControlError {
     NotFound,
     #[error("the call has ended")]
     Ended,
-    /// DTMF before the call was answered (there is no media to carry it yet).
+    /// DTMF or a transfer before the call was answered (there is no media to carry it yet).
     #[error("the call has not been answered")]
     NotAnswered,
 }
@@ -72,7 +72,7 @@ impl Control {
     /// Hands `cmd` to the running call; it acts on it asynchronously.
     pub fn send(&self, id: &str, cmd: Command) -> Result<(), ControlError> {
         let id = CallId::from_string(id.to_string());
-        if let Command::Dtmf { .. } = cmd {
+        if let Command::Dtmf { .. } | Command::Transfer(_) = cmd {
             let view = self.ctx.registry.get(&id).ok_or(ControlError::NotFound)?;
             if !view.status.is_active() {
                 return Err(ControlError::Ended);

@@ -43,6 +43,8 @@ pub enum Action {
     Clear,
     Dtmf(String),
     Hangup,
+    /// Asks for a transfer to this number or URI.
+    Transfer(String),
     /// Drops the TCP connection without a WebSocket close.
     Drop,
     /// Starts the WebSocket close handshake.
@@ -365,6 +367,7 @@ async fn session(
                 Action::Clear => vec![wire::clear(dialect, &info)],
                 Action::Dtmf(d) => vec![wire::dtmf(dialect, &d)],
                 Action::Hangup => vec![wire::hangup(dialect)],
+                Action::Transfer(to) => vec![wire::transfer(dialect, &to)],
                 Action::Close => vec![Message::Close(None)],
                 Action::Drop => {
                     shared.note(Seen::Did(label));

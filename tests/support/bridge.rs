@@ -32,6 +32,8 @@ pub struct Setup {
     pub billing: (u32, u32),
     pub on_disconnect: &'static str,
     pub sip_tcp: bool,
+    /// More configuration appended as written (e.g. a `[[trunk]]`).
+    pub extra: String,
 }
 
 impl Setup {
@@ -52,6 +54,7 @@ impl Setup {
             billing: (1, 2),
             on_disconnect: "hangup",
             sip_tcp: false,
+            extra: String::new(),
         }
     }
 
@@ -109,7 +112,8 @@ flood_per_source = {{ burst = 100000, per_second = 100000 }}
 [log]
 level = "warn"
 format = "text"
-{number}"#,
+{number}
+{extra}"#,
             tcp = if self.sip_tcp { "\"127.0.0.1:0\"" } else { "" },
             pmin = self.ports.0,
             pmax = self.ports.1,
@@ -125,6 +129,7 @@ format = "text"
             on_disc = self.on_disconnect,
             min = self.billing.0,
             inc = self.billing.1,
+            extra = self.extra,
         )
     }
 

@@ -157,6 +157,8 @@ impl Call {
         }
         self.phase = Phase::Answered;
         self.answered_at = Some(now);
+        // The endpoint ACKs the 2xx itself.
+        self.confirmed = true;
         self.next_checkpoint = self.settings.checkpoint_every.map(|every| now + every);
         if let Some(d) = &mut self.dialing {
             d.ring_deadline = None;

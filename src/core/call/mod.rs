@@ -316,6 +316,10 @@ pub struct Call {
     /// The transfer under way, and the latest one's state (for the view).
     transfer: Option<transfer::Active>,
     last_transfer: Option<transfer::Progress>,
+    /// The dialog is confirmed (the caller's ACK came; an outbound call's 2xx was ACKed).
+    confirmed: bool,
+    /// A REFER waiting for the dialog to be confirmed.
+    deferred_refer: Option<CallCommand>,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
 }
@@ -345,6 +349,8 @@ impl Call {
             agent_started: false,
             transfer: None,
             last_transfer: None,
+            confirmed: false,
+            deferred_refer: None,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),
             setup,

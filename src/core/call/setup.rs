@@ -280,6 +280,7 @@ impl Call {
                     m.on_late_answer(&answer);
                 }
                 self.notice(Notice::Acked);
+                self.on_confirmed();
             }
             CallEvent::ReInvite { sdp } => {
                 let cmd = match self.media.as_mut().map(|m| m.on_reinvite(sdp.as_deref())) {
@@ -303,8 +304,7 @@ impl Call {
             CallEvent::ReferProgress { status, terminated } => {
                 self.on_refer_progress(status, terminated)
             }
-            CallEvent::Incoming(_) => {}
-            // Transfers are not driven from here yet.
+            CallEvent::Incoming(_) => {} // Transfers are not driven from here yet.
         }
     }
 

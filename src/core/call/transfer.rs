@@ -157,11 +157,17 @@ impl Call {
         }
         let stage = match mode {
             Mode::Refer => {
-                let refer_to = refer_uri(&req.to, &policy.refer_host);
-                self.sip(CallCommand::Refer {
-                    refer_to,
+                let refer = CallCommand::Refer {
+                    refer_to: refer_uri(&req.to, &policy.refer_host),
                     referred_by: policy.referred_by.clone(),
-                });
+                };
+                // The dialog takes a REFER once confirmed: an inbound call's caller may not
+                // have acknowledged our 200 yet (an agent can ask at once).
+                if self.confirmed {
+                    self.sip(refer);
+                } else {
+                    self.deferred_refer = Some(refer);
+                }
                 Stage::Referring {
                     deadline: now + policy.refer_timeout,
                     accepted: false,
@@ -179,6 +185,14 @@ impl Call {
             stage,
         });
         self.report_transfer(mode, &req.to, Outcome::Trying, None);
+    }
+
+    /// The caller acknowledged our 200: a REFER asked for before goes now.
+    pub(super) fn on_confirmed(&mut self) {
+        self.confirmed = true;
+        if let Some(refer) = self.deferred_refer.take() {
+            self.sip(refer);
+        }
     }
 
     /// The REFER's final response.
@@ -270,6 +284,7 @@ impl Call {
 
     /// The running transfer failed: the agent keeps the call.
     fn fail_running(&mut self, status: Option<u16>) {
+        self.deferred_refer = None;
         if let Some(t) = self.transfer.take() {
             self.transfer_failed(t.mode, &t.to, status);
         }

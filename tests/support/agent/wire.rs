@@ -445,6 +445,13 @@ pub fn dtmf(dialect: Dialect, digits: &str) -> Message {
 }
 
 /// trunkgate's hangup extension: the twilio shape (also accepted on plivo streams), raw `type`.
+pub fn transfer(dialect: Dialect, to: &str) -> Message {
+    match dialect {
+        Dialect::Twilio | Dialect::Plivo => text(json!({"event":"transfer","transfer":{"to": to}})),
+        Dialect::Raw => text(json!({"type":"transfer","to": to})),
+    }
+}
+
 pub fn hangup(dialect: Dialect) -> Message {
     match dialect {
         Dialect::Twilio | Dialect::Plivo => text(json!({"event":"hangup"})),

@@ -250,3 +250,22 @@ fn a_transfer_before_the_answer_fails() {
     assert_eq!(transfers(&evs), vec![(Outcome::Failed, None)]);
     assert!(sip_cmds(&evs).is_empty());
 }
+
+#[test]
+fn a_refer_asked_before_the_ack_waits_for_it() {
+    let mut s = setup(Route::Static(raw_agent()));
+    s.transfer = policy(Mode::Refer);
+    let mut h = H::new(s, settings());
+    h.agent_up();
+    h.lease(Some(PORT));
+    h.take();
+    h.agent_text(r#"{"type":"transfer","to":"+15550003333"}"#);
+    let evs = h.take();
+    assert!(sip_cmds(&evs).is_empty());
+    assert_eq!(transfers(&evs), vec![(Outcome::Trying, None)]);
+    h.sip(CallEvent::Acked { sdp: None });
+    assert!(matches!(
+        sip_cmds(&h.take()).as_slice(),
+        [CallCommand::Refer { .. }]
+    ));
+}
