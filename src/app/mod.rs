@@ -20,6 +20,7 @@ mod outbound;
 mod outbound_admit;
 mod record;
 mod record_writer;
+pub mod recording;
 pub mod registry;
 mod routing;
 mod trunks;
