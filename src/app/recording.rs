@@ -131,6 +131,7 @@ impl Recordings {
             dir: dir.clone(),
             shared: shared.clone(),
             open: HashMap::new(),
+            scratch: Vec::new(),
         };
         std::thread::Builder::new()
             .name("recording-writer".into())
@@ -327,6 +328,8 @@ struct Writer {
     dir: PathBuf,
     shared: Arc<Shared>,
     open: HashMap<Arc<str>, Open>,
+    /// The little-endian bytes of one chunk (reused: no allocation per chunk).
+    scratch: Vec<u8>,
 }
 
 impl Writer {
@@ -419,6 +422,12 @@ impl Writer {
     }
 
     fn append(&mut self, call_id: &Arc<str>, samples: &[i16]) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        self.write_chunk(call_id, samples, &mut buf);
+        self.scratch = buf;
+    }
+
+    fn write_chunk(&mut self, call_id: &Arc<str>, samples: &[i16], buf: &mut Vec<u8>) {
         let open = self.entry(call_id);
         open.received += 1;
         let frames = samples.len().div_ceil(2) as u64;
@@ -433,14 +442,14 @@ impl Writer {
         let Some(w) = open.file.as_mut() else {
             return;
         };
-        let mut buf = Vec::with_capacity(bytes as usize);
+        buf.clear();
         for s in samples {
             buf.extend_from_slice(&s.to_le_bytes());
         }
         if samples.len() % 2 == 1 {
             buf.extend_from_slice(&0i16.to_le_bytes());
         }
-        let mut result = w.write_all(&buf);
+        let mut result = w.write_all(buf);
         // Flushed every second chunk (40 ms of audio at 20 ms chunks), so `kill -9` keeps
         // all but the last chunk or so.
         if result.is_ok() && open.received % 2 == 0 {
@@ -482,6 +491,11 @@ impl Writer {
             if let Err(e) = patched {
                 tracing::warn!(path = %part.display(), error = %e, "cannot finish a recording's header");
                 ok = false;
+            }
+        } else if part.exists() {
+            // A write failed midway: the sizes from what reached the file, as after a crash.
+            if let Err(e) = repair(&part) {
+                tracing::warn!(path = %part.display(), error = %e, "cannot repair a failed recording");
             }
         }
         if part.exists() {

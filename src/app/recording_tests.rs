@@ -244,3 +244,19 @@ fn sweep_deletes_old_finished_recordings_only() {
     let keep = Recordings::open(s.0.clone(), None).expect("no retention");
     assert_eq!(keep.sweep(), 0);
 }
+
+#[test]
+fn an_unwritable_directory_is_an_incomplete_recording_not_a_panic() {
+    let s = scratch("gone");
+    let dir = s.0.join("recs");
+    let recs = Recordings::open(dir.clone(), None).expect("open");
+    fs::remove_dir_all(&dir).expect("rm");
+    let mut rec = recs.start("CAgone").expect("started");
+    assert!(rec.push(vec![1, 2]));
+    let out = rec.finish();
+    assert!(!out.complete);
+    assert_eq!(out.duration_s, 0.0);
+    assert!(!recs.in_progress("CAgone"));
+    assert!(recs.finished("CAgone").is_none());
+    assert_eq!(recs.sweep(), 0);
+}
