@@ -253,6 +253,9 @@ async fn errors_are_json_and_documented() {
     let a = api.get(&format!("/v1/calls/{unknown}")).await;
     api.documented("/v1/calls/{id}", "get", &a, 404);
     assert_eq!(a.body["error"]["code"], "not_found");
+    let a = api.get(&format!("/v1/calls/{unknown}/recording")).await;
+    api.documented("/v1/calls/{id}/recording", "get", &a, 404);
+    assert_eq!(a.body["error"]["code"], "not_found");
     for path in ["hangup", "dtmf"] {
         let a = api
             .post(
@@ -275,7 +278,13 @@ async fn errors_are_json_and_documented() {
     }
     // No token, a wrong token: 401 everywhere but the probes.
     let url = |p: &str| format!("{}{p}", api.base);
-    for path in ["/v1/calls", "/v1/calls/x", "/v1/openapi.json", "/metrics"] {
+    for path in [
+        "/v1/calls",
+        "/v1/calls/x",
+        "/v1/calls/x/recording",
+        "/v1/openapi.json",
+        "/metrics",
+    ] {
         let a = api.send(api.http.get(url(path))).await;
         assert_eq!(a.status, 401, "{path}");
         assert_eq!(

@@ -1,5 +1,5 @@
 //! The HTTP control API (axum, PROTOCOLS.md §3): probes and metrics ([`health`]), the call
-//! resource ([`calls`]; placing calls: [`calls_create`]), its OpenAPI document ([`openapi`])
+//! resource ([`calls`]; placing calls: [`calls_create`]; its recording: [`recording`]), its OpenAPI document ([`openapi`])
 //! and, with `[api] twilio_compat`, the Twilio-compatible call resource ([`twilio`],
 //! [`twilio_create`]). Everything but `/healthz` and `/readyz`
 //! needs `Authorization: Bearer <token>` (the Twilio resource: Basic `AccountSid:token`)
@@ -17,6 +17,7 @@ mod fields;
 mod health;
 mod openapi;
 mod openapi_dial;
+mod recording;
 mod trunks;
 mod twilio;
 mod twilio_create;
@@ -80,6 +81,7 @@ fn router(api: Api) -> Router {
         .route("/v1/calls/{id}/hangup", post(calls::hangup))
         .route("/v1/calls/{id}/dtmf", post(calls::dtmf))
         .route("/v1/calls/{id}/transfer", post(calls::transfer))
+        .route("/v1/calls/{id}/recording", get(recording::get))
         .route("/v1/trunks", get(trunks::list))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_bearer));
     let mut app = Router::new()

@@ -1,7 +1,7 @@
 //! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the control API — every route this
 //! crate serves, with schemas for the call view, the call list, the trunk states, the error
-//! body and the Twilio-compatible resource (placing calls: [`super::openapi_dial`]). A daemon
-//! test checks real responses against it.
+//! body and the Twilio-compatible resource (placing calls: [`super::openapi_dial`]), and the
+//! recording's binary (`audio/wav`) answers. A daemon test checks real responses against it.
 //!
 //! Owns: the document. Must not: drift from the routes (`mod.rs`) or the wire types
 //! (`core::call::view`); the schemas use only `type` (a type array for nullable), `required`,
@@ -59,6 +59,28 @@ fn command_responses() -> Value {
         "404": error("Unknown call, or ended longer ago than the retention."),
         "409": error("The call has ended (`call_ended`) or, for DTMF, is not answered yet (`call_not_answered`).")
     })
+}
+
+fn recording_path() -> Value {
+    let wav = |description: &str| {
+        json!({"description": description,
+               "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}})
+    };
+    json!({"get": {
+        "summary": "The call's recording: stereo 8 kHz 16-bit WAV, left = caller, right = agent. One HTTP byte range (RFC 9110) may be asked; several ranges are answered 200 with the whole file.",
+        "parameters": [call_id_param(),
+            {"name": "Range", "in": "header", "required": false, "schema": {"type": "string"},
+             "description": "`bytes=a-b`, `bytes=a-` or `bytes=-n`."}],
+        "responses": {
+            "200": wav("The whole file (`Accept-Ranges: bytes`)."),
+            "206": wav("The range asked for (`Content-Range: bytes a-b/total`; an end past the file is cut to its last byte)."),
+            "401": error("Missing or wrong bearer token."),
+            "404": error("No recording for this call."),
+            "409": error("The recording is still being written (`recording_in_progress`)."),
+            "416": error("Not one byte range within the file (`range_not_satisfiable`; `Content-Range: bytes */total`)."),
+            "500": error("The file cannot be read (`internal`).")
+        }
+    }})
 }
 
 fn build() -> Value {
@@ -210,7 +232,8 @@ fn paths_and_schemas() -> Value {
                             "code": {"type": "string", "enum": ["invalid_request", "unauthorized",
                                 "not_found", "call_ended", "call_not_answered", "no_trunk",
                                 "refused", "rate_limited", "busy", "draining",
-                                "idempotency_key_reused", "body_too_large"]},
+                                "idempotency_key_reused", "body_too_large",
+                                "recording_in_progress", "range_not_satisfiable", "internal"]},
                             "message": {"type": "string"},
                             "field": {"type": "string",
                                 "description": "The request field (or header) at fault, when there is one."}
@@ -330,6 +353,7 @@ fn paths_and_schemas() -> Value {
                     "content": {"application/json": {"schema": reference("Transfer")}}},
                 "responses": command_responses()
             }},
+            "/v1/calls/{id}/recording": recording_path(),
             "/2010-04-01/Accounts/{AccountSid}/Calls.json": super::openapi_dial::twilio_create(),
             "/v1/trunks": {"get": {
                 "summary": "Registration state of every trunk with `outbound.register = true`.",

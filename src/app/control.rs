@@ -9,6 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::recording::Recordings;
 use super::registry::SendError;
 use super::Ctx;
 use crate::core::call::{CallId, CallStatus, CallView, Command};
@@ -42,11 +43,15 @@ impl From<SendError> for ControlError {
 #[derive(Clone)]
 pub struct Control {
     ctx: Arc<Ctx>,
+    recordings: Option<Arc<Recordings>>,
 }
 
 impl Control {
     pub(super) fn new(ctx: Arc<Ctx>) -> Control {
-        Control { ctx }
+        Control {
+            ctx,
+            recordings: None,
+        }
     }
 
     /// The call's view (running, or ended within `[api] call_retention`).
@@ -133,6 +138,39 @@ fn live(mut view: CallView, now: jiff::Timestamp) -> CallView {
         view.duration_s = us.max(0) as f64 / 1e6;
     }
     view
+}
+
+/// Where a call's recording stands, for `GET /v1/calls/{id}/recording`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingLookup {
+    /// The finished WAV file.
+    Finished(std::path::PathBuf),
+    /// Still being written.
+    InProgress,
+    /// No recording (not recorded, unknown call, expired, or recordings are off).
+    None,
+}
+
+impl Control {
+    /// The handle with the recordings directory the call driver writes into.
+    pub fn with_recordings(mut self, recordings: Option<Arc<Recordings>>) -> Control {
+        self.recordings = recordings;
+        self
+    }
+
+    /// The call's recording, finished or still being written.
+    pub fn recording(&self, id: &CallId) -> RecordingLookup {
+        let Some(recs) = &self.recordings else {
+            return RecordingLookup::None;
+        };
+        if recs.in_progress(id.as_str()) {
+            return RecordingLookup::InProgress;
+        }
+        match recs.finished(id.as_str()) {
+            Some(path) => RecordingLookup::Finished(path),
+            None => RecordingLookup::None,
+        }
+    }
 }
 
 #[cfg(test)]

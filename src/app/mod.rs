@@ -21,6 +21,7 @@ mod outbound_admit;
 mod pbx_notify;
 mod record;
 mod record_writer;
+pub mod recording;
 pub mod registry;
 mod routing;
 pub mod transcribe;
