@@ -15,6 +15,8 @@ mod callbacks;
 mod control;
 #[path = "agent_bridge/lifecycle.rs"]
 mod lifecycle;
+#[path = "agent_bridge/recording.rs"]
+mod recording;
 #[path = "agent_bridge/transfer.rs"]
 mod transfer;
 #[path = "agent_bridge/webhook.rs"]

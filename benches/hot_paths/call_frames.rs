@@ -25,6 +25,7 @@ fn answered_call(now: Instant, offer: &str) -> Call {
         headers: Vec::new(),
         offer: Some(offer.as_bytes().to_vec()),
         transfer: trunkgate::core::call::transfer::Policy::default(),
+        record: false,
         route: Route::Static(Answerer::Agent(AgentTarget {
             url: "ws://127.0.0.1:1/agent".into(),
             dialect: Dialect::Twilio,

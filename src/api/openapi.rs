@@ -142,6 +142,7 @@ fn paths_and_schemas() -> Value {
                         "end_reason": {"type": "string"},
                         "sip_status": {"type": "integer"},
                         "recording_url": {"type": "string"},
+                        "recording_complete": {"type": "boolean"},
                         "billing": reference("Billing"),
                         "transfer": reference("TransferState")
                     }

@@ -186,6 +186,9 @@ pub(super) struct Driver {
     pub(super) trunk: Option<String>,
     /// A `notify` transfer's POST to the PBX.
     notifying: Option<Pending<Result<u16, String>>>,
+    /// The call's recording, from its first chunk; and whether a chunk could not be kept.
+    recording: Option<super::recording::Recording>,
+    recording_lost: bool,
 }
 
 impl Driver {
@@ -213,6 +216,8 @@ impl Driver {
             outgoing: None,
             trunk: None,
             notifying: None,
+            recording: None,
+            recording_lost: false,
         }
     }
 
@@ -250,7 +255,11 @@ impl Driver {
         let mut armed: Option<Instant> = None;
         loop {
             self.drain().await;
-            if let Some(ended) = self.ended.take() {
+            while let Some(chunk) = self.call.take_recording(false) {
+                self.record(chunk);
+            }
+            if let Some(mut ended) = self.ended.take() {
+                self.finish_recording(&mut ended).await;
                 return ended;
             }
             let deadline = self.call.poll_timeout();
@@ -464,6 +473,53 @@ impl Driver {
                 Output::Notice(n) => self.on_notice(n),
                 Output::Ended(e) => self.ended = Some(e),
             }
+        }
+    }
+
+    /// A chunk of the recording goes to the writer (never waiting for it).
+    fn record(&mut self, chunk: Vec<i16>) {
+        if self.recording.is_none() {
+            self.recording = self
+                .ctx
+                .recordings
+                .as_ref()
+                .and_then(|r| r.start(self.call.id().as_str()));
+            if self.recording.is_none() {
+                self.recording_lost = true;
+            }
+        }
+        if let Some(rec) = &mut self.recording {
+            if !rec.push(chunk) {
+                self.recording_lost = true;
+            }
+        }
+    }
+
+    /// The call is over: the rest of the recording, the file closed, and the record told
+    /// where it is and whether it is whole.
+    async fn finish_recording(&mut self, ended: &mut Ended) {
+        if !self.call.is_recorded() {
+            return;
+        }
+        if let Some(rest) = self.call.take_recording(true) {
+            self.record(rest);
+        }
+        let Some(rec) = self.recording.take() else {
+            if self.recording_lost {
+                ended.view.recording_complete = Some(false);
+            }
+            return;
+        };
+        let outcome = tokio::task::spawn_blocking(move || rec.finish()).await;
+        let complete = outcome.as_ref().is_ok_and(|o| o.complete) && !self.recording_lost;
+        let id = self.call.id();
+        ended.view.recording_url = Some(match self.config.api.listen {
+            Some(addr) => format!("http://{addr}/v1/calls/{id}/recording"),
+            None => format!("/v1/calls/{id}/recording"),
+        });
+        ended.view.recording_complete = Some(complete);
+        if !complete {
+            tracing::warn!("the recording is incomplete (queue full or a write failed)");
         }
     }
 

@@ -44,6 +44,7 @@ pub fn setup(config: &Config, info: &IncomingCall, admitted: &Admitted) -> Setup
             &ip_host(info.source.ip()),
             &info.local_host,
         ),
+        record: config.recording.enabled,
         seed: RtpSeed {
             seq: fastrand::u16(..),
             ts: fastrand::u32(..),

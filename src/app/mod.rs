@@ -122,6 +122,8 @@ pub struct Ctx {
     pub records: record_writer::RecordWriter,
     /// Answered calls, journaled so that a crash still produces their records.
     pub journal: journal::Journal,
+    /// Call recordings (`None`: the directory could not be opened).
+    pub recordings: Option<Arc<recording::Recordings>>,
     /// HMAC key for webhook and callback signatures.
     pub secret: Option<Arc<Vec<u8>>>,
     /// Where call tasks run (see [`workers`]).
@@ -337,6 +339,18 @@ impl Gateway {
             );
         }
         let journal = journal::Journal::open(&journal_dir);
+        // Recordings are written only for calls that ask (or with `[recording] enabled`);
+        // a directory that cannot be opened leaves calls unrecorded, not refused.
+        let recordings = match recording::Recordings::open(
+            config.recording.dir.clone(),
+            config.recording.retention,
+        ) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::warn!(dir = %config.recording.dir.display(), error = %e, "recordings directory unusable; calls are not recorded");
+                None
+            }
+        };
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let ctx = Arc::new(Ctx {
             outbound: std::sync::Mutex::new(crate::core::policy::OutboundGate::new(
@@ -353,6 +367,7 @@ impl Gateway {
             spool,
             records,
             journal,
+            recordings,
             secret,
             calls: workers.spawner(),
             registry: Arc::new(registry::Registry::in_memory(
@@ -429,7 +444,9 @@ impl Gateway {
                         .twilio_compat
                         .then(|| config.api.account_sid.clone()),
                 };
-                crate::api::spawn(listener, control::Control::new(ctx.clone()), settings);
+                let control =
+                    control::Control::new(ctx.clone()).with_recordings(ctx.recordings.clone());
+                crate::api::spawn(listener, control, settings);
                 bound
             }
             None => None,
@@ -461,7 +478,7 @@ impl Gateway {
 
     /// The handle the control API is given (and tests may use directly).
     pub fn control(&self) -> control::Control {
-        control::Control::new(self.ctx.clone())
+        control::Control::new(self.ctx.clone()).with_recordings(self.ctx.recordings.clone())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<GatewayEvent> {

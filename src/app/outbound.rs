@@ -230,6 +230,7 @@ async fn run(
             early_media: req.early_media,
         })),
         transfer: call_setup::transfer_policy(&config, Some(&trunk.name), "", &spec.local_host),
+        record: req.record || config.recording.enabled,
         seed: RtpSeed {
             seq: fastrand::u16(..),
             ts: fastrand::u32(..),

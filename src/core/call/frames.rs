@@ -55,10 +55,14 @@ impl Call {
             answerer,
             media,
             out,
+            tap,
             ..
         } = self;
         let Some(m) = media else { return };
         let (chunks, vad, pcm) = (&mut m.caller_chunks, &mut m.caller_vad, &m.pcm[..n]);
+        if let Some(tap) = tap {
+            tap.caller(pcm);
+        }
         chunks.push(pcm, |frame| {
             vad.push(frame, t_ms);
             match answerer {
@@ -101,6 +105,7 @@ impl Call {
             answerer,
             media,
             out,
+            tap,
             ..
         } = self;
         let Some(m) = media else {
@@ -126,6 +131,9 @@ impl Call {
                     });
                 }
             }
+        }
+        if let Some(tap) = tap {
+            tap.tick(&m.pcm);
         }
         m.write_frame();
         kind

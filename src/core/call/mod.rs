@@ -60,6 +60,7 @@ pub mod dial;
 mod frames;
 pub mod leg;
 pub mod media;
+pub mod record_tap;
 mod setup;
 #[cfg(test)]
 mod tests;
@@ -116,6 +117,9 @@ pub struct Setup {
     pub route: Route,
     /// How transfers go (the trunk's `transfer`).
     pub transfer: transfer::Policy,
+    /// Record the call (`[recording] enabled`, the number, the API); a webhook answer's
+    /// `record: true` turns it on too.
+    pub record: bool,
     /// Random starting points for RTP and the agent's stream id.
     pub seed: RtpSeed,
     pub stream_id: String,
@@ -320,6 +324,8 @@ pub struct Call {
     confirmed: bool,
     /// A REFER waiting for the dialog to be confirmed.
     deferred_refer: Option<CallCommand>,
+    /// The recording tap, when the call is recorded.
+    tap: Option<record_tap::RecordTap>,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
 }
@@ -351,10 +357,14 @@ impl Call {
             last_transfer: None,
             confirmed: false,
             deferred_refer: None,
+            tap: None,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),
             setup,
         };
+        if call.setup.record {
+            call.tap = Some(record_tap::RecordTap::new());
+        }
         call.route(now);
         call
     }
@@ -435,6 +445,22 @@ impl Call {
         let media = self.media.as_mut()?;
         let to = media.packet_to.take()?;
         Some((to, &media.packet))
+    }
+
+    /// A chunk of the recording (interleaved stereo, caller left), when one is ready; at the
+    /// end, with `rest`, whatever is left.
+    pub fn take_recording(&mut self, rest: bool) -> Option<Vec<i16>> {
+        let tap = self.tap.as_mut()?;
+        if rest {
+            tap.take_rest()
+        } else {
+            tap.take()
+        }
+    }
+
+    /// Whether the call is recorded.
+    pub fn is_recorded(&self) -> bool {
+        self.tap.is_some()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {

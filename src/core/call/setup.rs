@@ -58,8 +58,12 @@ impl Call {
                 encoding,
                 parameters,
                 extra_headers,
+                record,
                 ..
             }) => {
+                if record == Some(true) && self.tap.is_none() {
+                    self.tap = Some(super::record_tap::RecordTap::new());
+                }
                 let fallback = match &self.fallback {
                     Some(Answerer::Agent(t)) => Some(t),
                     _ => None,

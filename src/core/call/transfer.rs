@@ -7,6 +7,7 @@
 //!   the agent stream stops and we wait for the PBX's BYE up to `await_bye`, then BYE
 //!   ourselves; `transferred` either way.
 //! - `bridge`: not built yet — it fails at once and the agent keeps the call.
+//!
 //! Every outcome goes to the agent (a `transfer` message in its dialect), to the view (the
 //! record, `GET /v1/calls/{id}`) and as [`Notice::Transfer`] (the `call.transfer` callback).
 //! The caller is never dropped by a failed transfer: the fallback is `resume` (`bridge` as a

@@ -106,6 +106,9 @@ pub struct CallView {
     pub sip_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_url: Option<String>,
+    /// False when part of the recording was lost (the disk was too slow, a write failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_complete: Option<bool>,
     /// The Contact a 3xx named (outbound calls, which treat redirects as failures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_contact: Option<String>,
@@ -138,6 +141,7 @@ impl CallView {
             end_reason: None,
             sip_status: None,
             recording_url: None,
+            recording_complete: None,
             redirect_contact: None,
             billing: None,
             transfer: None,

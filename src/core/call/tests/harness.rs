@@ -127,6 +127,7 @@ pub fn setup(route: Route) -> Setup {
         offer: Some(OFFER.as_bytes().to_vec()),
         route,
         transfer: crate::core::call::transfer::Policy::default(),
+        record: false,
         seed: RtpSeed {
             seq: SEED_SEQ,
             ts: SEED_TS,
