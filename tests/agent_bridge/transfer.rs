@@ -151,26 +151,27 @@ fn answer(req: &Msg, status: u16, reason: &str) -> String {
     super::support::leg::ok_for(req).replacen("200 OK", &format!("{status} {reason}"), 1)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refer_accepted_and_completed_is_bye_and_transferred() {
-    let dir = TempDir::new("tg-xfer-refer").expect("temp dir");
-    let mut live = connected(
-        (37650, 37699),
-        Dialect::Twilio,
-        Script::default(),
-        &dir,
-        |s| {
-            s.extra = trunk("{ mode = \"refer\" }");
-        },
-    )
+/// A call on a trunk that transfers by REFER, the agent asking for `to`; the REFER the
+/// scripted caller got.
+async fn referred(ports: (u16, u16), dir: &TempDir, to: &str) -> (Live, Msg) {
+    let mut live = connected(ports, Dialect::Twilio, Script::default(), dir, |s| {
+        s.extra = trunk("{ mode = \"refer\" }");
+    })
     .await;
     live.agent.start_msg(WAIT).await;
-    live.agent.act(Action::Transfer("+4930123456".into()));
+    live.agent.act(Action::Transfer(to.into()));
     let refer = live
         .call
         .ua
         .expect(WAIT, "REFER", |m| m.method() == Some("REFER"))
         .await;
+    (live, refer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refer_accepted_and_completed_is_bye_and_transferred() {
+    let dir = TempDir::new("tg-xfer-refer").expect("temp dir");
+    let (mut live, refer) = referred((37650, 37699), &dir, "+4930123456").await;
     let refer_to = refer.header("Refer-To").unwrap_or_default().to_string();
     assert!(
         refer_to.starts_with("<sip:+4930123456@127.0.0.1"),
@@ -219,24 +220,7 @@ async fn refer_accepted_and_completed_is_bye_and_transferred() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_refer_leaves_the_call_with_the_agent() {
     let dir = TempDir::new("tg-xfer-403").expect("temp dir");
-    let mut live = connected(
-        (37700, 37749),
-        Dialect::Twilio,
-        Script::default(),
-        &dir,
-        |s| {
-            s.extra = trunk("{ mode = \"refer\" }");
-        },
-    )
-    .await;
-    live.agent.start_msg(WAIT).await;
-    live.agent
-        .act(Action::Transfer("sip:desk@127.0.0.1".into()));
-    let refer = live
-        .call
-        .ua
-        .expect(WAIT, "REFER", |m| m.method() == Some("REFER"))
-        .await;
+    let (mut live, refer) = referred((37700, 37749), &dir, "sip:desk@127.0.0.1").await;
     assert_eq!(refer.header("Refer-To"), Some("<sip:desk@127.0.0.1>"));
     live.call.ua.send(&answer(&refer, 403, "Forbidden")).await;
     live.agent
