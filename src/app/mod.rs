@@ -345,7 +345,13 @@ impl Gateway {
             config.recording.dir.clone(),
             config.recording.retention,
         ) {
-            Ok(r) => Some(Arc::new(r)),
+            Ok(r) => {
+                let r = Arc::new(r);
+                if config.recording.retention.is_some() {
+                    tokio::spawn(sweep_recordings(Arc::downgrade(&r)));
+                }
+                Some(r)
+            }
             Err(e) => {
                 tracing::warn!(dir = %config.recording.dir.display(), error = %e, "recordings directory unusable; calls are not recorded");
                 None
@@ -581,4 +587,22 @@ fn public_host(config: &Config) -> Option<String> {
         crate::config::PublicAddress::Ip(ip) => crate::core::sip::endpoint::uri_host(*ip),
         crate::config::PublicAddress::Host(h) => h.clone(),
     })
+}
+
+/// `[recording] retention`: old recordings are deleted hourly (and once at start), off the
+/// runtime's threads; ends with the gateway.
+async fn sweep_recordings(recordings: std::sync::Weak<recording::Recordings>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let Some(r) = recordings.upgrade() else {
+            return;
+        };
+        let deleted = tokio::task::spawn_blocking(move || r.sweep())
+            .await
+            .unwrap_or(0);
+        if deleted > 0 {
+            tracing::info!(deleted, "recordings past their retention deleted");
+        }
+    }
 }
