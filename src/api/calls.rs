@@ -116,8 +116,7 @@ pub(super) async fn transfer(
 
 fn transfer_request(body: TransferBody) -> Result<transfer::Request, ApiError> {
     let to = body.to.trim();
-    if to.is_empty() || to.len() > 256 || to.chars().any(|c| c.is_control() || c == '>' || c == '<')
-    {
+    if !transfer::valid_target(to) {
         return Err(ApiError::bad_request(
             "to: a number or a SIP URI of at most 256 characters, without <, > or controls",
         ));

@@ -149,7 +149,7 @@ impl Call {
     pub(super) fn start_transfer(&mut self, now: Instant, req: Request) {
         let policy = self.setup.transfer.clone();
         let mode = req.mode.unwrap_or(policy.mode);
-        if self.phase != Phase::Answered || self.hung_up.is_some() {
+        if self.phase != Phase::Answered || self.hung_up.is_some() || !valid_target(&req.to) {
             return self.transfer_failed(mode, &req.to, None);
         }
         if self.transfer.is_some() {
@@ -316,6 +316,13 @@ impl Call {
         }
         self.notice(Notice::Transfer(progress));
     }
+}
+
+/// Whether `to` can name a transfer target: 1 to 256 characters, no controls (a CR LF would
+/// end the Refer-To header), no `<` or `>` (the URI is bracketed). The one rule for the API
+/// and the agent's `transfer` event.
+pub fn valid_target(to: &str) -> bool {
+    !to.is_empty() && to.len() <= 256 && !to.chars().any(|c| c.is_control() || c == '<' || c == '>')
 }
 
 /// A number becomes `sip:<number>@<host>`; a SIP/SIPS/TEL URI is used as given.

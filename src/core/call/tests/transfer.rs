@@ -232,10 +232,16 @@ fn modes_that_cannot_run_fail_at_once() {
     let mut h = answered_with(p);
     api_transfer(&mut h, "+15550003333", None);
     api_transfer(&mut h, "+15550003333", Some(Mode::Bridge));
+    // An agent's target that would break out of the Refer-To header.
+    api_transfer(&mut h, "sip:a@b>\r\nX-Evil: 1", Some(Mode::Refer));
     let evs = h.take();
     assert_eq!(
         transfers(&evs),
-        vec![(Outcome::Failed, None), (Outcome::Failed, None)]
+        vec![
+            (Outcome::Failed, None),
+            (Outcome::Failed, None),
+            (Outcome::Failed, None)
+        ]
     );
     assert!(sip_cmds(&evs).is_empty());
     assert!(!h.call.is_ended());
