@@ -14,6 +14,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
+#[path = "call_recording.rs"]
+mod recording_glue;
+
 use super::agent_ws::WsConn;
 use super::call_setup;
 use super::events::StatusEvents;
@@ -473,53 +476,6 @@ impl Driver {
                 Output::Notice(n) => self.on_notice(n),
                 Output::Ended(e) => self.ended = Some(e),
             }
-        }
-    }
-
-    /// A chunk of the recording goes to the writer (never waiting for it).
-    fn record(&mut self, chunk: Vec<i16>) {
-        if self.recording.is_none() {
-            self.recording = self
-                .ctx
-                .recordings
-                .as_ref()
-                .and_then(|r| r.start(self.call.id().as_str()));
-            if self.recording.is_none() {
-                self.recording_lost = true;
-            }
-        }
-        if let Some(rec) = &mut self.recording {
-            if !rec.push(chunk) {
-                self.recording_lost = true;
-            }
-        }
-    }
-
-    /// The call is over: the rest of the recording, the file closed, and the record told
-    /// where it is and whether it is whole.
-    async fn finish_recording(&mut self, ended: &mut Ended) {
-        if !self.call.is_recorded() {
-            return;
-        }
-        if let Some(rest) = self.call.take_recording(true) {
-            self.record(rest);
-        }
-        let Some(rec) = self.recording.take() else {
-            if self.recording_lost {
-                ended.view.recording_complete = Some(false);
-            }
-            return;
-        };
-        let outcome = tokio::task::spawn_blocking(move || rec.finish()).await;
-        let complete = outcome.as_ref().is_ok_and(|o| o.complete) && !self.recording_lost;
-        let id = self.call.id();
-        ended.view.recording_url = Some(match self.config.api.listen {
-            Some(addr) => format!("http://{addr}/v1/calls/{id}/recording"),
-            None => format!("/v1/calls/{id}/recording"),
-        });
-        ended.view.recording_complete = Some(complete);
-        if !complete {
-            tracing::warn!("the recording is incomplete (queue full or a write failed)");
         }
     }
 

@@ -348,7 +348,7 @@ impl Gateway {
             Ok(r) => {
                 let r = Arc::new(r);
                 if config.recording.retention.is_some() {
-                    tokio::spawn(sweep_recordings(Arc::downgrade(&r)));
+                    tokio::spawn(recording::sweep_every_hour(Arc::downgrade(&r)));
                 }
                 Some(r)
             }
@@ -587,22 +587,4 @@ fn public_host(config: &Config) -> Option<String> {
         crate::config::PublicAddress::Ip(ip) => crate::core::sip::endpoint::uri_host(*ip),
         crate::config::PublicAddress::Host(h) => h.clone(),
     })
-}
-
-/// `[recording] retention`: old recordings are deleted hourly (and once at start), off the
-/// runtime's threads; ends with the gateway.
-async fn sweep_recordings(recordings: std::sync::Weak<recording::Recordings>) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        let Some(r) = recordings.upgrade() else {
-            return;
-        };
-        let deleted = tokio::task::spawn_blocking(move || r.sweep())
-            .await
-            .unwrap_or(0);
-        if deleted > 0 {
-            tracing::info!(deleted, "recordings past their retention deleted");
-        }
-    }
 }

@@ -555,6 +555,24 @@ fn repair(part: &Path) -> io::Result<()> {
     f.sync_all()
 }
 
+/// `[recording] retention`: old recordings are deleted hourly (and once at start), off the
+/// runtime's threads; ends with the gateway.
+pub async fn sweep_every_hour(recordings: std::sync::Weak<Recordings>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let Some(r) = recordings.upgrade() else {
+            return;
+        };
+        let deleted = tokio::task::spawn_blocking(move || r.sweep())
+            .await
+            .unwrap_or(0);
+        if deleted > 0 {
+            tracing::info!(deleted, "recordings past their retention deleted");
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "recording_tests.rs"]
 mod tests;
