@@ -19,7 +19,7 @@ fn trunk(transfer: &str) -> String {
     format!("[[trunk]]\nname = \"pbx\"\nmatch_cidrs = [\"127.0.0.0/8\"]\ntransfer = {transfer}\n")
 }
 
-/// The call's record once it ended, and every callback delivered for it, by event name.
+/// The call's record once it ended, and every callback delivered for it, in `seq` order.
 async fn ended(live: &mut Live) -> (Value, Vec<Value>) {
     let ended = wait_event(&mut live.events, WAIT, |e| {
         matches!(e, GatewayEvent::CallEnded { .. })
@@ -31,10 +31,15 @@ async fn ended(live: &mut Live) -> (Value, Vec<Value>) {
     let record = serde_json::to_value(&record).expect("record JSON");
     let mut seen = Vec::new();
     loop {
-        let d = live.cb.success(WAIT).await.json();
-        let done = d["event"] == "call.completed";
-        seen.push(d);
-        if done {
+        seen.push(live.cb.success(WAIT).await.json());
+        // Every event up to the completed one's `seq` has come (they may overtake each other).
+        let last = seen
+            .iter()
+            .find(|d| d["event"] == "call.completed")
+            .and_then(|d| d["seq"].as_u64());
+        if last == Some(seen.len() as u64) {
+            // Deliveries may overtake each other; a receiver orders them by `seq`.
+            seen.sort_by_key(|d| d["seq"].as_u64());
             return (record, seen);
         }
     }
