@@ -120,7 +120,7 @@ pub fn run(offer: &str, bench: Bench<'_>) {
                 },
             );
             call.handle_timeout(now);
-            if let Some((to, bytes)) = call.poll_transmit() {
+            if let Some((_, to, bytes)) = call.poll_transmit() {
                 black_box((to, bytes.len()));
             }
             while let Some(out) = call.poll_output() {

@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
+#[path = "call_bridge.rs"]
+mod bridge_glue;
 #[path = "call_recording.rs"]
 mod recording_glue;
 
@@ -24,6 +26,7 @@ use super::record;
 use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent};
 use crate::config::Config;
 use crate::core::agent::WsIn;
+use crate::core::call::bridge::BRIDGED;
 use crate::core::call::leg::CALLER;
 use crate::core::call::{self, Call, CallId, Ended, Input, Notice, Output};
 use crate::core::hooks::answer::WebhookAnswer;
@@ -192,6 +195,10 @@ pub(super) struct Driver {
     /// The call's recording, from its first chunk; and whether a chunk could not be kept.
     recording: Option<super::recording::Recording>,
     recording_lost: bool,
+    /// The bridged leg's socket, dialog and inbox (a `bridge` transfer, click-to-call).
+    bridge_rtp: Option<Rtp>,
+    bridge_key: Option<CallKey>,
+    bridge_events: Option<mpsc::UnboundedReceiver<CallMsg>>,
 }
 
 impl Driver {
@@ -221,6 +228,9 @@ impl Driver {
             notifying: None,
             recording: None,
             recording_lost: false,
+            bridge_rtp: None,
+            bridge_key: None,
+            bridge_events: None,
         }
     }
 
@@ -273,6 +283,8 @@ impl Driver {
             }
             tokio::select! {
                 r = recv_rtp(&mut self.rtp) => self.on_rtp(r),
+                r = recv_rtp(&mut self.bridge_rtp) => self.on_bridge_rtp(r),
+                m = bridge_glue::recv_bridge(&mut self.bridge_events) => self.on_bridge_msg(m),
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
                     self.call.handle_timeout(Instant::now());
@@ -404,8 +416,13 @@ impl Driver {
     /// Carries out everything the machine asked for, packets first.
     async fn drain(&mut self) {
         loop {
-            while let Some((to, packet)) = self.call.poll_transmit() {
-                if let Some(rtp) = &self.rtp {
+            while let Some((leg, to, packet)) = self.call.poll_transmit() {
+                let rtp = if leg == BRIDGED {
+                    &self.bridge_rtp
+                } else {
+                    &self.rtp
+                };
+                if let Some(rtp) = rtp {
                     let _ = rtp.sock.send_to(packet, to).await;
                 }
             }
@@ -413,12 +430,15 @@ impl Driver {
                 return;
             };
             match out {
-                Output::Sip { cmd, .. } => {
-                    let msg = EndpointMsg::Command {
-                        call: self.key,
-                        cmd,
+                Output::Sip { leg, cmd } => {
+                    let key = if leg == BRIDGED {
+                        self.bridge_key
+                    } else {
+                        Some(self.key)
                     };
-                    let _ = self.ctl.send(msg).await;
+                    if let Some(call) = key {
+                        let _ = self.ctl.send(EndpointMsg::Command { call, cmd }).await;
+                    }
                 }
                 Output::AgentSend { msg, .. } => {
                     if let Some(ws) = &mut self.ws {
@@ -429,11 +449,12 @@ impl Driver {
                     let port = match self.ctx.ports.bind(self.config.rtp.bind).await {
                         Some((lease, sock)) => {
                             let port = lease.port();
-                            self.rtp = Some(Rtp {
+                            let rtp = Rtp {
                                 _lease: lease,
                                 sock,
                                 rx: RtpReceiver::new(),
-                            });
+                            };
+                            self.set_rtp(leg, rtp);
                             Some(port)
                         }
                         None => {
@@ -471,6 +492,11 @@ impl Driver {
                         }
                     }));
                 }
+                Output::Dial {
+                    offer,
+                    to: Some(to),
+                    ..
+                } => self.dial_bridge(offer, to).await,
                 Output::Dial { offer, .. } => self.dial(offer).await,
                 Output::NotifyPbx { to } => self.notify_pbx(to),
                 Output::Notice(n) => self.on_notice(n),
@@ -544,6 +570,13 @@ impl Driver {
                 tracing::info!("DTMF to the caller dropped: no telephone-event, or queue full");
             }
             Notice::AgentReconnecting => tracing::info!("agent dropped; reconnecting once"),
+            Notice::Bridged => {
+                let view = self.call.view(Instant::now());
+                if let Some(b) = &view.bridge {
+                    tracing::info!(to = %b.to, status = %b.status, sip_status = ?b.sip_status, "bridged leg");
+                }
+                self.ctx.registry.update(self.call.id(), view);
+            }
         }
     }
 }

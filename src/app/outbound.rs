@@ -33,6 +33,11 @@ use crate::core::sip::endpoint::{CallKey, OUTBOUND_KEYS};
 
 static NEXT_KEY: AtomicU64 = AtomicU64::new(OUTBOUND_KEYS);
 
+/// A fresh key for a dialog we start (an outbound call, a bridged leg).
+pub(super) fn next_key() -> CallKey {
+    CallKey(NEXT_KEY.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Admits and places one call; returns at once (the call rings in its own task).
 pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialError> {
     let config = ctx.config();
@@ -43,7 +48,7 @@ pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialErro
         return Err(DialError::Draining);
     };
     let ticket = admit(ctx, &trunk, &req, &call_id)?;
-    let key = CallKey(NEXT_KEY.fetch_add(1, Ordering::Relaxed));
+    let key = next_key();
     let (tx, rx) = mpsc::unbounded_channel();
     let mut view = CallView::new(
         call_id.as_str(),

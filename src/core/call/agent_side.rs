@@ -57,6 +57,10 @@ impl Call {
     /// Agent audio: converted to 8 kHz and queued for the caller; the first frame of an
     /// agent turn leaves at once rather than at the next tick.
     fn agent_audio(&mut self, now: Instant, pcm: &[i16], rate: Option<u32>) {
+        if self.bridging() {
+            // The caller hears the bridge (ringback, the transfer target), not the agent.
+            return;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let converted = match self.agent_leg() {
@@ -115,6 +119,9 @@ impl Call {
     /// A digit from the caller: to the answerer, and reported.
     pub(super) fn on_digit(&mut self, now: Instant, digit: char, duration_ms: u32) {
         let now_ms = self.wall_ms(now);
+        if self.bridge_digit(digit) {
+            return self.notice(Notice::Dtmf(digit));
+        }
         match &mut self.answerer {
             AnswerLeg::Echo(e) => e.on_dtmf(digit),
             AnswerLeg::Agent(a) if a.state == WsState::Up => {

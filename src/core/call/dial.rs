@@ -41,6 +41,9 @@ pub enum OnAnswer {
     /// Twilio's `Url`: ask this webhook right after the 2xx ([`Output::AskWebhook`]); its
     /// `Connect` names the agent, a rejection or a failure hangs up.
     AskWebhook(Box<WebhookRequest>),
+    /// Click-to-call: the callee is the manager; once they answer, `to` (the client) is
+    /// dialled as the bridged leg ([`super::bridge`]) while they hear ringback.
+    Bridge { to: String },
 }
 
 impl From<Answerer> for OnAnswer {
@@ -97,7 +100,11 @@ impl Call {
         if let Some(d) = &mut self.dialing {
             d.ring_deadline = Some(now + d.plan.ring_timeout);
         }
-        self.out.push_back(Output::Dial { leg: CALLER, offer });
+        self.out.push_back(Output::Dial {
+            leg: CALLER,
+            offer,
+            to: None,
+        });
     }
 
     /// A 1xx from the callee; with SDP and `early_media`, the agent is connected now and
@@ -181,6 +188,11 @@ impl Call {
                     d.asking = true;
                 }
                 self.out.push_back(Output::AskWebhook(request));
+            }
+            Some(OnAnswer::Bridge { to }) => {
+                let ring = self.dialing.as_ref().map(|d| d.plan.ring_timeout);
+                let ring = ring.unwrap_or(Duration::from_secs(30));
+                self.start_bridge(&to, super::bridge::Purpose::ClickToCall, ring);
             }
             Some(OnAnswer::Answerer(Answerer::Echo { .. })) | None => {
                 self.answerer = AnswerLeg::Echo(EchoAgent::new(8000));

@@ -80,6 +80,12 @@ pub enum EndReason {
     NoSdpAnswer,
     /// The trunk could not be reached (its address does not resolve, its connection failed).
     TrunkUnreachable,
+
+    // Bridged calls (a `bridge` transfer, click-to-call).
+    /// The bridged leg (the transfer target, click-to-call's client) hung up.
+    TargetHangup,
+    /// Click-to-call: the client's INVITE got this final status (after the manager answered).
+    Target(u16),
 }
 
 impl EndReason {
@@ -112,6 +118,10 @@ impl EndReason {
             EndReason::Rejected(_) => "rejected",
             EndReason::EndedBeforeAnswer => "ended_before_answer",
             EndReason::CalleeHangup => "callee_hangup",
+            EndReason::TargetHangup => "target_hangup",
+            EndReason::Target(486 | 600) => "target_busy",
+            EndReason::Target(408 | 480 | 487) => "target_no_answer",
+            EndReason::Target(_) => "target_failed",
             EndReason::TimeLimit => "time_limit",
             EndReason::Callee(486 | 600) => "callee_busy",
             EndReason::Callee(408 | 480 | 487) => "no_answer",
@@ -154,9 +164,11 @@ impl EndReason {
             | EndReason::ApiHangup
             | EndReason::TimeLimit
             | EndReason::Transferred
+            | EndReason::Target(_)
             | EndReason::LocalHangup => 480,
             EndReason::CallerHangup
             | EndReason::CalleeHangup
+            | EndReason::TargetHangup
             | EndReason::NoAck
             | EndReason::SessionExpired
             | EndReason::GatewayRestart

@@ -56,6 +56,7 @@ impl Call {
             media,
             out,
             tap,
+            bridge,
             ..
         } = self;
         let Some(m) = media else { return };
@@ -63,8 +64,20 @@ impl Call {
         if let Some(tap) = tap {
             tap.caller(pcm);
         }
+        // A bridge holds the caller: their audio goes to the bridged leg (once it is up), not
+        // to the agent.
+        let held = match bridge {
+            Some(b) if b.holds_first_leg() => {
+                b.hears(pcm);
+                true
+            }
+            _ => false,
+        };
         chunks.push(pcm, |frame| {
             vad.push(frame, t_ms);
+            if held {
+                return;
+            }
             match answerer {
                 AnswerLeg::Echo(e) => e.on_audio(frame),
                 AnswerLeg::Agent(a) if a.state == WsState::Up => {
@@ -100,6 +113,21 @@ impl Call {
     /// Builds the next frame (answerer audio, DTMF or silence) into the transmit buffer;
     /// says whether it carried agent audio. Marks whose audio has now left are answered.
     pub(super) fn send_frame(&mut self, now: Instant) -> FrameKind {
+        if self.bridging() {
+            // Ringback, the failure tone or the bridged leg's audio.
+            let kind = self.bridge_frame().unwrap_or(FrameKind::Silence);
+            let Call { media, tap, .. } = self;
+            let Some(m) = media else { return kind };
+            if kind == FrameKind::Audio {
+                let t = m.elapsed_ms(now);
+                m.agent_vad.push(&m.pcm, t);
+            }
+            if let Some(tap) = tap {
+                tap.tick(&m.pcm);
+            }
+            m.write_frame();
+            return kind;
+        }
         let now_ms = self.wall_ms(now);
         let Call {
             answerer,

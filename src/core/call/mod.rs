@@ -56,6 +56,7 @@ pub enum Command {
 }
 
 mod agent_side;
+pub mod bridge;
 pub mod dial;
 mod frames;
 pub mod leg;
@@ -208,6 +209,8 @@ pub enum Notice {
     DtmfDropped,
     /// The agent dropped and is being reconnected once.
     AgentReconnecting,
+    /// The bridged leg's state changed (answered, failed): see the view's `bridge`.
+    Bridged,
 }
 
 /// One command for the driver.
@@ -246,6 +249,8 @@ pub enum Output {
     Dial {
         leg: LegId,
         offer: Vec<u8>,
+        /// Whom to dial, for a leg other than the call's own callee (a bridge's target).
+        to: Option<String>,
     },
     Notice(Notice),
     /// The call is over (no more outputs follow): its end and view.
@@ -326,6 +331,8 @@ pub struct Call {
     deferred_refer: Option<CallCommand>,
     /// The recording tap, when the call is recorded.
     tap: Option<record_tap::RecordTap>,
+    /// The bridged SIP leg (a `bridge` transfer, click-to-call).
+    bridge: Option<bridge::Bridge>,
     scratch: Vec<i16>,
     out: VecDeque<Output>,
 }
@@ -358,12 +365,20 @@ impl Call {
             confirmed: false,
             deferred_refer: None,
             tap: None,
+            bridge: None,
             scratch: Vec::with_capacity(640),
             out: VecDeque::new(),
             setup,
         };
         if call.setup.record {
-            call.tap = Some(record_tap::RecordTap::new());
+            // Click-to-call: the client (the bridged leg) left, the manager right.
+            let click = matches!(&call.setup.route,
+                Route::Dial(p) if matches!(p.answerer, dial::OnAnswer::Bridge { .. }));
+            call.tap = Some(if click {
+                record_tap::RecordTap::swapped()
+            } else {
+                record_tap::RecordTap::new()
+            });
         }
         call.route(now);
         call
@@ -387,8 +402,21 @@ impl Call {
             return;
         }
         match input {
+            Input::Sip {
+                leg: bridge::BRIDGED,
+                event,
+            } => self.bridge_sip(now, event),
             Input::Sip { event, .. } => self.on_sip(now, event),
+            Input::Rtp {
+                leg: bridge::BRIDGED,
+                data,
+                from,
+            } => self.bridge_rtp(now, data, from),
             Input::Rtp { data, from, .. } => self.on_rtp(now, data, from),
+            Input::Port {
+                leg: bridge::BRIDGED,
+                port,
+            } => self.bridge_on_port(now, port),
             Input::Port { port, .. } => self.on_port(now, port),
             Input::AgentConnected { .. } => self.on_agent_connected(now),
             Input::AgentConnectFailed { error, .. } => self.on_agent_connect_failed(now, &error),
@@ -421,6 +449,9 @@ impl Call {
         if self.transfer.is_some() {
             self.transfer_timeout(now);
         }
+        if self.bridge.is_some() && self.phase == Phase::Answered {
+            self.bridge_timeout(now);
+        }
         if self.phase == Phase::Answered {
             if self.next_checkpoint.is_some_and(|at| now >= at) {
                 self.next_checkpoint = self.settings.checkpoint_every.map(|every| now + every);
@@ -440,11 +471,16 @@ impl Call {
         self.out.pop_front()
     }
 
-    /// The RTP packet to send, if one was built (drain after every input and timeout).
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, &[u8])> {
-        let media = self.media.as_mut()?;
-        let to = media.packet_to.take()?;
-        Some((to, &media.packet))
+    /// The next RTP packet to send and its leg, if one was built (drain after every input
+    /// and timeout).
+    pub fn poll_transmit(&mut self) -> Option<(LegId, SocketAddr, &[u8])> {
+        if self.media.as_ref().is_some_and(|m| m.packet_to.is_some()) {
+            let media = self.media.as_mut()?;
+            let to = media.packet_to.take()?;
+            return Some((leg::CALLER, to, &media.packet));
+        }
+        let (to, packet) = self.bridge_transmit()?;
+        Some((bridge::BRIDGED, to, packet))
     }
 
     /// A chunk of the recording (interleaved stereo, caller left), when one is ready; at the
@@ -484,6 +520,11 @@ impl Call {
         if let Some(t) = self.transfer_deadline() {
             at(t);
         }
+        if self.phase == Phase::Answered {
+            if let Some(t) = self.bridge_deadline() {
+                at(t);
+            }
+        }
         next
     }
 
@@ -504,6 +545,7 @@ impl Call {
         v.did = s.did.clone();
         v.crt = s.crt.clone();
         v.transfer = self.last_transfer.clone();
+        v.bridge = self.bridge_view();
         v.answered_at = self.answered_at.map(wall);
         v.ended_at = self.ended_at.map(wall);
         v.status = match (self.phase, self.answered_at) {

@@ -15,6 +15,8 @@ const MAX_LAG: usize = 480;
 
 #[derive(Debug, Default)]
 pub struct RecordTap {
+    /// The channels change sides (click-to-call: the client, our far leg, goes left).
+    swap: bool,
     caller: VecDeque<i16>,
     chunk: Vec<i16>,
     ready: Option<Vec<i16>>,
@@ -23,9 +25,18 @@ pub struct RecordTap {
 impl RecordTap {
     pub fn new() -> Self {
         RecordTap {
+            swap: false,
             caller: VecDeque::with_capacity(MAX_LAG + 160),
             chunk: Vec::with_capacity(CHUNK),
             ready: None,
+        }
+    }
+
+    /// The same tap with the channels swapped: the first leg right, what it hears left.
+    pub fn swapped() -> Self {
+        RecordTap {
+            swap: true,
+            ..RecordTap::new()
         }
     }
 
@@ -41,6 +52,7 @@ impl RecordTap {
     pub fn tick(&mut self, heard: &[i16]) {
         for &r in heard {
             let l = self.caller.pop_front().unwrap_or(0);
+            let (l, r) = if self.swap { (r, l) } else { (l, r) };
             self.chunk.push(l);
             self.chunk.push(r);
         }
@@ -83,6 +95,14 @@ mod tests {
         assert_eq!(&rest[..2], &[1, -1]);
         assert_eq!(&rest[320..322], &[2, -2]);
         assert_eq!(&rest[640..642], &[0, -3]);
+    }
+
+    #[test]
+    fn a_swapped_tap_puts_the_first_leg_right() {
+        let mut t = RecordTap::swapped();
+        t.caller(&[1; 160]);
+        t.tick(&[-1; 160]);
+        assert_eq!(&t.take_rest().expect("audio")[..2], &[-1, 1]);
     }
 
     #[test]

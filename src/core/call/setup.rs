@@ -274,6 +274,7 @@ impl Call {
         }
         self.hung_up = Some(reason);
         self.sip(CallCommand::Hangup);
+        self.hang_up_bridge();
     }
 
     pub(super) fn on_sip(&mut self, now: Instant, event: CallEvent) {
@@ -377,6 +378,7 @@ impl Call {
             .as_ref()
             .map_or_else(|| "caller_hangup".to_string(), EndReason::as_str);
         self.close_agent(&why);
+        self.hang_up_bridge();
         self.phase = super::Phase::Ended;
         let view = self.view(now);
         let (caller_talk, agent_talk) = match &self.media {

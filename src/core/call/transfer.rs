@@ -6,12 +6,14 @@
 //! - `notify` (PBX hand-back, PROTOCOLS §5): the driver POSTs the trunk's template; on a 2xx
 //!   the agent stream stops and we wait for the PBX's BYE up to `await_bye`, then BYE
 //!   ourselves; `transferred` either way.
-//! - `bridge`: not built yet — it fails at once and the agent keeps the call.
+//! - `bridge`: a second, outbound leg to `to` ([`super::bridge`]); the caller hears ringback
+//!   (or the target's early media); on its answer the agent leaves and the two SIP legs are
+//!   bridged; busy, no answer within `ring_timeout` or any failure → the agent resumes.
 //!
 //! Every outcome goes to the agent (a `transfer` message in its dialect), to the view (the
 //! record, `GET /v1/calls/{id}`) and as [`Notice::Transfer`] (the `call.transfer` callback).
-//! The caller is never dropped by a failed transfer: the fallback is `resume` (`bridge` as a
-//! fallback is not built yet and resumes too).
+//! The caller is never dropped by a failed transfer: the fallback is `resume`, or `bridge`
+//! after a failed REFER (the same target, dialled as a bridged leg).
 //!
 //! Must not: build SIP messages or HTTP bodies (the endpoint and the driver do), or read a
 //! clock.
@@ -78,6 +80,8 @@ pub struct Policy {
     pub await_bye: Duration,
     /// `refer`: how long the REFER has to reach a final NOTIFY.
     pub refer_timeout: Duration,
+    /// `bridge`: how long the target may ring.
+    pub ring_timeout: Duration,
     /// The trunk has a PBX notification URL (`notify` is possible).
     pub notify_configured: bool,
     /// The host a number becomes a SIP URI on (`sip:+…@host`).
@@ -92,6 +96,7 @@ impl Default for Policy {
             mode: Mode::Refer,
             await_bye: Duration::from_secs(30),
             refer_timeout: Duration::from_secs(30),
+            ring_timeout: Duration::from_secs(30),
             notify_configured: false,
             refer_host: "localhost".into(),
             referred_by: None,
@@ -135,6 +140,8 @@ enum Stage {
     Notifying,
     /// Handed back: the PBX's BYE is due by `deadline`.
     AwaitingBye { deadline: Instant },
+    /// The target is being dialled as a bridged leg (its own deadlines).
+    Bridging,
 }
 
 #[derive(Debug)]
@@ -142,6 +149,7 @@ pub(super) struct Active {
     mode: Mode,
     to: String,
     stage: Stage,
+    fallback: Fallback,
 }
 
 impl Call {
@@ -152,7 +160,8 @@ impl Call {
         if self.phase != Phase::Answered || self.hung_up.is_some() || !valid_target(&req.to) {
             return self.transfer_failed(mode, &req.to, None);
         }
-        if self.transfer.is_some() {
+        let bridged = self.bridge.as_ref().is_some_and(|b| b.holds_first_leg());
+        if self.transfer.is_some() || bridged {
             // One at a time: the running one goes on; this one is refused.
             return self.report_transfer(mode, &req.to, Outcome::Failed, Some(491));
         }
@@ -178,14 +187,23 @@ impl Call {
                 self.out.push_back(Output::NotifyPbx { to: req.to.clone() });
                 Stage::Notifying
             }
-            Mode::Notify | Mode::Bridge => return self.transfer_failed(mode, &req.to, None),
+            Mode::Bridge => Stage::Bridging,
+            Mode::Notify => return self.transfer_failed(mode, &req.to, None),
         };
         self.transfer = Some(Active {
             mode,
             to: req.to.clone(),
             stage,
+            fallback: req.fallback.unwrap_or(Fallback::Resume),
         });
         self.report_transfer(mode, &req.to, Outcome::Trying, None);
+        if mode == Mode::Bridge {
+            self.start_bridge(
+                &req.to,
+                super::bridge::Purpose::Transfer,
+                policy.ring_timeout,
+            );
+        }
     }
 
     /// The caller acknowledged our 200: a REFER asked for before goes now.
@@ -266,7 +284,7 @@ impl Call {
     pub(super) fn transfer_deadline(&self) -> Option<Instant> {
         match self.transfer.as_ref()?.stage {
             Stage::Referring { deadline, .. } | Stage::AwaitingBye { deadline } => Some(deadline),
-            Stage::Notifying => None,
+            Stage::Notifying | Stage::Bridging => None,
         }
     }
 
@@ -283,11 +301,22 @@ impl Call {
         }
     }
 
-    /// The running transfer failed: the agent keeps the call.
+    /// The running transfer failed: the agent keeps the call, or (`fallback = bridge` after a
+    /// REFER) the target is dialled as a bridged leg.
     fn fail_running(&mut self, status: Option<u16>) {
         self.deferred_refer = None;
-        if let Some(t) = self.transfer.take() {
-            self.transfer_failed(t.mode, &t.to, status);
+        let Some(t) = self.transfer.take() else {
+            return;
+        };
+        self.transfer_failed(t.mode, &t.to, status);
+        if t.fallback == Fallback::Bridge && t.mode != Mode::Bridge && self.hung_up.is_none() {
+            let now = self.answered_at.unwrap_or(self.started);
+            let req = Request {
+                to: t.to,
+                mode: Some(Mode::Bridge),
+                fallback: Some(Fallback::Resume),
+            };
+            self.start_transfer(now, req);
         }
     }
 
@@ -296,7 +325,13 @@ impl Call {
     }
 
     /// Tells the agent, the view and the driver.
-    fn report_transfer(&mut self, mode: Mode, to: &str, outcome: Outcome, status: Option<u16>) {
+    pub(super) fn report_transfer(
+        &mut self,
+        mode: Mode,
+        to: &str,
+        outcome: Outcome,
+        status: Option<u16>,
+    ) {
         let progress = Progress {
             mode,
             to: to.to_string(),

@@ -118,6 +118,10 @@ pub struct CallView {
     /// The call's latest transfer (its `call.transfer` callback carries it too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<super::transfer::Progress>,
+    /// The bridged leg (a `bridge` transfer's target, click-to-call's client): whom it
+    /// dialled and how that went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<super::bridge::LegView>,
 }
 
 impl CallView {
@@ -145,6 +149,7 @@ impl CallView {
             redirect_contact: None,
             billing: None,
             transfer: None,
+            bridge: None,
         }
     }
 }

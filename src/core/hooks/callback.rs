@@ -158,6 +158,7 @@ mod tests {
                 recording_url: Some("https://tg.example/v1/calls/tg-7f3a/recording".into()),
                 billing: None,
                 transfer: None,
+                bridge: None,
                 recording_complete: None,
             },
         }
@@ -211,6 +212,7 @@ mod tests {
                 recording_url: None,
                 billing: None,
                 transfer: None,
+                bridge: None,
                 recording_complete: None,
             },
         };

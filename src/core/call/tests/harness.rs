@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use crate::core::agent::{AudioEncoding, Dialect, WsIn, WsOut};
+pub use crate::core::call::bridge::BRIDGED;
 use crate::core::call::leg::{AgentTarget, Answerer, ANSWERER, CALLER};
 use crate::core::call::media::RtpSeed;
 use crate::core::call::{
@@ -195,6 +196,11 @@ pub enum Ev {
     Dial(Vec<u8>),
     /// A `notify` transfer's PBX notification for this target.
     NotifyPbx(String),
+    /// The bridged leg's: SIP command, port lease, INVITE (target, offer), RTP packet.
+    BridgeSip(CallCommand),
+    BridgeLease,
+    BridgeDial(String, Vec<u8>),
+    BridgeRtp(Pkt),
 }
 
 /// A call machine on a virtual clock.
@@ -243,7 +249,7 @@ impl H {
     /// What the driver does after every input: packets first, then the outputs.
     fn drain(&mut self) {
         loop {
-            while let Some((to, data)) = self.call.poll_transmit() {
+            while let Some((leg, to, data)) = self.call.poll_transmit() {
                 let p = rtp::parse(data).expect("we send valid RTP");
                 let pkt = Pkt {
                     at: self.now - self.base,
@@ -251,17 +257,22 @@ impl H {
                     header: p.header,
                     payload: p.payload.to_vec(),
                 };
-                self.log.push(Ev::Rtp(pkt));
+                self.log.push(match leg {
+                    BRIDGED => Ev::BridgeRtp(pkt),
+                    _ => Ev::Rtp(pkt),
+                });
             }
             let Some(out) = self.call.poll_output() else {
                 return;
             };
             assert!(self.ended.is_none(), "output after Ended: {out:?}");
             let ev = match out {
+                Output::Sip { leg: BRIDGED, cmd } => Ev::BridgeSip(cmd),
                 Output::Sip { leg, cmd } => {
                     assert_eq!(leg, CALLER);
                     Ev::Sip(cmd)
                 }
+                Output::LeasePort { leg: BRIDGED } => Ev::BridgeLease,
                 Output::LeasePort { leg } => {
                     assert_eq!(leg, CALLER);
                     self.leases += 1;
@@ -285,8 +296,13 @@ impl H {
                     self.webhooks += 1;
                     Ev::Webhook(req.call_id.clone())
                 }
-                Output::Dial { leg, offer } => {
-                    assert_eq!(leg, CALLER);
+                Output::Dial {
+                    leg: BRIDGED,
+                    offer,
+                    to,
+                } => Ev::BridgeDial(to.unwrap_or_default(), offer),
+                Output::Dial { leg, offer, to } => {
+                    assert_eq!((leg, to), (CALLER, None));
                     Ev::Dial(offer)
                 }
                 Output::Notice(n) => Ev::Notice(n),

@@ -3,6 +3,7 @@
 //! call's end (its `EndReason` and view). The harness (`harness.rs`) plays the driver.
 
 mod agent_leg;
+mod bridge;
 mod ending;
 mod harness;
 mod media_dtmf;

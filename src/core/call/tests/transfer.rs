@@ -18,6 +18,7 @@ fn policy(mode: Mode) -> Policy {
         mode,
         await_bye: AWAIT_BYE,
         refer_timeout: REFER_TIMEOUT,
+        ring_timeout: REFER_TIMEOUT,
         notify_configured: true,
         refer_host: "pbx.example".into(),
         referred_by: Some("sip:trunkgate@192.0.2.1".into()),
@@ -226,12 +227,12 @@ fn a_failed_notification_leaves_the_call_with_the_agent() {
 
 #[test]
 fn modes_that_cannot_run_fail_at_once() {
-    // No PBX URL for notify; bridge is not built yet.
+    // No PBX URL for notify; an empty target.
     let mut p = policy(Mode::Notify);
     p.notify_configured = false;
     let mut h = answered_with(p);
     api_transfer(&mut h, "+15550003333", None);
-    api_transfer(&mut h, "+15550003333", Some(Mode::Bridge));
+    api_transfer(&mut h, "", Some(Mode::Bridge));
     // An agent's target that would break out of the Refer-To header.
     api_transfer(&mut h, "sip:a@b>\r\nX-Evil: 1", Some(Mode::Refer));
     let evs = h.take();
