@@ -9,6 +9,8 @@
 
 mod support;
 
+#[path = "agent_bridge/bridge.rs"]
+mod bridge;
 #[path = "agent_bridge/callbacks.rs"]
 mod callbacks;
 #[path = "agent_bridge/control.rs"]

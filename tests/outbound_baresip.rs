@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use trunkgate::app::{Gateway, GatewayEvent};
-use trunkgate::core::media::tone::detect_tone;
 
 use support::agent::{Action, AgentServer, Dialect, Script};
 use support::baresip::{Baresip, BaresipOptions, TempDir, Transport};
 use support::gw::{scratch_dir, wait_event};
+use support::phone::{phone, recorded_frames, tone_frames};
 use support::wav;
 
 const TOKEN: &str = "outbound-baresip-token";
@@ -66,14 +66,6 @@ async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
-}
-
-/// How many 20 ms pieces of `pcm` (at `rate`) hold `freq`.
-fn tone_frames(pcm: &[i16], rate: u32, freq: f32) -> usize {
-    let n = (rate / 50).max(1) as usize;
-    pcm.chunks(n)
-        .filter(|c| c.len() == n && detect_tone(c, rate, freq) > 0.5)
-        .count()
 }
 
 /// baresip's options, or `None` (with a note) when it is not installed.
@@ -216,4 +208,125 @@ async fn gateway_calls_baresip_over_udp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_calls_baresip_over_tcp() {
     call_baresip(Transport::Tcp, Dialect::Raw, (37320, 37339)).await;
+}
+
+/// Click-to-call with two real phones: `POST /v1/calls` with `bridge_from` rings the
+/// manager's baresip (through trunk `pbx`) first; once it answers, the client's baresip
+/// (trunk `carrier`) is dialled and the two are bridged. Each hears the other's tone; the
+/// stereo recording has the client left and the manager right; an API hangup ends both legs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_rings_the_manager_then_bridges_the_client() {
+    const MANAGER: &str = "+380501112233";
+    const MANAGER_HZ: f32 = 1000.0;
+    const CLIENT_HZ: f32 = 700.0;
+    let dir = TempDir::new("tg-click-to-call").expect("temp dir");
+    let Some(mut manager) = phone(&dir, MANAGER, MANAGER_HZ).await else {
+        return;
+    };
+    let Some(mut client) = phone(&dir, NUMBER, CLIENT_HZ).await else {
+        return;
+    };
+    let rec_dir = dir.path().join("rec");
+    let extra = format!(
+        "[recording]\ndir = \"{}\"\n\
+         [[trunk]]\nname = \"pbx\"\noutbound = {{ address = \"127.0.0.1:{}\" }}\n\
+         [[trunk]]\nname = \"carrier\"\noutbound = {{ address = \"127.0.0.1:{}\" }}\n",
+        rec_dir.display(),
+        manager.ports().sip,
+        client.ports().sip
+    );
+    let (gw, base) = gateway_with((37360, 37379), &extra).await;
+    let mut events = gw.subscribe();
+    let body = json!({"to": NUMBER, "from": "+48111222333", "bridge_from": MANAGER,
+                      "bridge_from_trunk": "pbx", "trunk": "carrier", "record": true});
+    let (status, body) = post(&base, "/v1/calls", &body).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["call_id"].as_str().expect("call_id").to_string();
+    manager
+        .wait_established(WAIT)
+        .await
+        .expect("the manager answers first");
+    client
+        .wait_established(WAIT)
+        .await
+        .expect("then the client is dialled and answers");
+    // Two seconds of bridged audio in the recording (a bounded poll on the file).
+    let part = rec_dir.join(format!("{id}.wav.part"));
+    support::bridge::poll_until(
+        "two seconds of bridged audio in the recording",
+        WAIT,
+        || std::fs::metadata(&part).is_ok_and(|m| m.len() > 44 + 2 * 8000 * 4),
+    )
+    .await;
+    let (status, body) = post(&base, &format!("/v1/calls/{id}/hangup"), &json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    for ua in [&mut manager, &mut client] {
+        ua.wait_event("CALL_CLOSED", WAIT)
+            .await
+            .expect("both legs get BYE");
+    }
+    let ended = wait_event(
+        &mut events,
+        WAIT,
+        |e| matches!(e, GatewayEvent::CallEnded { call_id, .. } if *call_id == id),
+    )
+    .await;
+    let GatewayEvent::CallEnded { record, .. } = ended else {
+        unreachable!()
+    };
+    let record = serde_json::to_value(&record.call).expect("view");
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["end_reason"], "api_hangup", "{record}");
+    assert_eq!(record["to"], NUMBER, "{record}");
+    assert_eq!(record["bridge"]["to"], NUMBER, "{record}");
+    assert_eq!(record["bridge"]["status"], "completed", "{record}");
+    assert_eq!(record["recording_complete"], true, "{record}");
+    // Each phone heard the other.
+    let heard_by_manager = recorded_frames(&mut manager, &dir, CLIENT_HZ).await;
+    let heard_by_client = recorded_frames(&mut client, &dir, MANAGER_HZ).await;
+    assert!(
+        heard_by_manager >= 25,
+        "manager hears the client ({heard_by_manager})"
+    );
+    assert!(
+        heard_by_client >= 25,
+        "client hears the manager ({heard_by_client})"
+    );
+    // The recording: the client left, the manager right.
+    let rec = wav::read_wav(&rec_dir.join(format!("{id}.wav"))).expect("the recording");
+    assert_eq!((rec.sample_rate, rec.channels), (8000, 2));
+    let left: Vec<i16> = rec.samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = rec.samples.iter().skip(1).step_by(2).copied().collect();
+    assert!(
+        tone_frames(&left, 8000, CLIENT_HZ) >= 25,
+        "client on the left"
+    );
+    assert!(
+        tone_frames(&right, 8000, MANAGER_HZ) >= 25,
+        "manager on the right"
+    );
+    assert!(
+        tone_frames(&left, 8000, MANAGER_HZ) < 5,
+        "no manager on the left"
+    );
+    assert_eq!(gw.rtp_ports_in_use(), 0);
+    let _ = manager.quit().await;
+    let _ = client.quit().await;
+}
+
+/// A gateway with the API on and `extra` (trunks, sections) in its configuration.
+async fn gateway_with(ports: (u16, u16), extra: &str) -> (Gateway, String) {
+    let dir = scratch_dir("click-to-call");
+    let token_file = dir.join("api.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
+    let api = format!(
+        "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
+        token_file.display()
+    );
+    let text =
+        support::gw::config_text(ports, "builtin:echo", extra).replace("listen = \"\"", &api);
+    let cfg = trunkgate::config::parse(&text, "test").unwrap_or_else(|e| panic!("config: {e}"));
+    let gw = Gateway::start(cfg).await.expect("gateway starts");
+    let base = format!("http://{}", gw.api_addr.expect("API listening"));
+    (gw, base)
 }

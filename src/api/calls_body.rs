@@ -38,6 +38,8 @@ pub(super) const FIELDS: &[&str] = &[
     "parameters",
     "status_events",
     "early_media",
+    "bridge_from",
+    "bridge_from_trunk",
 ];
 
 /// The body as a validated request (its `idempotency_key` is set by the caller).
@@ -52,6 +54,26 @@ pub(super) fn request(value: &Value) -> Result<DialRequest, ApiError> {
     let to = string(body, "to", fields::MAX_URI)?
         .ok_or_else(|| ApiError::invalid_field("to", "required"))?;
     let to = fields::destination(to).map_err(|e| ApiError::invalid_field("to", e))?;
+    if let Some(from) = string(body, "bridge_from", fields::MAX_URI)? {
+        // Click-to-call: no agent; the manager first, then `to`.
+        if field(body, "websocket_url").is_some() {
+            return Err(ApiError::invalid_field(
+                "websocket_url",
+                "not with bridge_from (click-to-call bridges two phones, no agent)",
+            ));
+        }
+        let from =
+            fields::destination(from).map_err(|e| ApiError::invalid_field("bridge_from", e))?;
+        let trunk = string(body, "bridge_from_trunk", MAX_TRUNK)?.map(str::to_string);
+        let agent = AgentSource::Bridge { from, trunk };
+        return options(body, DialRequest::new(to, agent));
+    }
+    if field(body, "bridge_from_trunk").is_some() {
+        return Err(ApiError::invalid_field(
+            "bridge_from_trunk",
+            "only with bridge_from",
+        ));
+    }
     let url = string(body, "websocket_url", fields::MAX_URL)?
         .ok_or_else(|| ApiError::invalid_field("websocket_url", "required"))?;
     let url = fields::agent_url(url).map_err(|e| ApiError::invalid_field("websocket_url", e))?;
@@ -77,7 +99,11 @@ pub(super) fn request(value: &Value) -> Result<DialRequest, ApiError> {
         dialect,
         sample_rate,
     };
-    let mut req = DialRequest::new(to, agent);
+    options(body, DialRequest::new(to, agent))
+}
+
+/// The fields every kind of call takes.
+fn options(body: &Map<String, Value>, mut req: DialRequest) -> Result<DialRequest, ApiError> {
     if let Some(from) = string(body, "from", fields::MAX_URI)? {
         req.from = Some(fields::caller_id(from).map_err(|e| ApiError::invalid_field("from", e))?);
     }

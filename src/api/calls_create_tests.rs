@@ -117,7 +117,9 @@ fn garbage_names_its_field() {
         ("parameters", json!({"": "x"})),
         ("status_events", json!("ringing")),
         ("status_events", json!(["initiated"])),
+        // With websocket_url: click-to-call takes no agent.
         ("bridge_from", json!("sip:mgr@pbx")),
+        ("bridge_from_trunk", json!("pbx")),
     ];
     for (name, value) in cases {
         let mut body = ok.clone();
@@ -125,10 +127,34 @@ fn garbage_names_its_field() {
             o.insert((*name).to_string(), value.clone());
         }
         let (field, message) = field_of(body);
+        let name = if *name == "bridge_from" {
+            &"websocket_url"
+        } else {
+            name
+        };
         assert_eq!(field.as_deref(), Some(*name), "{name}={value}: {message}");
         assert!(message.starts_with(&format!("{name}: ")), "{message}");
     }
     assert_eq!(field_of(json!([1])).0, None, "not an object");
+}
+
+#[test]
+fn bridge_from_is_click_to_call_without_an_agent() {
+    let body = json!({"to": "+48123456789", "bridge_from": "sip:mgr@pbx.example",
+                      "bridge_from_trunk": "pbx", "record": true});
+    let Ok(req) = request(&body) else {
+        panic!("refused")
+    };
+    assert_eq!(
+        req.agent,
+        AgentSource::Bridge {
+            from: Destination::Uri("sip:mgr@pbx.example".into()),
+            trunk: Some("pbx".into()),
+        }
+    );
+    assert!(req.record);
+    let (field, _) = field_of(json!({"to": "+48123456789", "bridge_from": "x y"}));
+    assert_eq!(field.as_deref(), Some("bridge_from"));
 }
 
 #[test]

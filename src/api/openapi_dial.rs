@@ -40,13 +40,17 @@ pub(super) fn schemas() -> [(&'static str, Value); 2] {
             "items": {"type": "string", "enum": ["ringing", "answered", "completed"]},
             "description": "Status events to send (default: [callbacks] events)."},
         "early_media": {"type": "boolean", "default": false,
-            "description": "Connect the agent on a 183 with SDP, so it hears early media."}
+            "description": "Connect the agent on a 183 with SDP, so it hears early media."},
+        "bridge_from": {"type": "string", "description":
+            "Click-to-call, instead of websocket_url: this phone (E.164 or sip: URI, the manager)              rings first; once it answers it hears ringback while `to` is dialled, and the two are              bridged (recorded left = client, right = manager)."},
+        "bridge_from_trunk": {"type": "string", "description":
+            "The [[trunk]] that rings bridge_from (default: `trunk`)."}
     });
     debug_assert_eq!(properties.as_object().map(|p| p.len()), Some(FIELDS.len()));
     let request = json!({
         "type": "object",
         "additionalProperties": false,
-        "required": ["to", "websocket_url"],
+        "required": ["to"],
         "properties": properties
     });
     let dialed = json!({

@@ -36,6 +36,12 @@ pub enum AgentSource {
     Webhook { url: String },
     /// Twilio-compatible `Twiml`: the same answer, given inline.
     Twiml(String),
+    /// Click-to-call (`bridge_from`): `from` (the manager) is rung first, through `trunk`
+    /// (default: the call's); once they answer the request's `to` is dialled and bridged.
+    Bridge {
+        from: Destination,
+        trunk: Option<String>,
+    },
 }
 
 /// A request to place a call, validated.

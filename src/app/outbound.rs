@@ -42,6 +42,16 @@ pub(super) fn next_key() -> CallKey {
 pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialError> {
     let config = ctx.config();
     let trunk = pick_trunk(&config, req.trunk.as_deref())?.clone();
+    if let AgentSource::Bridge {
+        trunk: Some(first), ..
+    } = &req.agent
+    {
+        pick_trunk(&config, Some(first)).map_err(|_| {
+            DialError::NoTrunk(format!(
+                "bridge_from_trunk: no trunk {first:?} places calls"
+            ))
+        })?;
+    }
     let call_id = CallId::from_random(fastrand::u128(..));
     let answerer = answerer(&req, &call_id, &trunk)?;
     let Some(ctl) = ctx.endpoint.upgrade() else {
@@ -157,6 +167,11 @@ fn answerer(
                 }
             }
         }
+        AgentSource::Bridge { .. } => {
+            return Ok(OnAnswer::Bridge {
+                to: destination(&req.to).to_string(),
+            })
+        }
         AgentSource::Webhook { url } => {
             return Ok(OnAnswer::AskWebhook(Box::new(WebhookRequest {
                 call_id: call_id.to_string(),
@@ -206,9 +221,23 @@ async fn run(
         from: req.from.clone(),
         to: Some(destination(&req.to).to_string()),
     });
-    let spec = dial_spec(&config, &trunk, &req)
-        .instrument(span.clone())
-        .await;
+    // Click-to-call rings the manager first, through their trunk; `to` waits for the answer.
+    let spec = match &req.agent {
+        AgentSource::Bridge { from, trunk: first } => {
+            // Checked when placed; a reload since then falls back to the call's trunk.
+            let first = pick_trunk(&config, first.as_deref()).unwrap_or(&trunk);
+            let mut manager = req.clone();
+            manager.to = from.clone();
+            dial_spec(&config, first, &manager)
+                .instrument(span.clone())
+                .await
+        }
+        _ => {
+            dial_spec(&config, &trunk, &req)
+                .instrument(span.clone())
+                .await
+        }
+    };
     span.in_scope(|| {
         tracing::info!(
             to = destination(&req.to),
@@ -253,6 +282,7 @@ async fn run(
     let status =
         StatusEvents::new(callback_url, events).with_format(callback_format(&config, &req));
     let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), rx);
+    driver.trunk = Some(trunk.name.clone());
     driver.outgoing = Some(Outgoing {
         spec: Box::new(spec),
         inbox: tx,

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod gw;
 pub mod http;
 pub mod leg;
+pub mod phone;
 pub mod placing;
 pub mod rtp;
 pub mod schema;

@@ -1,0 +1,85 @@
+//! A `bridge` transfer over real sockets with a real baresip as the transfer target: the agent
+//! asks for the transfer; the gateway dials the target through the trunk's `outbound` (a
+//! baresip on loopback, auto-answering, playing a 700 Hz tone); on its answer the agent's
+//! stream stops and the two SIP legs are bridged. Checked by content both ways: the caller
+//! hears the target's tone, baresip's recording holds the caller's. The caller's BYE reaches
+//! the target; the record and the `call.transfer` callbacks say how it went.
+//! Skips (with a note) only when baresip is not installed; `scripts/test.sh` installs it.
+
+use serde_json::Value;
+
+use super::support::agent::{Action, Dialect, Script, Seen};
+use super::support::baresip::TempDir;
+use super::support::gw::wait_event;
+use super::support::leg::WAIT;
+use super::support::phone::{phone, recorded_frames};
+use super::{connected, CALLER_HZ};
+use trunkgate::app::GatewayEvent;
+
+const TARGET_HZ: f32 = 700.0;
+const TARGET: &str = "+4930123456";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_transfer_connects_the_caller_to_a_real_phone_both_ways() {
+    let dir = TempDir::new("tg-xfer-bridge").expect("temp dir");
+    let Some(mut target) = phone(&dir, TARGET, TARGET_HZ).await else {
+        return;
+    };
+    let trunk = format!(
+        "[[trunk]]\nname = \"pbx\"\nmatch_cidrs = [\"127.0.0.0/8\"]\n\
+         outbound = {{ address = \"127.0.0.1:{}\" }}\ntransfer = {{ mode = \"bridge\" }}\n",
+        target.ports().sip
+    );
+    let mut live = connected(
+        (38000, 38049),
+        Dialect::Twilio,
+        Script::default(),
+        &dir,
+        |s| {
+            s.extra = trunk;
+        },
+    )
+    .await;
+    live.agent.start_msg(WAIT).await;
+    live.agent.act(Action::Transfer(TARGET.into()));
+    target
+        .wait_established(WAIT)
+        .await
+        .expect("the target answers");
+    // The agent is told, then its stream stops.
+    live.agent
+        .expect("closed", WAIT, |s| matches!(s, Seen::Closed { .. }))
+        .await;
+    // The caller hears the target (a second of its tone).
+    let heard = live
+        .call
+        .caller
+        .wait_until(WAIT, |h| h.tone_times(TARGET_HZ).len() >= 50)
+        .await;
+    assert!(heard, "the caller hears the target's {TARGET_HZ} Hz tone");
+    live.call.hangup().await;
+    target
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("the caller's BYE reaches the target");
+    let ended = wait_event(&mut live.events, WAIT, |e| {
+        matches!(e, GatewayEvent::CallEnded { .. })
+    })
+    .await;
+    let GatewayEvent::CallEnded { record, .. } = ended else {
+        unreachable!()
+    };
+    let record: Value = serde_json::to_value(&record.call).expect("record JSON");
+    assert_eq!(record["end_reason"], "caller_hangup", "{record}");
+    assert_eq!(record["transfer"]["mode"], "bridge", "{record}");
+    assert_eq!(record["transfer"]["outcome"], "succeeded", "{record}");
+    assert_eq!(record["bridge"]["to"], TARGET, "{record}");
+    assert_eq!(record["bridge"]["status"], "completed", "{record}");
+    let frames = recorded_frames(&mut target, &dir, CALLER_HZ).await;
+    assert!(
+        frames >= 25,
+        "the target hears the caller's {CALLER_HZ} Hz tone ({frames} frames)"
+    );
+    assert_eq!(live.gw.rtp_ports_in_use(), 0);
+    let _ = target.quit().await;
+}
