@@ -7,6 +7,7 @@
 #   scripts/load.sh --mode outbound         # POST /v1/calls; trunkgate-load is the far-end trunk and the agent
 #   scripts/load.sh --bin-dir DIR -- ...    # run prebuilt trunkgate and trunkgate-load from DIR (no cargo build)
 #   scripts/load.sh --runs 2 -- ...         # the same run twice against one gateway (RSS drift)
+#   scripts/load.sh --record -- ...         # every call recorded ([recording] enabled, a temp dir)
 #   scripts/load.sh -- --calls 1000 --concurrency 1000 --rate 200 --duration 20
 #
 # Everything after `--` goes to trunkgate-load (see `trunkgate-load --help`).
@@ -16,16 +17,22 @@ cd "$(dirname "$0")/.."
 mode=bridge
 runs=1
 bin_dir=""
+record=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) mode="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --bin-dir) bin_dir="$2"; shift 2 ;;
+    --record) record=true; shift ;;
     --) shift; break ;;
     *) break ;;
   esac
 done
 load_args=("$@")
+if [ "$record" = true ] && [ "$mode" = demo ]; then
+  echo "--record needs a config: not with --mode demo" >&2
+  exit 2
+fi
 [ ${#load_args[@]} -gt 0 ] || load_args=(--calls 100 --concurrency 100 --rate 50 --duration 10)
 
 if [ -n "$bin_dir" ]; then
@@ -44,6 +51,13 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# --record: every call recorded (stereo WAV per call) into the run's temp dir.
+recording_conf() {
+  if [ "$record" = true ]; then
+    printf '[recording]\nenabled = true\ndir = "%s"\n' "$work/recordings"
+  fi
+}
 
 far_end=127.0.0.1:5090
 if [ "$mode" = outbound ]; then
@@ -76,6 +90,7 @@ name = "load"
 match_cidrs = []
 outbound = { address = "$far_end", transport = "udp" }
 CONF
+  recording_conf >>"$work/trunkgate.toml"
   "$bin/trunkgate" --config "$work/trunkgate.toml" >"$work/gateway.log" 2>&1 &
   gateway_pid=$!
   target=127.0.0.1:18081   # wait for the API, not SIP
@@ -109,6 +124,7 @@ format = "text"
 [policy]
 flood_per_source = { burst = 1000000, per_second = 1000000 }
 CONF
+  recording_conf >>"$work/trunkgate.toml"
   "$bin/trunkgate" --config "$work/trunkgate.toml" >"$work/gateway.log" 2>&1 &
   gateway_pid=$!
   target=127.0.0.1:5080
@@ -128,6 +144,13 @@ for run in $(seq 1 "$runs"); do
   [ "$mode" = outbound ] && target=127.0.0.1:5080
   "$bin/trunkgate-load" --target "$target" --gateway-pid "$gateway_pid" "${serve[@]}" "${load_args[@]}" || status=$?
 done
+if [ "$record" = true ]; then
+  # What the recorded run left: one finished WAV per answered call, nothing still open.
+  wavs=$(find "$work/recordings" -name '*.wav' 2>/dev/null | wc -l)
+  parts=$(find "$work/recordings" -name '*.wav.part' 2>/dev/null | wc -l)
+  kib=$(du -sk "$work/recordings" 2>/dev/null | cut -f1)
+  echo "recordings                    $wavs finished, $parts unfinished, ${kib:-0} KiB"
+fi
 if [ "$status" -ne 0 ]; then
   echo "-- gateway log (last 20 lines)"
   tail -n 20 "$work/gateway.log"

@@ -5,7 +5,8 @@
 //! playout and 16 kHz are here; clear and mixed rates in `agent_bridge/control.rs`; agent
 //! hangup, drop, reconnect and connect failure in `agent_bridge/lifecycle.rs`; webhook
 //! answers and failures in `agent_bridge/webhook.rs`; callback retries in
-//! `agent_bridge/callbacks.rs`.
+//! `agent_bridge/callbacks.rs`; recordings in `agent_bridge/recording.rs` (content) and
+//! `agent_bridge/recording_http.rs` (served over HTTP with Range).
 
 mod support;
 
@@ -19,6 +20,8 @@ mod control;
 mod lifecycle;
 #[path = "agent_bridge/recording.rs"]
 mod recording;
+#[path = "agent_bridge/recording_http.rs"]
+mod recording_http;
 #[path = "agent_bridge/transfer.rs"]
 mod transfer;
 #[path = "agent_bridge/webhook.rs"]

@@ -44,10 +44,9 @@ impl Driver {
         let outcome = tokio::task::spawn_blocking(move || rec.finish()).await;
         let complete = outcome.as_ref().is_ok_and(|o| o.complete) && !self.recording_lost;
         let id = self.call.id();
-        ended.view.recording_url = Some(match self.config.api.listen {
-            Some(addr) => format!("http://{addr}/v1/calls/{id}/recording"),
-            None => format!("/v1/calls/{id}/recording"),
-        });
+        // The API's bound address (`[api] listen` may say port 0).
+        let api = self.ctx.api_addr.get().copied().or(self.config.api.listen);
+        ended.view.recording_url = Some(crate::app::recording::url(api, id.as_str()));
         ended.view.recording_complete = Some(complete);
         if !complete {
             tracing::warn!("the recording is incomplete (queue full or a write failed)");

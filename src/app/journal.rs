@@ -403,9 +403,17 @@ pub struct Recovered {
 
 /// On start, before any call: every entry left in `dir` by a previous run becomes its call's
 /// `call.completed` (`gateway_restart`), written through `records`; each entry is removed
-/// once its record is on disk. Unreadable files are moved to `corrupt/` and logged; leftover
-/// temporary files are removed. Never panics on what it finds.
-pub async fn recover(dir: &Path, records: &RecordWriter, rule: Rule) -> Recovered {
+/// once its record is on disk. `recording(call_id)` names the call's recording when the
+/// crash left one (repaired already): the record gets it as `recording_url`, with
+/// `recording_complete: false` (the rest of the call was never recorded). Unreadable files
+/// are moved to `corrupt/` and logged; leftover temporary files are removed. Never panics on
+/// what it finds.
+pub async fn recover(
+    dir: &Path,
+    records: &RecordWriter,
+    rule: Rule,
+    recording: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Recovered {
     let mut found = Recovered::default();
     let Ok(listing) = fs::read_dir(dir) else {
         return found;
@@ -438,10 +446,14 @@ pub async fn recover(dir: &Path, records: &RecordWriter, rule: Rule) -> Recovere
                 }
             }
         }
-        let Some(entry) = entry else {
+        let Some(mut entry) = entry else {
             tracing::error!(call = %stem, "no readable journal entry for a call that was up; its record is lost");
             continue;
         };
+        if let Some(url) = recording(&entry.call.call_id) {
+            entry.call.recording_url = Some(url);
+            entry.call.recording_complete = Some(false);
+        }
         let format = match entry.twilio_account_sid.clone() {
             Some(account_sid) => record::CallbackFormat::TwilioForm { account_sid },
             None => record::CallbackFormat::Json,

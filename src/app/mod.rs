@@ -124,6 +124,8 @@ pub struct Ctx {
     pub journal: journal::Journal,
     /// Call recordings (`None`: the directory could not be opened).
     pub recordings: Option<Arc<recording::Recordings>>,
+    /// The control API's bound address (`[api] listen` may say port 0), for `recording_url`.
+    pub api_addr: std::sync::OnceLock<SocketAddr>,
     /// HMAC key for webhook and callback signatures.
     pub secret: Option<Arc<Vec<u8>>>,
     /// Where call tasks run (see [`workers`]).
@@ -326,21 +328,9 @@ impl Gateway {
         let workers = workers::Workers::start(0).map_err(StartError::Workers)?;
         let records =
             record_writer::RecordWriter::start(spool.clone(), cdr).map_err(StartError::Workers)?;
-        // Calls that were up when the previous run died get their records before any new
-        // call is taken.
-        let journal_dir = config.callbacks.spool_dir.join("journal");
-        let recovered =
-            journal::recover(&journal_dir, &records, record::rule(&config.billing)).await;
-        if recovered != journal::Recovered::default() {
-            tracing::warn!(
-                records = recovered.records,
-                corrupt = recovered.corrupt,
-                "calls found up in the journal from the previous run were reported"
-            );
-        }
-        let journal = journal::Journal::open(&journal_dir);
         // Recordings are written only for calls that ask (or with `[recording] enabled`);
-        // a directory that cannot be opened leaves calls unrecorded, not refused.
+        // a directory that cannot be opened leaves calls unrecorded, not refused. Opening
+        // repairs what a crash left, before the journal's records name those files.
         let recordings = match recording::Recordings::open(
             config.recording.dir.clone(),
             config.recording.retention,
@@ -357,6 +347,31 @@ impl Gateway {
                 None
             }
         };
+        // Calls that were up when the previous run died get their records before any new
+        // call is taken; a call's recording cut by the crash is named in its record.
+        let journal_dir = config.callbacks.spool_dir.join("journal");
+        let listen = config.api.listen;
+        let cut_recording = |call_id: &str| {
+            let recordings = recordings.as_ref()?;
+            recordings
+                .finished(call_id)
+                .map(|_| recording::url(listen, call_id))
+        };
+        let recovered = journal::recover(
+            &journal_dir,
+            &records,
+            record::rule(&config.billing),
+            &cut_recording,
+        )
+        .await;
+        if recovered != journal::Recovered::default() {
+            tracing::warn!(
+                records = recovered.records,
+                corrupt = recovered.corrupt,
+                "calls found up in the journal from the previous run were reported"
+            );
+        }
+        let journal = journal::Journal::open(&journal_dir);
         let (tx, rx) = mpsc::channel::<EndpointMsg>(4096);
         let ctx = Arc::new(Ctx {
             outbound: std::sync::Mutex::new(crate::core::policy::OutboundGate::new(
@@ -374,6 +389,7 @@ impl Gateway {
             records,
             journal,
             recordings,
+            api_addr: std::sync::OnceLock::new(),
             secret,
             calls: workers.spawner(),
             registry: Arc::new(registry::Registry::in_memory(
@@ -442,6 +458,9 @@ impl Gateway {
                         source,
                     })?;
                 let bound = listener.local_addr().ok();
+                if let Some(addr) = bound {
+                    let _ = ctx.api_addr.set(addr);
+                }
                 let settings = crate::api::Settings {
                     token,
                     open: config.api.is_open(),

@@ -102,6 +102,16 @@ pub fn valid_call_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The URL of a call's recording as records give it: on the control API's address when there
+/// is one (`http://<addr>/v1/calls/<id>/recording`), else the path alone. An address with
+/// port 0 is not one a client can use: the path alone too.
+pub fn url(api: Option<std::net::SocketAddr>, call_id: &str) -> String {
+    match api {
+        Some(addr) if addr.port() != 0 => format!("http://{addr}/v1/calls/{call_id}/recording"),
+        _ => format!("/v1/calls/{call_id}/recording"),
+    }
+}
+
 impl Recordings {
     /// Creates `dir` if needed, repairs what a crash left (every `*.wav.part` gets its sizes
     /// from its length and becomes `.wav`), and starts the writer thread.

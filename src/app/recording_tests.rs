@@ -1,6 +1,7 @@
 //! Recordings on a real directory: the finished file's header and samples, a full queue marks
 //! the recording incomplete (a writer held at a gate, so no timing), dropping a handle
-//! finishes it, crash repair of `.part` files, retention sweeps, refused call ids.
+//! finishes it, crash repair of `.part` files, retention sweeps, refused call ids, the URL
+//! records give.
 
 use std::sync::mpsc;
 
@@ -259,4 +260,20 @@ fn an_unwritable_directory_is_an_incomplete_recording_not_a_panic() {
     assert!(!recs.in_progress("CAgone"));
     assert!(recs.finished("CAgone").is_none());
     assert_eq!(recs.sweep(), 0);
+}
+
+#[test]
+fn the_url_names_a_usable_api_address_or_only_the_path() {
+    let addr = |s: &str| s.parse::<std::net::SocketAddr>().ok();
+    assert_eq!(
+        url(addr("127.0.0.1:8080"), "CA1"),
+        "http://127.0.0.1:8080/v1/calls/CA1/recording"
+    );
+    assert_eq!(
+        url(addr("[::1]:8080"), "CA1"),
+        "http://[::1]:8080/v1/calls/CA1/recording"
+    );
+    // Port 0 is what the config said, not where the API is.
+    assert_eq!(url(addr("127.0.0.1:0"), "CA1"), "/v1/calls/CA1/recording");
+    assert_eq!(url(None, "CA1"), "/v1/calls/CA1/recording");
 }

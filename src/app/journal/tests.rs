@@ -167,7 +167,9 @@ async fn a_previous_runs_entries_become_gateway_restart_records() {
     fs::write(dir.join("CAa.ckpt.tmp"), b"{\"v\":1,\"cal").expect("tmp");
 
     let (records, cdr, spool) = writer(&d.0).await;
-    let found = recover(&dir, &records, rule(true)).await;
+    // CAa's recording was cut by the crash (and repaired); CAb was not recorded.
+    let cut = |id: &str| (id == "CAa").then(|| format!("/v1/calls/{id}/recording"));
+    let found = recover(&dir, &records, rule(true), &cut).await;
     assert_eq!(
         found,
         Recovered {
@@ -194,6 +196,11 @@ async fn a_previous_runs_entries_become_gateway_restart_records() {
     // Silence excluded: the first 10 s in full, then 2 s (caller) + 3 s (agent) of speech.
     assert_eq!(a["billable_s"], 15);
     assert_eq!(a["billing"]["counted"], "speech");
+    assert_eq!(a["recording_url"], "/v1/calls/CAa/recording");
+    assert_eq!(
+        a["recording_complete"], false,
+        "the rest was never recorded"
+    );
     let b = lines
         .iter()
         .find(|l| l["call_id"] == "CAb")
@@ -201,6 +208,7 @@ async fn a_previous_runs_entries_become_gateway_restart_records() {
     assert_eq!(b["duration_s"], 0.0, "no checkpoint: up to the answer");
     assert_eq!(b["billable_s"], 10, "the minimum");
     assert_eq!(b["seq"], 1);
+    assert!(b.get("recording_url").is_none() && b.get("recording_complete").is_none());
     // Only CAa had a callback URL: one spool file, for it.
     let spooled: Vec<String> = names(&spool)
         .into_iter()
@@ -221,7 +229,7 @@ async fn a_previous_runs_entries_become_gateway_restart_records() {
     // Every entry is gone once its record is on disk; a second start finds nothing.
     assert!(names(&dir).is_empty(), "{:?}", names(&dir));
     assert_eq!(
-        recover(&dir, &records, rule(true)).await,
+        recover(&dir, &records, rule(true), &cut).await,
         Recovered::default()
     );
     assert_eq!(cdr_lines(&cdr).len(), 2);
@@ -264,7 +272,7 @@ async fn unreadable_entries_are_moved_aside_never_a_panic() {
     fs::write(dir.join("README"), b"hello").expect("w");
 
     let (records, cdr, _) = writer(&d.0).await;
-    let found = recover(&dir, &records, rule(false)).await;
+    let found = recover(&dir, &records, rule(false), &|_| None).await;
     assert_eq!(
         found,
         Recovered {
@@ -295,7 +303,7 @@ async fn a_missing_directory_is_nothing_to_recover() {
     let d = scratch("missing");
     let (records, cdr, _) = writer(&d.0).await;
     assert_eq!(
-        recover(&d.0.join("nope"), &records, rule(false)).await,
+        recover(&d.0.join("nope"), &records, rule(false), &|_| None).await,
         Recovered::default()
     );
     assert!(cdr_lines(&cdr).is_empty());
