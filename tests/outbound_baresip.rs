@@ -16,7 +16,7 @@ use trunkgate::app::{Gateway, GatewayEvent};
 use support::agent::{Action, AgentServer, Dialect, Script};
 use support::baresip::{Baresip, BaresipOptions, TempDir, Transport};
 use support::gw::{scratch_dir, wait_event};
-use support::phone::{phone, recorded_frames, tone_frames};
+use support::phone::{phone, phone_with, recorded_frames, tone_frames};
 use support::wav;
 
 const TOKEN: &str = "outbound-baresip-token";
@@ -235,7 +235,7 @@ async fn click_to_call_rings_the_manager_then_bridges_the_client() {
         manager.ports().sip,
         client.ports().sip
     );
-    let (gw, base) = gateway_with((37360, 37379), &extra).await;
+    let (gw, base) = gateway_with((38140, 38159), &extra).await;
     let mut events = gw.subscribe();
     let body = json!({"to": NUMBER, "from": "+48111222333", "bridge_from": MANAGER,
                       "bridge_from_trunk": "pbx", "trunk": "carrier", "record": true});
@@ -329,4 +329,113 @@ async fn gateway_with(ports: (u16, u16), extra: &str) -> (Gateway, String) {
     let gw = Gateway::start(cfg).await.expect("gateway starts");
     let base = format!("http://{}", gw.api_addr.expect("API listening"));
     (gw, base)
+}
+
+/// The two phones' trunks and a gateway that rings them; the click-to-call POSTed.
+async fn click_to_call(
+    ports: (u16, u16),
+    manager: &Baresip,
+    client: &Baresip,
+    timeout_s: u64,
+) -> (Gateway, String, String) {
+    let extra = format!(
+        "[[trunk]]\nname = \"pbx\"\noutbound = {{ address = \"127.0.0.1:{}\" }}\n\
+         [[trunk]]\nname = \"carrier\"\noutbound = {{ address = \"127.0.0.1:{}\" }}\n",
+        manager.ports().sip,
+        client.ports().sip
+    );
+    let (gw, base) = gateway_with(ports, &extra).await;
+    let body = json!({"to": NUMBER, "bridge_from": "+380501112233", "bridge_from_trunk": "pbx",
+                      "trunk": "carrier", "timeout_s": timeout_s});
+    let (status, body) = post(&base, "/v1/calls", &body).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["call_id"].as_str().expect("call_id").to_string();
+    (gw, base, id)
+}
+
+async fn record_of(events: &mut tokio::sync::broadcast::Receiver<GatewayEvent>, id: &str) -> Value {
+    let ended = wait_event(
+        events,
+        WAIT,
+        |e| matches!(e, GatewayEvent::CallEnded { call_id, .. } if call_id == id),
+    )
+    .await;
+    let GatewayEvent::CallEnded { record, .. } = ended else {
+        unreachable!()
+    };
+    serde_json::to_value(&record.call).expect("view")
+}
+
+/// The client rejects (486): the manager hears the failure tone for a moment, then our BYE;
+/// the record says `target_busy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_with_a_busy_client_tones_then_hangs_up_the_manager() {
+    let dir = TempDir::new("tg-c2c-busy").expect("temp dir");
+    let Some(mut manager) = phone(&dir, "+380501112233", 1000.0).await else {
+        return;
+    };
+    let Some(mut client) = phone_with(&dir, NUMBER, 700.0, false).await else {
+        return;
+    };
+    let (gw, _base, id) = click_to_call((38100, 38119), &manager, &client, 30).await;
+    let mut events = gw.subscribe();
+    manager
+        .wait_established(WAIT)
+        .await
+        .expect("the manager answers");
+    client
+        .wait_event("CALL_INCOMING", WAIT)
+        .await
+        .expect("the client rings");
+    client.hangup().await.expect("reject");
+    let rejected = tokio::time::Instant::now();
+    manager
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("the manager gets BYE");
+    assert!(
+        rejected.elapsed() >= Duration::from_millis(1000),
+        "the failure tone plays before the BYE ({:?})",
+        rejected.elapsed()
+    );
+    let record = record_of(&mut events, &id).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["end_reason"], "target_busy", "{record}");
+    assert_eq!(record["bridge"]["status"], "busy", "{record}");
+    assert_eq!(record["bridge"]["sip_status"], 486, "{record}");
+    assert_eq!(gw.rtp_ports_in_use(), 0);
+    let _ = manager.quit().await;
+    let _ = client.quit().await;
+}
+
+/// The manager never answers: `no-answer`, and the client is never dialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_whose_manager_never_answers_never_dials_the_client() {
+    let dir = TempDir::new("tg-c2c-noanswer").expect("temp dir");
+    let Some(mut manager) = phone_with(&dir, "+380501112233", 1000.0, false).await else {
+        return;
+    };
+    let Some(client) = phone(&dir, NUMBER, 700.0).await else {
+        return;
+    };
+    let (gw, _base, id) = click_to_call((38120, 38139), &manager, &client, 1).await;
+    let mut events = gw.subscribe();
+    manager
+        .wait_event("CALL_INCOMING", WAIT)
+        .await
+        .expect("the manager rings");
+    manager
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("the ring timeout cancels it");
+    let record = record_of(&mut events, &id).await;
+    assert_eq!(record["status"], "no-answer", "{record}");
+    assert!(record.get("bridge").is_none(), "{record}");
+    let finished = client.quit().await.expect("client quits");
+    assert!(
+        !finished.events.iter().any(|e| e.kind == "CALL_INCOMING"),
+        "the client never rang"
+    );
+    assert_eq!(gw.rtp_ports_in_use(), 0);
+    let _ = manager.quit().await;
 }

@@ -9,6 +9,17 @@ use trunkgate::core::media::tone::detect_tone;
 /// A baresip answering as `user`, playing `freq`, recording what it hears — or `None` (with
 /// a note) when baresip is not installed (`scripts/test.sh` installs it).
 pub async fn phone(dir: &TempDir, user: &str, freq: f32) -> Option<Baresip> {
+    phone_with(dir, user, freq, true).await
+}
+
+/// The same, answering only when told (`auto_answer` off: it rings until `answer`, and
+/// `hangup` while ringing rejects the call with 486).
+pub async fn phone_with(
+    dir: &TempDir,
+    user: &str,
+    freq: f32,
+    auto_answer: bool,
+) -> Option<Baresip> {
     let play = dir.path().join(format!("play-{freq}.wav"));
     // Longer than the call: baresip hangs up when its play file ends.
     let mut samples = wav::silence(200, 8000);
@@ -23,7 +34,7 @@ pub async fn phone(dir: &TempDir, user: &str, freq: f32) -> Option<Baresip> {
         return None;
     }
     opts.user = user.into();
-    opts.auto_answer = true;
+    opts.auto_answer = auto_answer;
     opts.record_wav = Some(dir.path().join(format!("heard-{freq}.wav")));
     Some(Baresip::start(opts).await.expect("baresip starts"))
 }
