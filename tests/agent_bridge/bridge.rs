@@ -2,8 +2,8 @@
 //! asks for the transfer; the gateway dials the target through the trunk's `outbound` (a
 //! baresip on loopback, auto-answering, playing a 700 Hz tone); on its answer the agent's
 //! stream stops and the two SIP legs are bridged. Checked by content both ways: the caller
-//! hears the target's tone, baresip's recording holds the caller's. The caller's BYE reaches
-//! the target; the record and the `call.transfer` callbacks say how it went.
+//! hears the target's tone, baresip's recording holds the caller's; DTMF passes both ways.
+//! The caller's BYE reaches the target; the record says how the transfer and the leg went.
 //! Skips (with a note) only when baresip is not installed; `scripts/test.sh` installs it.
 
 use serde_json::Value;
@@ -57,6 +57,20 @@ async fn a_bridge_transfer_connects_the_caller_to_a_real_phone_both_ways() {
         .wait_until(WAIT, |h| h.tone_times(TARGET_HZ).len() >= 50)
         .await;
     assert!(heard, "the caller hears the target's {TARGET_HZ} Hz tone");
+    // DTMF is passed both ways (RFC 4733 in, RFC 4733 out on the other leg).
+    target.send_dtmf("5").await.expect("target DTMF");
+    let got = live
+        .call
+        .caller
+        .wait_until(WAIT, |h| h.digits().contains('5'))
+        .await;
+    assert!(got, "the caller gets the target's digit");
+    live.call.caller.dtmf("7");
+    let digit = target
+        .wait_event("CALL_DTMF_START", WAIT)
+        .await
+        .expect("the target gets the caller's digit");
+    assert_eq!(digit.param.as_deref(), Some("7"), "{}", digit.raw);
     live.call.hangup().await;
     target
         .wait_event("CALL_CLOSED", WAIT)
