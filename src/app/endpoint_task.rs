@@ -189,6 +189,7 @@ impl EndpointTask {
                     let now = Instant::now().into_std();
                     self.flood.evict_idle(now);
                     self.trunk_floods.values_mut().for_each(|g| g.evict_idle(now));
+                    self.hang_up_orphans(now);
                     self.next_eviction = Instant::now() + EVICT_EVERY;
                 }
                 _ = sleep_until(hangup_at) => {
@@ -377,6 +378,22 @@ impl EndpointTask {
                     tracing::debug!(remote = %flow.remote, "stream connection gone; message dropped");
                 }
             }
+        }
+    }
+
+    /// Dialogs whose call task is gone (it failed: [`super::call::run_guarded`] ends the
+    /// caller's leg, but a bridged leg's key died with the task) are hung up here.
+    fn hang_up_orphans(&mut self, now: std::time::Instant) {
+        let orphans: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, r)| r.tx.is_closed())
+            .map(|(k, _)| *k)
+            .collect();
+        for call in orphans {
+            tracing::warn!(?call, "a dialog outlived its call task; hanging it up");
+            let cmd = CallCommand::Hangup;
+            self.ep.handle(now, Input::Command { call, cmd });
         }
     }
 
