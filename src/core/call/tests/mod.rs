@@ -9,6 +9,7 @@ mod harness;
 mod media_dtmf;
 mod media_flow;
 mod outbound;
+mod recording;
 mod rejections;
 mod static_route;
 mod transfer;
