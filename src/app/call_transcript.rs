@@ -46,7 +46,7 @@ pub(super) fn spawn(ctx: &Arc<Ctx>, status: StatusEvents, view: &CallView, span:
     }
     let (ctx, config) = (ctx.clone(), ctx.config());
     let call_id = view.call_id.clone();
-    let speakers = transcript::speakers(view.direction);
+    let speakers = transcript::speakers(view);
     tokio::spawn(deliver(ctx, config, call_id, speakers, status).instrument(span.clone()));
 }
 

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::core::call::view::{round_tenths, CallView, Direction};
+use crate::core::call::view::{round_tenths, CallView};
 
 /// A speaker's consecutive segments closer than this are one turn.
 pub const JOIN_GAP_MS: u64 = 1000;
@@ -83,12 +83,16 @@ pub fn plan(view: &CallView, configured: bool, has_callback: bool) -> Transcript
     }
 }
 
-/// The speakers of a recording's (left, right) channels. Left is the SIP party the view's
-/// `talk_s` and `turns` call `caller` (an outbound call's callee too), right the agent. A
-/// click-to-call view (left client, right manager) needs its own arm here.
-pub fn speakers(direction: Direction) -> (&'static str, &'static str) {
-    match direction {
-        Direction::Inbound | Direction::Outbound => ("caller", "agent"),
+/// The speakers of a recording's (left, right) channels, from what the record says. A
+/// bridged leg that no transfer dialled is click-to-call's client (a `bridge` transfer
+/// always leaves its `transfer` in the view): left client, right manager. Every other call:
+/// left the SIP party the view's `talk_s` and `turns` call `caller` (an outbound call's
+/// callee too), right the agent.
+pub fn speakers(view: &CallView) -> (&'static str, &'static str) {
+    if view.bridge.is_some() && view.transfer.is_none() {
+        ("client", "manager")
+    } else {
+        ("caller", "agent")
     }
 }
 
@@ -414,6 +418,8 @@ mod tests {
         assert_eq!(merge(("caller", vec![]), ("agent", vec![])), []);
     }
 
+    use crate::core::call::view::Direction;
+
     fn answered_recorded(caller: f64, agent: f64) -> CallView {
         let mut v = CallView::new("c1", Direction::Inbound, "2025-01-15T10:30:00Z".into());
         v.answered_at = Some("2025-01-15T10:30:02Z".into());
@@ -466,8 +472,30 @@ mod tests {
             serde_json::to_string(&TranscriptState::NoTalkTime).unwrap_or_default(),
             r#""no_talk_time""#
         );
-        assert_eq!(speakers(Direction::Inbound), ("caller", "agent"));
-        assert_eq!(speakers(Direction::Outbound), ("caller", "agent"));
+    }
+
+    #[test]
+    fn click_to_call_is_client_and_manager_everything_else_caller_and_agent() {
+        use crate::core::call::bridge::LegView;
+        use crate::core::call::transfer::{Mode, Outcome, Progress};
+        let mut v = answered_recorded(1.0, 1.0);
+        assert_eq!(speakers(&v), ("caller", "agent"));
+        v.direction = Direction::Outbound;
+        assert_eq!(speakers(&v), ("caller", "agent"));
+        v.bridge = Some(LegView {
+            to: "+48123456789".into(),
+            status: "completed".into(),
+            sip_status: Some(200),
+        });
+        assert_eq!(speakers(&v), ("client", "manager"));
+        // A bridge transfer's target is not a click-to-call client.
+        v.transfer = Some(Progress {
+            mode: Mode::Bridge,
+            to: "+48123456789".into(),
+            outcome: Outcome::Succeeded,
+            sip_status: Some(200),
+        });
+        assert_eq!(speakers(&v), ("caller", "agent"));
     }
 
     #[test]
