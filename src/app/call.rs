@@ -145,6 +145,8 @@ pub(super) async fn conclude(
         )
     });
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
+    // Off this task: the transcript (if the record says `pending`) comes after the record.
+    super::call_transcript::spawn(ctx, status, &record.call, span);
     ctx.emit(GatewayEvent::CallEnded {
         call_id: call_id.to_string(),
         reason: ended
@@ -153,10 +155,8 @@ pub(super) async fn conclude(
         end_reason: ended.reason.as_str(),
         rtp_in: ended.rtp_in,
         rtp_out: ended.rtp_out,
-        record: Box::new(record.clone()),
+        record: Box::new(record),
     });
-    // Off this task: the transcript (if the record says `pending`) comes after the record.
-    super::call_transcript::spawn(ctx, status, &record.call, span);
 }
 
 type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
