@@ -6,7 +6,8 @@
 //! hangup, drop, reconnect and connect failure in `agent_bridge/lifecycle.rs`; webhook
 //! answers and failures in `agent_bridge/webhook.rs`; callback retries in
 //! `agent_bridge/callbacks.rs`; recordings in `agent_bridge/recording.rs` (content) and
-//! `agent_bridge/recording_http.rs` (served over HTTP with Range).
+//! `agent_bridge/recording_http.rs` (served over HTTP with Range), and their transcripts
+//! (`call.transcript`) in `agent_bridge/transcript.rs`.
 
 mod support;
 
@@ -22,6 +23,8 @@ mod lifecycle;
 mod recording;
 #[path = "agent_bridge/recording_http.rs"]
 mod recording_http;
+#[path = "agent_bridge/transcript.rs"]
+mod transcript;
 #[path = "agent_bridge/transfer.rs"]
 mod transfer;
 #[path = "agent_bridge/webhook.rs"]

@@ -14,6 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::calls::{DEFAULT_LIMIT, MAX_DIGITS, MAX_LIMIT};
+use crate::core::transcript::TranscriptState;
 
 pub(super) async fn document() -> Response {
     static DOC: OnceLock<Value> = OnceLock::new();
@@ -143,6 +144,9 @@ fn paths_and_schemas() -> Value {
                         "sip_status": {"type": "integer"},
                         "recording_url": {"type": "string"},
                         "recording_complete": {"type": "boolean"},
+                        "transcript": {"type": "string",
+                            "enum": TranscriptState::ALL.map(TranscriptState::as_str),
+                            "description": "Set when the call ends: pending (a call.transcript callback follows, with turns or an error), else why there is none."},
                         "billing": reference("Billing"),
                         "transfer": reference("TransferState")
                     }

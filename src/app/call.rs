@@ -121,7 +121,7 @@ pub async fn run(
 }
 
 /// After the machine's end: the record (spool + CDR, on disk before the journal entry
-/// goes), the registry, the logs and the metrics.
+/// goes), the registry, the logs and the metrics; then the transcript's task, if any.
 pub(super) async fn conclude(
     ctx: &Arc<Ctx>,
     call_id: &CallId,
@@ -130,7 +130,8 @@ pub(super) async fn conclude(
     span: &tracing::Span,
 ) {
     // The machine's final view is settled (talk, turns, the bill per `[billing]`).
-    let view = ended.view.clone();
+    let mut view = ended.view.clone();
+    super::call_transcript::decide(ctx, &status, &mut view);
     let record = status.completed(ctx, view).await;
     ctx.registry.ended(call_id, record.call.clone());
     span.in_scope(|| {
@@ -144,6 +145,8 @@ pub(super) async fn conclude(
         )
     });
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
+    // Off this task: the transcript (if the record says `pending`) comes after the record.
+    super::call_transcript::spawn(ctx, status, &record.call, span);
     ctx.emit(GatewayEvent::CallEnded {
         call_id: call_id.to_string(),
         reason: ended

@@ -1,7 +1,8 @@
-//! A call's status events (PROTOCOLS.md §4): `call.ringing`, `call.answered` and
-//! `call.completed`, each through the durable spool with its own `event_id` and the call's
-//! next `seq` (from 1, in the order sent; only events actually sent count), and the call's
-//! crash journal entry (written at the answer, removed once the final record is on disk).
+//! A call's status events (PROTOCOLS.md §4): `call.ringing`, `call.answered`,
+//! `call.transfer`, `call.completed` and, after it, `call.transcript`, each through the
+//! durable spool with its own `event_id` and the call's next `seq` (from 1, in the order
+//! sent; only events actually sent count), and the call's crash journal entry (written at
+//! the answer, removed once the final record is on disk).
 //!
 //! Which events a call sends: `[callbacks] events`, or the webhook answer's
 //! `callback_events`; where: the webhook answer's `callback_url`, else the number's
@@ -18,8 +19,11 @@ use std::sync::Arc;
 
 use super::record::{self, CallbackFormat};
 use super::Ctx;
-use crate::core::hooks::callback::{CallCompleted, CallView, CallbackEvent, EventSet};
+use crate::core::hooks::callback::{
+    CallCompleted, CallView, CallbackEvent, EventSet, TranscriptEvent,
+};
 use crate::core::media::vad::Segment;
+use crate::core::transcript::Turn;
 
 /// One call's status events. Create it when the call is admitted.
 #[derive(Debug)]
@@ -130,6 +134,42 @@ impl StatusEvents {
             ctx.journal.ended(&call_id);
         }
         record
+    }
+
+    /// Where this call's `call.transcript` goes: its callback URL, whatever `events` says
+    /// (like `call.transfer`), when its callbacks are trunkgate's JSON (Twilio has no such
+    /// event).
+    pub fn transcript_url(&self) -> Option<&str> {
+        self.url
+            .as_deref()
+            .filter(|_| self.format == CallbackFormat::Json)
+    }
+
+    /// The call's transcript (after `call.completed`: the next `seq`), spooled for
+    /// [`StatusEvents::transcript_url`] and retried like every event; returns it once it is
+    /// on disk (`None`, and nothing sent, without that URL). Not a CDR line.
+    pub async fn transcript(
+        &mut self,
+        ctx: &Arc<Ctx>,
+        call_id: &str,
+        turns: Vec<Turn>,
+        error: Option<&str>,
+    ) -> Option<TranscriptEvent> {
+        let url = self.transcript_url()?.to_string();
+        self.seq += 1;
+        let event = TranscriptEvent {
+            event: CallbackEvent::Transcript,
+            event_id: record::event_id(call_id, self.seq),
+            seq: self.seq,
+            call_id: call_id.to_string(),
+            turns,
+            error: error.map(str::to_string),
+        };
+        let json = String::from_utf8(event.to_json()).unwrap_or_default();
+        ctx.records
+            .write_and_wait(json, &event.event_id, Some(&url), false)
+            .await;
+        Some(event)
     }
 
     /// The last `seq` used (0 before any event).

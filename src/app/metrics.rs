@@ -90,6 +90,18 @@ pub fn render(ctx: &Ctx) -> String {
         "Agent messages with events we do not use.",
         load(&s.agent_ignored_events),
     );
+    metric(
+        "transcripts_sent_total",
+        "counter",
+        "Calls transcribed (call.transcript with turns).",
+        load(&s.transcripts_sent),
+    );
+    metric(
+        "transcripts_failed_total",
+        "counter",
+        "Transcriptions that failed (call.transcript with an error).",
+        load(&s.transcripts_failed),
+    );
     if let Some(spool) = &ctx.spool {
         let st = &spool.stats;
         metric(

@@ -7,6 +7,7 @@ mod agent_ws;
 mod alerts;
 mod call;
 mod call_setup;
+mod call_transcript;
 pub mod control;
 pub mod dial;
 mod dial_spec;
@@ -95,6 +96,10 @@ pub struct Stats {
     pub policy_rejected: AtomicU64,
     /// INVITEs dropped silently by policy.
     pub policy_dropped: AtomicU64,
+    /// Calls transcribed (their `call.transcript` carries turns).
+    pub transcripts_sent: AtomicU64,
+    /// Transcriptions that failed (their `call.transcript` carries an `error`).
+    pub transcripts_failed: AtomicU64,
 }
 
 impl Stats {

@@ -68,7 +68,7 @@ pub fn payload(record: &CallCompleted, format: &CallbackFormat) -> Payload {
             let at = match record.event {
                 CallbackEvent::Ringing | CallbackEvent::Transfer => None,
                 CallbackEvent::Answered => view.answered_at.clone(),
-                CallbackEvent::Completed => view.ended_at.clone(),
+                CallbackEvent::Completed | CallbackEvent::Transcript => view.ended_at.clone(),
             }
             .unwrap_or_else(|| jiff::Timestamp::now().to_string());
             let fields = form_fields(view, record.event, account_sid, record.seq, &at);

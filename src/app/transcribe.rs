@@ -6,7 +6,7 @@
 //! Owns: the channel split (the canonical PCM16 8 kHz stereo WAV of `core::media::wav` → two
 //! mono WAVs), the multipart/form-data request (built by hand: `file`, `model`,
 //! `response_format=verbose_json`, `timestamp_granularities[]=segment`) and the typed
-//! failures. Must not: retry, log or put into an error the API key or an answer's body
+//! failures with their short codes ([`TranscribeError::code`]). Must not: retry, log or put into an error the API key or an answer's body
 //! (an error answer may echo the key), or decide when a call gets a transcript (the caller
 //! does).
 
@@ -48,6 +48,21 @@ pub enum TranscribeError {
         speaker: String,
         source: TranscriptError,
     },
+}
+
+impl TranscribeError {
+    /// The short code a `call.transcript` carries as its `error` (PROTOCOLS.md §4): what
+    /// failed, without paths, addresses or anything the endpoint said.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TranscribeError::Key(_) | TranscribeError::Client(_) => "config",
+            TranscribeError::Read { .. } | TranscribeError::Wav { .. } => "recording",
+            TranscribeError::Status { .. } => "http_status",
+            TranscribeError::Timeout { .. } => "timeout",
+            TranscribeError::Transport { .. } => "unavailable",
+            TranscribeError::BadResponse { .. } => "bad_response",
+        }
+    }
 }
 
 /// Why bytes are not a recording this module can split.
@@ -119,23 +134,21 @@ impl Transcriber {
     /// Transcribes the recording at `wav_path`: the left channel as `speakers.0`, the right
     /// as `speakers.1` (both requests at once), merged into turns. A channel that is silent
     /// throughout (all samples 0, or none) is not sent: it has nothing to say, and Whisper
-    /// invents words for silence.
+    /// invents words for silence. Reading, splitting and building the requests run on the
+    /// blocking pool (a long recording is tens of MB), never on the calling runtime's thread.
     pub async fn transcribe(
         &self,
         wav_path: &Path,
         speakers: (&str, &str),
     ) -> Result<Vec<Turn>, TranscribeError> {
-        let bytes = tokio::fs::read(wav_path)
+        let (path, model) = (wav_path.to_path_buf(), self.model.clone());
+        let names = (file_name(speakers.0), file_name(speakers.1));
+        let (left, right) = tokio::task::spawn_blocking(move || uploads(&path, &model, names))
             .await
-            .map_err(|source| TranscribeError::Read {
+            .map_err(|e| TranscribeError::Read {
                 path: wav_path.to_path_buf(),
-                source,
-            })?;
-        let (left, right) = split_channels(&bytes).map_err(|source| TranscribeError::Wav {
-            path: wav_path.to_path_buf(),
-            source,
-        })?;
-        drop(bytes);
+                source: std::io::Error::other(e.to_string()),
+            })??;
         let (left, right) = tokio::join!(
             self.channel(speakers.0, left),
             self.channel(speakers.1, right)
@@ -143,13 +156,14 @@ impl Transcriber {
         Ok(merge((speakers.0, left?), (speakers.1, right?)))
     }
 
-    async fn channel(&self, speaker: &str, wav: Vec<u8>) -> Result<Vec<Segment>, TranscribeError> {
-        if is_silent(&wav) {
+    async fn channel(
+        &self,
+        speaker: &str,
+        upload: Option<Upload>,
+    ) -> Result<Vec<Segment>, TranscribeError> {
+        let Some(Upload { boundary, body }) = upload else {
             return Ok(Vec::new());
-        }
-        let boundary = format!("trunkgate-{:032x}", fastrand::u128(..));
-        let body = multipart(&boundary, &self.model, &file_name(speaker), &wav);
-        drop(wav);
+        };
         let mut req = self
             .client
             .post(&self.url)
@@ -201,6 +215,38 @@ impl Transcriber {
             }
         }
     }
+}
+
+/// One channel's request body and its multipart boundary.
+struct Upload {
+    boundary: String,
+    body: Vec<u8>,
+}
+
+/// The recording's two channels as request bodies (`None`: a silent channel, not sent).
+/// Blocking: reads the whole file.
+fn uploads(
+    path: &Path,
+    model: &str,
+    names: (String, String),
+) -> Result<(Option<Upload>, Option<Upload>), TranscribeError> {
+    let bytes = std::fs::read(path).map_err(|source| TranscribeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (left, right) = split_channels(&bytes).map_err(|source| TranscribeError::Wav {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    drop(bytes);
+    let upload = |wav: Vec<u8>, name: &str| {
+        (!is_silent(&wav)).then(|| {
+            let boundary = format!("trunkgate-{:032x}", fastrand::u128(..));
+            let body = multipart(&boundary, model, name, &wav);
+            Upload { boundary, body }
+        })
+    };
+    Ok((upload(left, &names.0), upload(right, &names.1)))
 }
 
 /// An error and its sources on one line ("error sending request: connection refused").
@@ -470,6 +516,59 @@ mod tests {
         let mut huge = good[..HEADER_LEN].to_vec();
         huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(split_channels(&huge), Err(WavError::NoData));
+    }
+
+    #[test]
+    fn error_codes_name_what_failed_and_nothing_else() {
+        let who = || "caller".to_string();
+        let cases = [
+            (TranscribeError::Client("tls".into()), "config"),
+            (
+                TranscribeError::Read {
+                    path: "/srv/rec/x.wav".into(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                },
+                "recording",
+            ),
+            (
+                TranscribeError::Wav {
+                    path: "/srv/rec/x.wav".into(),
+                    source: WavError::NotWav,
+                },
+                "recording",
+            ),
+            (
+                TranscribeError::Status {
+                    speaker: who(),
+                    status: 503,
+                },
+                "http_status",
+            ),
+            (
+                TranscribeError::Timeout {
+                    speaker: who(),
+                    timeout: Duration::from_secs(1),
+                },
+                "timeout",
+            ),
+            (
+                TranscribeError::Transport {
+                    speaker: who(),
+                    message: "connection refused".into(),
+                },
+                "unavailable",
+            ),
+            (
+                TranscribeError::BadResponse {
+                    speaker: who(),
+                    source: TranscriptError::NotObject,
+                },
+                "bad_response",
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.code(), code, "{e}");
+        }
     }
 
     #[test]

@@ -1,18 +1,100 @@
-//! Speaker-labelled transcripts (PROTOCOLS.md §4 `call.transcript`): reading one channel's
-//! answer from an OpenAI-compatible `/v1/audio/transcriptions` endpoint (`verbose_json`), and
-//! merging two channels' segments into the call's turns.
+//! Speaker-labelled transcripts (PROTOCOLS.md §4 `call.transcript`): which calls get one
+//! ([`plan`], the record's `transcript`), reading one channel's answer from an
+//! OpenAI-compatible `/v1/audio/transcriptions` endpoint (`verbose_json`), and merging two
+//! channels' segments into the call's turns.
 //!
-//! Owns: the answer's reading rules (times in seconds → ms, clamped to ≥ 0; text trimmed,
-//! empty segments dropped; no `segments` → one segment of the whole `text`) and the merge
-//! rule (ordered by start, ties to the left channel; a speaker's consecutive segments less
-//! than [`JOIN_GAP_MS`] apart make one turn). Must not: do I/O, know HTTP, or panic for any
-//! input (the answer comes from another server).
+//! Owns: the rule for which ended calls are transcribed and the reasons the others are not
+//! ([`TranscriptState`]), which speaker each recording channel is ([`speakers`]), the
+//! answer's reading rules (times in seconds → ms, clamped to ≥ 0; text trimmed, empty
+//! segments dropped; no `segments` → one segment of the whole `text`) and the merge rule
+//! (ordered by start, ties to the left channel; a speaker's consecutive segments less than
+//! [`JOIN_GAP_MS`] apart make one turn). Must not: do I/O, know HTTP, or panic for any input
+//! (the answer comes from another server).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::core::call::view::{round_tenths, CallView};
+
 /// A speaker's consecutive segments closer than this are one turn.
 pub const JOIN_GAP_MS: u64 = 1000;
+
+/// The record's `transcript` (PROTOCOLS.md §4): whether a `call.transcript` callback follows
+/// the call's `call.completed`, and if not, why. Absent from records written without a live
+/// call's end (refused at admission, recovered after a restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TranscriptState {
+    /// A `call.transcript` follows (its `turns`, or its `error` when transcription failed).
+    Pending,
+    /// `[transcription] url` is not set.
+    NotConfigured,
+    /// The call has no callback URL for its events, or its callbacks are Twilio's form
+    /// fields (which have no such event): a transcript would have nowhere to go.
+    NoCallback,
+    NotAnswered,
+    /// Recording was not asked for, or its file could not be started.
+    NotRecorded,
+    /// Neither side spoke (missed, voicemail, silence): `talk_s` is 0 for both.
+    NoTalkTime,
+}
+
+impl TranscriptState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TranscriptState::Pending => "pending",
+            TranscriptState::NotConfigured => "not_configured",
+            TranscriptState::NoCallback => "no_callback",
+            TranscriptState::NotAnswered => "not_answered",
+            TranscriptState::NotRecorded => "not_recorded",
+            TranscriptState::NoTalkTime => "no_talk_time",
+        }
+    }
+
+    /// Every value, for the API's schema.
+    pub const ALL: [TranscriptState; 6] = [
+        TranscriptState::Pending,
+        TranscriptState::NotConfigured,
+        TranscriptState::NoCallback,
+        TranscriptState::NotAnswered,
+        TranscriptState::NotRecorded,
+        TranscriptState::NoTalkTime,
+    ];
+}
+
+/// Whether the call whose final view is `view` is transcribed: only an answered, recorded
+/// call with talk time (as its record shows it, to 0.1 s), with transcription configured and
+/// somewhere to deliver it. The first reason that applies is the record's, deployment-wide
+/// ones first.
+pub fn plan(view: &CallView, configured: bool, has_callback: bool) -> TranscriptState {
+    let talked = round_tenths(view.talk_s.caller) > 0.0 || round_tenths(view.talk_s.agent) > 0.0;
+    if !configured {
+        TranscriptState::NotConfigured
+    } else if !has_callback {
+        TranscriptState::NoCallback
+    } else if view.answered_at.is_none() {
+        TranscriptState::NotAnswered
+    } else if view.recording_url.is_none() {
+        TranscriptState::NotRecorded
+    } else if !talked {
+        TranscriptState::NoTalkTime
+    } else {
+        TranscriptState::Pending
+    }
+}
+
+/// The speakers of a recording's (left, right) channels, from what the record says. A
+/// bridged leg that no transfer dialled is click-to-call's client (a `bridge` transfer
+/// always leaves its `transfer` in the view): left client, right manager. Every other call:
+/// left the SIP party the view's `talk_s` and `turns` call `caller` (an outbound call's
+/// callee too), right the agent.
+pub fn speakers(view: &CallView) -> (&'static str, &'static str) {
+    if view.bridge.is_some() && view.transfer.is_none() {
+        ("client", "manager")
+    } else {
+        ("caller", "agent")
+    }
+}
 
 /// One stretch of speech on one channel, as the transcriber heard it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,6 +416,86 @@ mod tests {
             [turn("caller", 500, 500, "hi")]
         );
         assert_eq!(merge(("caller", vec![]), ("agent", vec![])), []);
+    }
+
+    use crate::core::call::view::Direction;
+
+    fn answered_recorded(caller: f64, agent: f64) -> CallView {
+        let mut v = CallView::new("c1", Direction::Inbound, "2025-01-15T10:30:00Z".into());
+        v.answered_at = Some("2025-01-15T10:30:02Z".into());
+        v.recording_url = Some("/v1/calls/c1/recording".into());
+        v.talk_s.caller = caller;
+        v.talk_s.agent = agent;
+        v
+    }
+
+    #[test]
+    fn only_answered_recorded_calls_with_talk_time_are_transcribed() {
+        use TranscriptState::*;
+        let v = answered_recorded(3.0, 0.0);
+        assert_eq!(plan(&v, true, true), Pending);
+        assert_eq!(plan(&answered_recorded(0.0, 0.2), true, true), Pending);
+        // Deployment-wide reasons come first, whatever the call was.
+        assert_eq!(plan(&v, false, true), NotConfigured);
+        assert_eq!(plan(&v, false, false), NotConfigured);
+        assert_eq!(plan(&v, true, false), NoCallback);
+        let mut unanswered = v.clone();
+        unanswered.answered_at = None;
+        unanswered.recording_url = None;
+        assert_eq!(plan(&unanswered, true, true), NotAnswered);
+        let mut unrecorded = v.clone();
+        unrecorded.recording_url = None;
+        unrecorded.recording_complete = Some(false);
+        assert_eq!(plan(&unrecorded, true, true), NotRecorded);
+        // An incomplete recording is still transcribed.
+        let mut partial = v.clone();
+        partial.recording_complete = Some(false);
+        assert_eq!(plan(&partial, true, true), Pending);
+        // Talk the record shows as 0.0 is no talk time; NaN too.
+        assert_eq!(plan(&answered_recorded(0.0, 0.0), true, true), NoTalkTime);
+        assert_eq!(plan(&answered_recorded(0.04, 0.0), true, true), NoTalkTime);
+        assert_eq!(
+            plan(&answered_recorded(f64::NAN, -1.0), true, true),
+            NoTalkTime
+        );
+    }
+
+    #[test]
+    fn states_and_speakers_spell_as_documented() {
+        for s in TranscriptState::ALL {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap_or_default(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&TranscriptState::NoTalkTime).unwrap_or_default(),
+            r#""no_talk_time""#
+        );
+    }
+
+    #[test]
+    fn click_to_call_is_client_and_manager_everything_else_caller_and_agent() {
+        use crate::core::call::bridge::LegView;
+        use crate::core::call::transfer::{Mode, Outcome, Progress};
+        let mut v = answered_recorded(1.0, 1.0);
+        assert_eq!(speakers(&v), ("caller", "agent"));
+        v.direction = Direction::Outbound;
+        assert_eq!(speakers(&v), ("caller", "agent"));
+        v.bridge = Some(LegView {
+            to: "+48123456789".into(),
+            status: "completed".into(),
+            sip_status: Some(200),
+        });
+        assert_eq!(speakers(&v), ("client", "manager"));
+        // A bridge transfer's target is not a click-to-call client.
+        v.transfer = Some(Progress {
+            mode: Mode::Bridge,
+            to: "+48123456789".into(),
+            outcome: Outcome::Succeeded,
+            sip_status: Some(200),
+        });
+        assert_eq!(speakers(&v), ("caller", "agent"));
     }
 
     #[test]

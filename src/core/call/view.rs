@@ -1,5 +1,6 @@
 //! The one view of a call: what `GET /v1/calls/{id}` answers and what every status callback
-//! (`call.ringing`, `call.answered`, `call.completed`) carries inside its envelope.
+//! (`call.ringing`, `call.answered`, `call.completed`, `call.transfer`) carries inside its
+//! envelope (`call.transcript` carries only the call's id and its turns).
 //!
 //! Owns: the field names and types on the wire (PROTOCOLS.md §3–4). Durations are seconds
 //! with 0.1 s precision; timestamps are ISO-8601 UTC strings; absent parts are absent keys.
@@ -122,6 +123,9 @@ pub struct CallView {
     /// dialled and how that went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<super::bridge::LegView>,
+    /// At the end: whether a `call.transcript` follows, or why not (`pending`, `no_talk_time`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<crate::core::transcript::TranscriptState>,
 }
 
 impl CallView {
@@ -150,6 +154,7 @@ impl CallView {
             billing: None,
             transfer: None,
             bridge: None,
+            transcript: None,
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Call status callbacks (PROTOCOLS.md §4): the envelope of `call.completed` (and of
-//! `call.ringing` / `call.answered`, which carry the same call view), and billing rounding.
+//! `call.ringing` / `call.answered` / `call.transfer`, which carry the same call view), the
+//! `call.transcript` event (the same envelope around the call's id and its turns), and
+//! billing rounding.
 //!
 //! Owns: the envelope's field names (`event`, `event_id`, `seq`) and the events' short names
-//! (`ringing`, `answered`, `completed`); the call's own fields are [`CallView`]'s. Derives `Deserialize` too, so a spooled payload can be read back and
-//! re-sent as it was.
+//! (`ringing`, `answered`, `completed`); the call's own fields are [`CallView`]'s, a
+//! transcript's turns `core::transcript`'s. Derives `Deserialize` too, so a spooled payload
+//! can be read back and re-sent as it was.
 //! Must not: read a clock, sign, send, or decide end reasons (the call machine does).
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +27,10 @@ pub enum CallbackEvent {
     /// URL, whatever `events` says.
     #[serde(rename = "call.transfer")]
     Transfer,
+    /// The call's speaker-labelled transcript ([`TranscriptEvent`]); sent whenever the call's
+    /// record said `"transcript":"pending"`, whatever `events` says.
+    #[serde(rename = "call.transcript")]
+    Transcript,
 }
 
 impl CallbackEvent {
@@ -33,6 +40,7 @@ impl CallbackEvent {
             CallbackEvent::Answered => "call.answered",
             CallbackEvent::Completed => "call.completed",
             CallbackEvent::Transfer => "call.transfer",
+            CallbackEvent::Transcript => "call.transcript",
         }
     }
 
@@ -59,6 +67,7 @@ impl CallbackEvent {
             CallbackEvent::Answered => 2,
             CallbackEvent::Completed => 4,
             CallbackEvent::Transfer => 8,
+            CallbackEvent::Transcript => 16,
         }
     }
 }
@@ -114,6 +123,28 @@ impl CallCompleted {
     }
 }
 
+/// `call.transcript` (PROTOCOLS.md §4): the same envelope (`event`, `event_id`, `seq` after
+/// the call's `call.completed`), the call's id, and its turns with their text. When
+/// transcription failed, `turns` is empty and `error` says what failed (`timeout`,
+/// `http_status`, `unavailable`, `bad_response`, `recording`, `config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptEvent {
+    pub event: CallbackEvent,
+    pub event_id: String,
+    pub seq: u32,
+    pub call_id: String,
+    pub turns: Vec<crate::core::transcript::Turn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl TranscriptEvent {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain data with string keys: serde_json cannot fail on it.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +191,7 @@ mod tests {
                 transfer: None,
                 bridge: None,
                 recording_complete: None,
+                transcript: None,
             },
         }
     }
@@ -214,6 +246,7 @@ mod tests {
                 transfer: None,
                 bridge: None,
                 recording_complete: None,
+                transcript: None,
             },
         };
         assert_eq!(
@@ -274,6 +307,40 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(all, EventSet::ALL);
+    }
+
+    #[test]
+    fn transcript_snapshot() {
+        let mut t = TranscriptEvent {
+            event: CallbackEvent::Transcript,
+            event_id: "evt-c-3".into(),
+            seq: 3,
+            call_id: "c".into(),
+            turns: vec![crate::core::transcript::Turn {
+                speaker: "caller".into(),
+                start_ms: 0,
+                end_ms: 2300,
+                text: "hi".into(),
+            }],
+            error: None,
+        };
+        assert_eq!(
+            String::from_utf8(t.to_json()).unwrap_or_default(),
+            concat!(
+                r#"{"event":"call.transcript","event_id":"evt-c-3","seq":3,"call_id":"c","#,
+                r#""turns":[{"speaker":"caller","start_ms":0,"end_ms":2300,"text":"hi"}]}"#
+            )
+        );
+        t.turns.clear();
+        t.error = Some("timeout".into());
+        assert_eq!(
+            String::from_utf8(t.to_json()).unwrap_or_default(),
+            concat!(
+                r#"{"event":"call.transcript","event_id":"evt-c-3","seq":3,"call_id":"c","#,
+                r#""turns":[],"error":"timeout"}"#
+            )
+        );
+        assert_eq!(CallbackEvent::from_name("transcript"), None);
     }
 
     #[test]
