@@ -352,7 +352,7 @@ fn paths_and_schemas() -> Value {
                 "responses": command_responses()
             }},
             "/v1/calls/{id}/transfer": {"post": {
-                "summary": "Transfer an answered call (REFER, PBX notification); progress comes as call.transfer callbacks and in the call's `transfer`.",
+                "summary": "Transfer an answered call (REFER, a bridged leg, PBX notification); progress comes as call.transfer callbacks and in the call's `transfer` (a bridged leg's states as call.leg and in `bridge`).",
                 "parameters": [call_id_param()],
                 "requestBody": {"required": true,
                     "content": {"application/json": {"schema": reference("Transfer")}}},

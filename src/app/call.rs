@@ -578,6 +578,7 @@ impl Driver {
                 if let Some(b) = &view.bridge {
                     tracing::info!(to = %b.to, status = %b.status, sip_status = ?b.sip_status, "bridged leg");
                 }
+                self.status.leg(&self.ctx, &view);
                 self.ctx.registry.update(self.call.id(), view);
             }
         }

@@ -108,6 +108,17 @@ impl StatusEvents {
         }
     }
 
+    /// The bridged leg moved on (the view's `bridge` says how): `call.leg`, like
+    /// `call.transfer` whenever the call has a callback URL and JSON callbacks.
+    pub fn leg(&mut self, ctx: &Arc<Ctx>, view: &CallView) {
+        if self.format == CallbackFormat::Json {
+            let wanted = self.wanted;
+            self.wanted = wanted.with(CallbackEvent::Leg);
+            self.send(ctx, CallbackEvent::Leg, view);
+            self.wanted = wanted;
+        }
+    }
+
     /// A checkpoint of an answered call: its view (`duration_s` up to now) and both sides'
     /// talk so far (milliseconds from the answer). Every `[callbacks] checkpoint`.
     pub fn checkpoint(

@@ -66,7 +66,7 @@ pub fn payload(record: &CallCompleted, format: &CallbackFormat) -> Payload {
             let view = &record.call;
             // The event's own time where the view has it, else now (ringing).
             let at = match record.event {
-                CallbackEvent::Ringing | CallbackEvent::Transfer => None,
+                CallbackEvent::Ringing | CallbackEvent::Transfer | CallbackEvent::Leg => None,
                 CallbackEvent::Answered => view.answered_at.clone(),
                 CallbackEvent::Completed | CallbackEvent::Transcript => view.ended_at.clone(),
             }

@@ -6,15 +6,12 @@
 //! The caller's BYE reaches the target; the record says how the transfer and the leg went.
 //! Skips (with a note) only when baresip is not installed; `scripts/test.sh` installs it.
 
-use serde_json::Value;
-
 use super::support::agent::{Action, Dialect, Script, Seen};
 use super::support::baresip::TempDir;
-use super::support::gw::wait_event;
 use super::support::leg::WAIT;
 use super::support::phone::{phone, recorded_frames};
+use super::transfer::{ended, transfer_outcomes};
 use super::{connected, CALLER_HZ};
-use trunkgate::app::GatewayEvent;
 
 const TARGET_HZ: f32 = 700.0;
 const TARGET: &str = "+4930123456";
@@ -76,14 +73,15 @@ async fn a_bridge_transfer_connects_the_caller_to_a_real_phone_both_ways() {
         .wait_event("CALL_CLOSED", WAIT)
         .await
         .expect("the caller's BYE reaches the target");
-    let ended = wait_event(&mut live.events, WAIT, |e| {
-        matches!(e, GatewayEvent::CallEnded { .. })
-    })
-    .await;
-    let GatewayEvent::CallEnded { record, .. } = ended else {
-        unreachable!()
-    };
-    let record: Value = serde_json::to_value(&record.call).expect("record JSON");
+    let (record, seen) = ended(&mut live).await;
+    // A callback per state of the target's leg, and the transfer's.
+    let legs: Vec<&str> = seen
+        .iter()
+        .filter(|d| d["event"] == "call.leg")
+        .filter_map(|d| d["bridge"]["status"].as_str())
+        .collect();
+    assert_eq!(legs.last(), Some(&"in-progress"), "{seen:?}");
+    assert_eq!(transfer_outcomes(&seen), vec!["trying", "succeeded"]);
     assert_eq!(record["end_reason"], "caller_hangup", "{record}");
     assert_eq!(record["transfer"]["mode"], "bridge", "{record}");
     assert_eq!(record["transfer"]["outcome"], "succeeded", "{record}");

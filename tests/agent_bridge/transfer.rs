@@ -20,7 +20,7 @@ fn trunk(transfer: &str) -> String {
 }
 
 /// The call's record once it ended, and every callback delivered for it, in `seq` order.
-async fn ended(live: &mut Live) -> (Value, Vec<Value>) {
+pub(super) async fn ended(live: &mut Live) -> (Value, Vec<Value>) {
     let ended = wait_event(&mut live.events, WAIT, |e| {
         matches!(e, GatewayEvent::CallEnded { .. })
     })
@@ -45,7 +45,7 @@ async fn ended(live: &mut Live) -> (Value, Vec<Value>) {
     }
 }
 
-fn transfer_outcomes(seen: &[Value]) -> Vec<String> {
+pub(super) fn transfer_outcomes(seen: &[Value]) -> Vec<String> {
     seen.iter()
         .filter(|d| d["event"] == "call.transfer")
         .map(|d| d["transfer"]["outcome"].as_str().unwrap_or("").to_string())

@@ -163,7 +163,10 @@ impl Call {
                 let State::Dialing { early, .. } = &mut b.state else {
                     return;
                 };
-                b.view.status = "ringing".into();
+                if b.view.status != "ringing" {
+                    b.view.status = "ringing".into();
+                    self.out.push_back(Output::Notice(Notice::Bridged));
+                }
                 if let (Some(sdp), Some(m), false) = (sdp, &mut b.media, *early) {
                     if m.accept_answer(&sdp).is_ok() {
                         *early = true;

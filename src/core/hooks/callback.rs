@@ -31,6 +31,11 @@ pub enum CallbackEvent {
     /// record said `"transcript":"pending"`, whatever `events` says.
     #[serde(rename = "call.transcript")]
     Transcript,
+    /// The bridged leg moved on (a `bridge` transfer's target, click-to-call's client: the
+    /// view's `bridge` says how — ringing, in-progress, busy, no-answer, failed); sent
+    /// whenever the call has a callback URL, whatever `events` says.
+    #[serde(rename = "call.leg")]
+    Leg,
 }
 
 impl CallbackEvent {
@@ -41,6 +46,7 @@ impl CallbackEvent {
             CallbackEvent::Completed => "call.completed",
             CallbackEvent::Transfer => "call.transfer",
             CallbackEvent::Transcript => "call.transcript",
+            CallbackEvent::Leg => "call.leg",
         }
     }
 
@@ -68,6 +74,7 @@ impl CallbackEvent {
             CallbackEvent::Completed => 4,
             CallbackEvent::Transfer => 8,
             CallbackEvent::Transcript => 16,
+            CallbackEvent::Leg => 32,
         }
     }
 }

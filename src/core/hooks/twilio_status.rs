@@ -32,7 +32,9 @@ pub fn rfc2822(iso: Option<&str>) -> Option<String> {
 pub fn call_status(view: &CallView, event: CallbackEvent) -> &'static str {
     match event {
         CallbackEvent::Ringing => CallStatus::Ringing.as_str(),
-        CallbackEvent::Answered | CallbackEvent::Transfer => CallStatus::InProgress.as_str(),
+        CallbackEvent::Answered | CallbackEvent::Transfer | CallbackEvent::Leg => {
+            CallStatus::InProgress.as_str()
+        }
         // A transcript is never sent as Twilio's form; it would come after the end.
         CallbackEvent::Completed | CallbackEvent::Transcript if view.status.is_active() => {
             CallStatus::Completed.as_str()
