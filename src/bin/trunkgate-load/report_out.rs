@@ -142,7 +142,7 @@ impl OutReport {
                     spread(between(Event::Posted, Event::Answered)),
                 ),
                 (
-                    "teardown client BYE→mgr BYE ms",
+                    "teardown BYE→mgr BYE ms",
                     "client_bye_manager_bye",
                     spread(between(Event::ByeSent, Event::MgrEnded)),
                 ),
@@ -260,13 +260,13 @@ impl OutReport {
         }
         let [a, b, c] = self.rtt_ms;
         let media = if self.click_to_call {
-            "media leg→leg ms p50/95/99 "
+            "media leg→leg ms p50/95/99"
         } else {
             "media round trip ms p50/95/99"
         };
         let _ = writeln!(
             s,
-            "{media} {a:.1} / {b:.1} / {c:.1}  ({} bursts)",
+            "{media:<30}{a:.1} / {b:.1} / {c:.1}  ({} bursts)",
             self.rtt_samples
         );
         let [sent, recv, lost, late] = self.rtp;
