@@ -5,6 +5,7 @@
 #   scripts/load.sh                         # bridged calls: webhook + echo agent (twilio), 100 calls
 #   scripts/load.sh --mode demo             # against `trunkgate demo` (built-in echo agent)
 #   scripts/load.sh --mode outbound         # POST /v1/calls; trunkgate-load is the far-end trunk and the agent
+#   scripts/load.sh --mode outbound --click-to-call   # POST /v1/calls bridge_from: the far end is both phones, no agent
 #   scripts/load.sh --bin-dir DIR -- ...    # run prebuilt trunkgate and trunkgate-load from DIR (no cargo build)
 #   scripts/load.sh --runs 2 -- ...         # the same run twice against one gateway (RSS drift)
 #   scripts/load.sh --record -- ...         # every call recorded ([recording] enabled, a temp dir)
@@ -18,17 +19,23 @@ mode=bridge
 runs=1
 bin_dir=""
 record=false
+click=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) mode="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --bin-dir) bin_dir="$2"; shift 2 ;;
     --record) record=true; shift ;;
+    --click-to-call) click=true; shift ;;
     --) shift; break ;;
     *) break ;;
   esac
 done
 load_args=("$@")
+if [ "$click" = true ] && [ "$mode" != outbound ]; then
+  echo "--click-to-call needs --mode outbound" >&2
+  exit 2
+fi
 if [ "$record" = true ] && [ "$mode" = demo ]; then
   echo "--record needs a config: not with --mode demo" >&2
   exit 2
@@ -95,6 +102,8 @@ CONF
   gateway_pid=$!
   target=127.0.0.1:18081   # wait for the API, not SIP
   serve=(--mode outbound --api http://127.0.0.1:18081 --token-file "$work/api.token" --far-end "$far_end" --trunk load)
+  # Click-to-call: both legs (manager, then client) go through the same trunk to the far end.
+  [ "$click" = true ] && serve+=(--click-to-call)
 elif [ "$mode" = demo ]; then
   "$bin/trunkgate" demo >"$work/gateway.log" 2>&1 &
   gateway_pid=$!

@@ -8,7 +8,8 @@
 //!
 //! `--mode outbound` turns it around: it is the far-end trunk (a SIP UAS that rings, answers
 //! and streams the same audio) and the agent, and places the calls through the gateway's
-//! `POST /v1/calls` ([`outbound`]).
+//! `POST /v1/calls` ([`outbound`]); with `--click-to-call` it is both phones of a
+//! click-to-call (manager and client), bridged by the gateway, and no agent.
 
 mod agent;
 mod caller;
@@ -93,6 +94,12 @@ pub struct Args {
     /// Outbound: how long the far end rings (180) before its 200 OK, ms.
     #[arg(long, default_value_t = 200)]
     pub ring_ms: u64,
+    /// Outbound: click-to-call. Call `n` posts `bridge_from` `+4813`+n (the manager, rung
+    /// first) and `to` `+4812`+n (the client), no agent; the far end answers both legs,
+    /// streams on both, hangs up the client after `--duration` and expects the gateway's BYE
+    /// on the manager leg.
+    #[arg(long)]
+    pub click_to_call: bool,
     /// Hard limit on the whole run, seconds.
     #[arg(long, default_value_t = 600)]
     pub max_seconds: u64,
@@ -102,6 +109,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.calls == 0 || args.concurrency == 0 || args.rate <= 0.0 || args.duration <= 0.0 {
         eprintln!("calls, concurrency, rate and duration must be positive");
+        return ExitCode::FAILURE;
+    }
+    if args.click_to_call && args.mode != "outbound" {
+        eprintln!("--click-to-call is an outbound mode (--mode outbound)");
         return ExitCode::FAILURE;
     }
     if args.mode == "outbound" && !(args.far_end.ip().is_loopback() && loopback_url(&args.api)) {

@@ -10,6 +10,11 @@
 //! RFC 4733 digit halfway through. Arrival times have 1 ms resolution (the socket is drained
 //! once per millisecond), so round trips read up to 1 ms long, 0.5 ms on average.
 //!
+//! Click-to-call legs stream the same audio but are *relayed* to each other, not echoed: a
+//! leg added with [`Engine::add_relay`] and paired with its other leg ([`Engine::pair`])
+//! times each burst onset it hears against the other leg's last burst sent (one way, leg →
+//! gateway → leg), and never against its own.
+//!
 //! Why: one task, one socket and one timer per call made the load tool cost as much CPU as the
 //! gateway it measures (two syscalls and a wake-up per packet); batched here, a 1,000-call run
 //! leaves the gateway the cores it is being measured on.
@@ -60,6 +65,9 @@ struct CallMedia {
     first_seq: Option<u16>,
     max_seq: u16,
     stats: MediaStats,
+    /// A click-to-call leg: onsets are timed against `peer`'s bursts (none until paired).
+    relay: bool,
+    peer: Option<u16>,
 }
 
 impl CallMedia {
@@ -105,7 +113,8 @@ impl CallMedia {
         self.sent += 1;
     }
 
-    fn on_packet(&mut self, data: &[u8], now: Instant) {
+    /// `peer_burst`: the paired leg's last burst onset sent (relay legs only).
+    fn on_packet(&mut self, data: &[u8], now: Instant, peer_burst: Option<Instant>) {
         let Ok(pkt) = rtp::parse(data) else { return };
         self.stats.received += 1;
         if let Some(prev) = self.last_arrival {
@@ -133,9 +142,20 @@ impl CallMedia {
         let mut dec = [0i16; 160];
         g711::decode_ulaw(&pkt.payload[..k], &mut dec[..k]);
         let energy = dec[..k].iter().map(|&x| f64::from(x).abs()).sum::<f64>() / k.max(1) as f64;
-        if energy > ONSET_ENERGY && !self.in_echo {
+        let reference = if self.relay {
+            peer_burst
+        } else {
+            self.burst_sent
+        };
+        let onset = energy > ONSET_ENERGY && !self.in_echo;
+        if self.relay {
+            // No burst of our own re-arms the detector: the next loud frame after a quiet one
+            // is the next onset.
+            self.in_echo = energy > ONSET_ENERGY;
+        }
+        if onset {
             self.in_echo = true;
-            if let Some(t) = self.burst_sent {
+            if let Some(t) = reference {
                 let rtt = now.duration_since(t);
                 if rtt < Duration::from_millis(900) {
                     self.stats.rtts.push(rtt);
@@ -212,6 +232,26 @@ impl Engine {
 
     /// Starts streaming `frames` frames to `remote` (the gateway's RTP address for this call).
     pub fn add(&self, remote: SocketAddr, frames: u32, dtmf: bool) {
+        self.insert(remote, frames, dtmf, false);
+    }
+
+    /// [`Engine::add`] for a click-to-call leg: what it hears is relayed from its other leg,
+    /// timed once [`Engine::pair`] names it.
+    pub fn add_relay(&self, remote: SocketAddr, frames: u32) {
+        self.insert(remote, frames, false, true);
+    }
+
+    /// Makes the streams to `a` and `b` (both added) each other's peer.
+    pub fn pair(&self, a: SocketAddr, b: SocketAddr) {
+        let mut t = self.lock();
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(c) = t.calls.get_mut(&x.port()) {
+                c.peer = Some(y.port());
+            }
+        }
+    }
+
+    fn insert(&self, remote: SocketAddr, frames: u32, dtmf: bool, relay: bool) {
         let call = CallMedia {
             remote,
             frames,
@@ -228,6 +268,8 @@ impl Engine {
             first_seq: None,
             max_seq: 0,
             stats: MediaStats::default(),
+            relay,
+            peer: None,
         };
         let mut t = self.lock();
         // A random phase within the frame period, as real callers have (a stream that starts
@@ -325,8 +367,14 @@ impl Engine {
                     let now = Instant::now();
                     let mut t = self.lock();
                     for &(i, port, len) in &got {
+                        let peer_burst = t
+                            .calls
+                            .get(&port)
+                            .and_then(|c| c.peer)
+                            .and_then(|p| t.calls.get(&p))
+                            .and_then(|p| p.burst_sent);
                         if let Some(c) = t.calls.get_mut(&port) {
-                            c.on_packet(&bufs[i][..len.min(RECV_BUF)], now);
+                            c.on_packet(&bufs[i][..len.min(RECV_BUF)], now, peer_burst);
                         }
                     }
                 }

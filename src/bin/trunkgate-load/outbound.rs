@@ -4,6 +4,11 @@
 //! HTTP client. Call `n` dials `+4812` + `n` in 9 digits and names the agent
 //! `ws://<agent>/agent/<n in 9 digits>`, so the far end and the agent know which call they see.
 //!
+//! `--click-to-call`: call `n` posts `bridge_from` `+4813` + `n` (the manager) and `to`
+//! `+4812` + `n` (the client), no agent; the far end is both phones. A call is good when both
+//! legs were answered, each received RTP and heard the other's audio, the far end's BYE on
+//! the client leg was answered and the gateway then BYEd the manager ([`click_verdict`]).
+//!
 //! Owns: the API requests and the per-call verdict (which failure kind, if any). Must not:
 //! speak SIP or WebSocket (trunk, agent) or format the figures (`report_out`).
 
@@ -15,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::timeline::{End, Event, Timeline};
+use crate::timeline::{End, Event, Leg, Timeline};
 use crate::trunk::{Settings, Trunk, TrunkStats};
 use crate::{agent, caller, media, procfs, Args};
 
@@ -50,6 +55,10 @@ struct Ctx {
     agent: SocketAddr,
     dialect: String,
     trunk: String,
+    click_to_call: bool,
+    /// Click-to-call: whether a leg must have heard the other's tone bursts (one a second;
+    /// only asked of calls long enough to carry one).
+    need_audio: bool,
     timeline: Arc<Timeline>,
     /// How long after its 201 a call may take to end before it counts as lost.
     patience: Duration,
@@ -68,13 +77,21 @@ pub async fn run_all(args: &Args, pid: Option<u32>) -> Result<OutResults, String
     let settings = Settings {
         ring: Duration::from_millis(args.ring_ms),
         duration: Duration::from_secs_f64(args.duration),
+        click_to_call: args.click_to_call,
     };
     let trunk = Trunk::start(args.far_end, settings, engine.clone(), timeline.clone())
         .map_err(|e| format!("far-end trunk on {}: {e}", args.far_end))?;
-    eprintln!(
-        "far-end trunk on udp {}, echo agent on ws://{agent}/agent/…, calls via {}/v1/calls",
-        trunk.local, args.api
-    );
+    if args.click_to_call {
+        eprintln!(
+            "far-end trunk (manager +4813…, client +4812…) on udp {}, click-to-call via {}/v1/calls",
+            trunk.local, args.api
+        );
+    } else {
+        eprintln!(
+            "far-end trunk on udp {}, echo agent on ws://{agent}/agent/…, calls via {}/v1/calls",
+            trunk.local, args.api
+        );
+    }
     let token = match &args.token_file {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -97,8 +114,11 @@ pub async fn run_all(args: &Args, pid: Option<u32>) -> Result<OutResults, String
         agent,
         dialect: args.dialect.clone(),
         trunk: args.trunk.clone(),
+        click_to_call: args.click_to_call,
+        need_audio: args.duration >= 1.5,
         timeline: timeline.clone(),
-        patience: Duration::from_millis(args.ring_ms)
+        // Click-to-call rings twice (manager, then client).
+        patience: Duration::from_millis(args.ring_ms) * 2
             + Duration::from_secs_f64(args.duration)
             + Duration::from_secs(45),
     });
@@ -148,6 +168,16 @@ pub async fn run_all(args: &Args, pid: Option<u32>) -> Result<OutResults, String
 
 /// The API request for call `n`.
 fn body(ctx: &Ctx, n: usize) -> serde_json::Value {
+    if ctx.click_to_call {
+        return serde_json::json!({
+            "to": format!("+4812{n:09}"),
+            "from": "+4800000000001",
+            "bridge_from": format!("+{}{n:09}", crate::trunk_msg::MANAGER_PREFIX),
+            "bridge_from_trunk": ctx.trunk,
+            "trunk": ctx.trunk,
+            "timeout_s": 30,
+        });
+    }
     serde_json::json!({
         "to": format!("+4812{n:09}"),
         "from": "+4800000000001",
@@ -191,6 +221,17 @@ async fn one_call(ctx: &Ctx, n: usize) -> OutCall {
         .and_then(|v| v.get("call_id"))
         .and_then(|c| c.as_str())
         .map(str::to_string);
+    if ctx.click_to_call {
+        let both = async {
+            ctx.timeline.ended_leg(n, Leg::Called).await;
+            ctx.timeline.ended_leg(n, Leg::Manager).await;
+        };
+        out.failure = match tokio::time::timeout(ctx.patience, both).await {
+            Ok(()) => click_verdict(&ctx.timeline, n, ctx.need_audio),
+            Err(_) => Some(click_lost(&ctx.timeline, n).into()),
+        };
+        return out;
+    }
     if tokio::time::timeout(ctx.patience, ctx.timeline.ended(n))
         .await
         .is_err()
@@ -232,6 +273,74 @@ fn verdict(t: &Timeline, n: usize, call_id: Option<&str>) -> Option<String> {
     }
 }
 
+/// Why a click-to-call call that did not end in time got stuck: the first step missing.
+fn click_lost(t: &Timeline, n: usize) -> &'static str {
+    let at = |e| t.at(n, e).is_some();
+    if !at(Event::MgrInvite) {
+        "no manager INVITE"
+    } else if !at(Event::MgrAnswered) {
+        "manager not answered"
+    } else if !at(Event::Invite) {
+        "no client INVITE after the manager answered"
+    } else if t.outcome_of(n, Leg::Called).is_none() {
+        "no end on the client leg"
+    } else {
+        "no gateway BYE on the manager leg"
+    }
+}
+
+/// The failure kind of an ended click-to-call call, or `None` when it went as it should: the
+/// client leg ended by the far end's BYE (answered 200), then the manager leg by the gateway's
+/// BYE; each leg received RTP and (`need_audio`) heard the other leg's bursts.
+fn click_verdict(t: &Timeline, n: usize, need_audio: bool) -> Option<String> {
+    let mut legs = Vec::with_capacity(2);
+    for (leg, expected) in [(Leg::Manager, End::GatewayBye), (Leg::Called, End::ByeOk)] {
+        let name = leg.name();
+        let Some(o) = t.outcome_of(n, leg) else {
+            return Some(format!("{name}: no outcome"));
+        };
+        let wrong = match &o.end {
+            e if *e == expected => None,
+            End::Cancelled => Some("SIP CANCEL (487 sent)".to_string()),
+            End::NoAck => Some("SIP no ACK for 200".into()),
+            End::ByeOk => Some("ended by our BYE".into()),
+            End::ByeAnswered(s) => Some(format!("SIP BYE answered {s}")),
+            End::ByeTimeout => Some("SIP BYE unanswered".into()),
+            End::GatewayBye => Some("SIP BYE from gateway".into()),
+        };
+        if let Some(w) = wrong {
+            return Some(format!("{name}: {w}"));
+        }
+        legs.push((leg, o));
+    }
+    // The manager's BYE must follow the client's hang-up, not precede it.
+    match (t.at(n, Event::ByeSent), t.at(n, Event::MgrEnded)) {
+        (Some(bye), Some(mgr)) if mgr >= bye => {}
+        _ => return Some("manager: BYE from gateway before the client hung up".into()),
+    }
+    for (leg, o) in &legs {
+        if o.media.received == 0 {
+            return Some(format!("{}: no RTP received", leg.name()));
+        }
+    }
+    if need_audio {
+        for (leg, o) in &legs {
+            if o.media.rtts.is_empty() {
+                let other = match leg {
+                    Leg::Called => Leg::Manager,
+                    Leg::Manager => Leg::Called,
+                };
+                return Some(format!(
+                    "{}: no audio from the {}",
+                    leg.name(),
+                    other.name()
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn http_error_kind(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "HTTP timeout".into()
@@ -257,6 +366,105 @@ mod tests {
                 seconds: 1.0,
             },
         );
+    }
+
+    /// Leg `leg` of call `n` ends with `end`, having received `received` packets and heard
+    /// `bursts` bursts of the other leg.
+    fn leg_ended(t: &Timeline, n: usize, leg: Leg, end: End, received: u32, bursts: usize) {
+        let media = MediaStats {
+            received,
+            rtts: vec![Duration::from_millis(30); bursts],
+            ..MediaStats::default()
+        };
+        t.finish_leg(
+            n,
+            leg,
+            Outcome {
+                end,
+                media,
+                seconds: 1.0,
+            },
+        );
+    }
+
+    /// A click-to-call call that went as it should: our BYE on the client leg, then the
+    /// gateway's on the manager leg.
+    fn good_call(t: &Timeline, n: usize) {
+        t.mark(n, Event::ByeSent);
+        leg_ended(t, n, Leg::Called, End::ByeOk, 250, 5);
+        leg_ended(t, n, Leg::Manager, End::GatewayBye, 260, 5);
+    }
+
+    #[test]
+    fn a_click_to_call_call_is_good_with_both_legs_hung_up_and_heard() {
+        let t = Timeline::new(8);
+        good_call(&t, 0);
+        assert_eq!(click_verdict(&t, 0, true), None);
+        // The gateway hung up the client instead of answering our BYE.
+        leg_ended(&t, 1, Leg::Called, End::GatewayBye, 250, 5);
+        leg_ended(&t, 1, Leg::Manager, End::GatewayBye, 250, 5);
+        assert_eq!(
+            click_verdict(&t, 1, true).as_deref(),
+            Some("client: SIP BYE from gateway")
+        );
+        // The manager leg cancelled (it never answered).
+        leg_ended(&t, 2, Leg::Manager, End::Cancelled, 0, 0);
+        assert_eq!(
+            click_verdict(&t, 2, true).as_deref(),
+            Some("manager: SIP CANCEL (487 sent)")
+        );
+        // The manager's BYE came before ours to the client.
+        leg_ended(&t, 3, Leg::Manager, End::GatewayBye, 250, 5);
+        std::thread::sleep(Duration::from_millis(2));
+        t.mark(3, Event::ByeSent);
+        leg_ended(&t, 3, Leg::Called, End::ByeOk, 250, 5);
+        assert_eq!(
+            click_verdict(&t, 3, true).as_deref(),
+            Some("manager: BYE from gateway before the client hung up")
+        );
+        // No RTP on the client leg; no relayed audio on the manager leg.
+        t.mark(4, Event::ByeSent);
+        leg_ended(&t, 4, Leg::Called, End::ByeOk, 0, 0);
+        leg_ended(&t, 4, Leg::Manager, End::GatewayBye, 250, 5);
+        assert_eq!(
+            click_verdict(&t, 4, true).as_deref(),
+            Some("client: no RTP received")
+        );
+        t.mark(5, Event::ByeSent);
+        leg_ended(&t, 5, Leg::Called, End::ByeOk, 250, 5);
+        leg_ended(&t, 5, Leg::Manager, End::GatewayBye, 250, 0);
+        assert_eq!(
+            click_verdict(&t, 5, true).as_deref(),
+            Some("manager: no audio from the client")
+        );
+        assert_eq!(
+            click_verdict(&t, 5, false),
+            None,
+            "short calls: packets suffice"
+        );
+        // Only one leg ended.
+        leg_ended(&t, 6, Leg::Called, End::ByeOk, 250, 5);
+        assert_eq!(
+            click_verdict(&t, 6, true).as_deref(),
+            Some("manager: no outcome")
+        );
+    }
+
+    #[test]
+    fn a_stuck_click_to_call_call_names_the_first_missing_step() {
+        let t = Timeline::new(4);
+        assert_eq!(click_lost(&t, 0), "no manager INVITE");
+        t.mark(1, Event::MgrInvite);
+        t.mark(1, Event::MgrAnswered);
+        assert_eq!(
+            click_lost(&t, 1),
+            "no client INVITE after the manager answered"
+        );
+        t.mark(2, Event::MgrInvite);
+        t.mark(2, Event::MgrAnswered);
+        t.mark(2, Event::Invite);
+        leg_ended(&t, 2, Leg::Called, End::ByeOk, 1, 1);
+        assert_eq!(click_lost(&t, 2), "no gateway BYE on the manager leg");
     }
 
     #[test]

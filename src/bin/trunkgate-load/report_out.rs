@@ -1,6 +1,10 @@
 //! Outbound mode's figures as a table and as JSON, in the inbound report's style: setup time
 //! from the API request to the 201, to the far end's 200 OK and to the agent's start message;
 //! the achieved setup rate; failures by kind; the media round trip; the gateway's CPU and RSS.
+//! Click-to-call runs time API → manager INVITE, manager 200 OK → client INVITE, API → client
+//! 200 OK (the bridge) and our client BYE → the gateway's manager BYE instead, the media as
+//! the one-way delay leg → gateway → other leg, and RTP per leg; CPU is per bridged
+//! call-second (client leg answered → ended).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -8,28 +12,32 @@ use std::fmt::Write;
 use crate::outbound::OutResults;
 use crate::procfs::{Sample, TICKS_PER_SEC};
 use crate::report::{fmt_sample, ms, percentiles, sample_json};
-use crate::timeline::Event;
+use crate::timeline::{Event, Leg};
 use crate::Args;
 
 pub struct OutReport {
     offered: usize,
     completed: usize,
     failures: BTreeMap<String, usize>,
-    /// API request → 201, → 200 OK sent, → agent start; 200 OK → agent start.
-    api_201: [f64; 4],
-    api_invite: [f64; 4],
-    api_ok: [f64; 4],
-    api_agent: [f64; 4],
-    ok_agent: [f64; 4],
-    /// Set-ups completed per second: agent starts over the span from the first to the last
-    /// (a throughput: the ring time every call waits is not counted against it).
+    click_to_call: bool,
+    /// (table label, JSON key, p50/95/99/max ms) per setup interval: outbound API request →
+    /// 201, → INVITE, → 200 OK sent, → agent start, 200 OK → agent start; click-to-call see
+    /// the module docs.
+    setup: Vec<(&'static str, &'static str, [f64; 4])>,
+    /// Set-ups completed per second: agent starts (click-to-call: client 200 OKs) over the
+    /// span from the first to the last (a throughput: the ring time every call waits is not
+    /// counted against it).
     setup_rate: f64,
-    /// First request → last agent start, seconds.
+    /// First request → last agent start (client 200 OK), seconds.
     setup_span_s: f64,
     rtt_ms: [f64; 3],
     rtt_samples: usize,
     rtp: [u64; 4],
+    /// Click-to-call: sent, received, lost, late on the manager legs and the client legs.
+    leg_rtp: Option<[[u64; 4]; 2]>,
     call_seconds: f64,
+    /// Click-to-call: the manager legs' seconds (answered → ended).
+    manager_seconds: f64,
     wall_s: f64,
     cps: f64,
     cpu_pct_per_call: Option<f64>,
@@ -71,8 +79,14 @@ impl OutReport {
                 .map(|d| ms(&d))
                 .collect()
         };
+        let c2c = args.click_to_call;
         let posted = (0..n).filter_map(|i| t.at(i, Event::Posted)).min();
-        let starts: Vec<_> = (0..n).filter_map(|i| t.at(i, Event::AgentStart)).collect();
+        let set_up = if c2c {
+            Event::Answered
+        } else {
+            Event::AgentStart
+        };
+        let starts: Vec<_> = (0..n).filter_map(|i| t.at(i, set_up)).collect();
         let (first, last) = (starts.iter().min(), starts.iter().max());
         let setup_rate = match (first, last) {
             (Some(a), Some(b)) if b > a => (starts.len() - 1) as f64 / (*b - *a).as_secs_f64(),
@@ -83,13 +97,84 @@ impl OutReport {
             _ => 0.0,
         };
         let outcomes: Vec<_> = (0..n).filter_map(|i| t.outcome(i)).collect();
+        let managers: Vec<_> = (0..n)
+            .filter_map(|i| t.outcome_of(i, Leg::Manager))
+            .collect();
         let call_seconds = outcomes.iter().map(|o| o.seconds).fold(0.0, |a, b| a + b);
-        let rtts: Vec<f64> = outcomes
+        let manager_seconds = managers.iter().map(|o| o.seconds).fold(0.0, |a, b| a + b);
+        let both: Vec<_> = outcomes.iter().chain(managers.iter()).copied().collect();
+        let rtts: Vec<f64> = both
             .iter()
             .flat_map(|o| o.media.rtts.iter().map(ms))
             .collect();
-        let sum = |f: fn(&crate::media::MediaStats) -> u32| -> u64 {
-            outcomes.iter().map(|o| u64::from(f(&o.media))).sum()
+        let sum_of = |os: &[&crate::timeline::Outcome]| -> [u64; 4] {
+            let f = |g: fn(&crate::media::MediaStats) -> u32| -> u64 {
+                os.iter().map(|o| u64::from(g(&o.media))).sum()
+            };
+            [
+                f(|m| m.sent),
+                f(|m| m.received),
+                f(|m| m.lost),
+                f(|m| m.late),
+            ]
+        };
+        let leg_rtp = c2c.then(|| [sum_of(&managers), sum_of(&outcomes)]);
+        let setup = if c2c {
+            vec![
+                (
+                    "setup API→201 ms p50/95/99",
+                    "api_201",
+                    spread(between(Event::Posted, Event::Created)),
+                ),
+                (
+                    "  API→manager INVITE ms",
+                    "api_manager_invite",
+                    spread(between(Event::Posted, Event::MgrInvite)),
+                ),
+                (
+                    "  mgr 200 OK→client INVITE ms",
+                    "manager_ok_client_invite",
+                    spread(between(Event::MgrAnswered, Event::Invite)),
+                ),
+                (
+                    "setup API→bridge ms p50/95/99",
+                    "api_client_200ok",
+                    spread(between(Event::Posted, Event::Answered)),
+                ),
+                (
+                    "teardown BYE→mgr BYE ms",
+                    "client_bye_manager_bye",
+                    spread(between(Event::ByeSent, Event::MgrEnded)),
+                ),
+            ]
+        } else {
+            vec![
+                (
+                    "setup API→201 ms p50/95/99",
+                    "api_201",
+                    spread(between(Event::Posted, Event::Created)),
+                ),
+                (
+                    "  API→INVITE ms p50/95/99",
+                    "api_invite",
+                    spread(between(Event::Posted, Event::Invite)),
+                ),
+                (
+                    "setup API→200 OK ms p50/95/99",
+                    "api_200ok",
+                    spread(between(Event::Posted, Event::Answered)),
+                ),
+                (
+                    "setup API→agent ms p50/95/99",
+                    "api_agent_start",
+                    spread(between(Event::Posted, Event::AgentStart)),
+                ),
+                (
+                    "  200 OK→agent ms p50/95/99",
+                    "ok_agent_start",
+                    spread(between(Event::Answered, Event::AgentStart)),
+                ),
+            ]
         };
         let per_call = |ticks: u64| ticks as f64 / TICKS_PER_SEC / call_seconds * 100.0;
         let cpu_pct_per_call = match (&before, &after) {
@@ -111,22 +196,16 @@ impl OutReport {
             offered: args.calls,
             completed: r.completed(),
             failures,
-            api_201: spread(between(Event::Posted, Event::Created)),
-            api_invite: spread(between(Event::Posted, Event::Invite)),
-            api_ok: spread(between(Event::Posted, Event::Answered)),
-            api_agent: spread(between(Event::Posted, Event::AgentStart)),
-            ok_agent: spread(between(Event::Answered, Event::AgentStart)),
+            click_to_call: c2c,
+            setup,
             setup_rate,
             setup_span_s,
             rtt_samples: rtts.len(),
             rtt_ms: percentiles(rtts),
-            rtp: [
-                sum(|m| m.sent),
-                sum(|m| m.received),
-                sum(|m| m.lost),
-                sum(|m| m.late),
-            ],
+            rtp: sum_of(&both),
+            leg_rtp,
             call_seconds,
+            manager_seconds,
             wall_s: r.wall.as_secs_f64(),
             cps: args.rate,
             cpu_pct_per_call,
@@ -153,28 +232,41 @@ impl OutReport {
         let line = |s: &mut String, label: &str, [a, b, c, m]: [f64; 4]| {
             let _ = writeln!(s, "{label:<30}{a:.1} / {b:.1} / {c:.1}  (max {m:.1})");
         };
+        let kind = if self.click_to_call {
+            "click-to-call, POST /v1/calls bridge_from"
+        } else {
+            "outbound, POST /v1/calls"
+        };
         let _ = writeln!(
             s,
-            "calls offered / completed     {} / {}  (outbound, POST /v1/calls)",
+            "calls offered / completed     {} / {}  ({kind})",
             self.offered, self.completed
         );
         for (why, n) in &self.failures {
             let _ = writeln!(s, "  failed: {why:<24} {n}");
         }
+        let last = if self.click_to_call {
+            "bridge"
+        } else {
+            "agent start"
+        };
         let _ = writeln!(
             s,
-            "offered rate                  {:.1} calls/s over {:.1} s; set up {:.1} calls/s (first request → last agent start {:.2} s)",
+            "offered rate                  {:.1} calls/s over {:.1} s; set up {:.1} calls/s (first request → last {last} {:.2} s)",
             self.cps, self.wall_s, self.setup_rate, self.setup_span_s
         );
-        line(&mut s, "setup API→201 ms p50/95/99", self.api_201);
-        line(&mut s, "  API→INVITE ms p50/95/99", self.api_invite);
-        line(&mut s, "setup API→200 OK ms p50/95/99", self.api_ok);
-        line(&mut s, "setup API→agent ms p50/95/99", self.api_agent);
-        line(&mut s, "  200 OK→agent ms p50/95/99", self.ok_agent);
+        for (label, _, v) in &self.setup {
+            line(&mut s, label, *v);
+        }
         let [a, b, c] = self.rtt_ms;
+        let media = if self.click_to_call {
+            "media leg→leg ms p50/95/99"
+        } else {
+            "media round trip ms p50/95/99"
+        };
         let _ = writeln!(
             s,
-            "media round trip ms p50/95/99 {a:.1} / {b:.1} / {c:.1}  ({} bursts)",
+            "{media:<30}{a:.1} / {b:.1} / {c:.1}  ({} bursts)",
             self.rtt_samples
         );
         let [sent, recv, lost, late] = self.rtp;
@@ -182,12 +274,28 @@ impl OutReport {
             s,
             "RTP sent / received           {sent} / {recv}  lost {lost}  late {late}"
         );
+        if let Some(legs) = &self.leg_rtp {
+            for (name, [sent, recv, lost, late]) in ["manager", "client"].iter().zip(legs) {
+                let _ = writeln!(
+                    s,
+                    "  {name:<8} legs              {sent} / {recv}  lost {lost}  late {late}"
+                );
+            }
+        }
         let [inv, unk, rin, rout, bad] = self.far_end;
         let _ = writeln!(
             s,
             "far end INVITEs               {inv} (unknown {unk}), retransmissions in {rin} out {rout}, unparsable {bad}"
         );
-        let _ = writeln!(s, "call-seconds                  {:.1}", self.call_seconds);
+        if self.click_to_call {
+            let _ = writeln!(
+                s,
+                "call-seconds                  {:.1} bridged (client legs; manager legs {:.1})",
+                self.call_seconds, self.manager_seconds
+            );
+        } else {
+            let _ = writeln!(s, "call-seconds                  {:.1}", self.call_seconds);
+        }
         let _ = writeln!(
             s,
             "gateway CPU per call          {}",
@@ -225,8 +333,15 @@ impl OutReport {
     pub fn json(&self) -> String {
         let p =
             |v: &[f64; 4]| serde_json::json!({"p50": v[0], "p95": v[1], "p99": v[2], "max": v[3]});
-        serde_json::json!({
-            "mode": "outbound",
+        let setup: serde_json::Map<String, serde_json::Value> = self
+            .setup
+            .iter()
+            .map(|(_, key, v)| ((*key).to_string(), p(v)))
+            .collect();
+        let media = serde_json::json!({"p50": self.rtt_ms[0], "p95": self.rtt_ms[1], "p99": self.rtt_ms[2], "samples": self.rtt_samples});
+        let rtp = |v: &[u64; 4]| serde_json::json!({"sent": v[0], "received": v[1], "lost": v[2], "late": v[3]});
+        let mut out = serde_json::json!({
+            "mode": if self.click_to_call { "outbound-click-to-call" } else { "outbound" },
             "offered": self.offered,
             "completed": self.completed,
             "failures": self.failures,
@@ -234,16 +349,25 @@ impl OutReport {
             "setup_rate_cps": self.setup_rate,
             "setup_span_s": self.setup_span_s,
             "wall_s": self.wall_s,
-            "setup_ms": {"api_201": p(&self.api_201), "api_invite": p(&self.api_invite), "api_200ok": p(&self.api_ok), "api_agent_start": p(&self.api_agent), "ok_agent_start": p(&self.ok_agent)},
-            "rtt_ms": {"p50": self.rtt_ms[0], "p95": self.rtt_ms[1], "p99": self.rtt_ms[2], "samples": self.rtt_samples},
-            "rtp": {"sent": self.rtp[0], "received": self.rtp[1], "lost": self.rtp[2], "late": self.rtp[3]},
+            "setup_ms": setup,
+            "rtp": rtp(&self.rtp),
             "far_end": {"invites": self.far_end[0], "unknown": self.far_end[1], "retransmitted_in": self.far_end[2], "retransmitted_out": self.far_end[3], "unparsable": self.far_end[4]},
             "call_seconds": self.call_seconds,
             "cpu_pct_per_call": self.cpu_pct_per_call,
             "load_tool_cpu_pct_per_call": self.load_cpu_pct_per_call,
             "rss_kb_per_call": self.rss_kb_per_call,
             "gateway": {"before": sample_json(&self.before), "peak": sample_json(&self.peak), "peak_active": self.peak_active, "after": sample_json(&self.after)},
-        })
-        .to_string()
+        });
+        if let Some(o) = out.as_object_mut() {
+            if let Some([mgr, cli]) = &self.leg_rtp {
+                o.insert("relay_ms".into(), media);
+                o.insert("rtp_manager".into(), rtp(mgr));
+                o.insert("rtp_client".into(), rtp(cli));
+                o.insert("manager_seconds".into(), self.manager_seconds.into());
+            } else {
+                o.insert("rtt_ms".into(), media);
+            }
+        }
+        out.to_string()
     }
 }

@@ -1,6 +1,7 @@
 //! Outbound mode's per-call record, shared by the three threads that see a call: the API
 //! driver (request sent, 201), the far-end trunk (INVITE, 200 OK sent, ACK, the end and its
-//! media figures) and the echo agent (WebSocket connected, start message).
+//! media figures) and the echo agent (WebSocket connected, start message). A click-to-call
+//! call has two SIP legs at the far end ([`Leg`]): each has its own moments and outcome.
 //!
 //! Owns: one slot per call index, preallocated for the run, written without locks (each event
 //! time is an `AtomicU64` of nanoseconds since the run's start, 0 = not yet; strings and the
@@ -34,9 +35,48 @@ pub enum Event {
     AgentStart,
     /// The call ended at the far end (BYE answered, or a failure).
     Ended,
+    /// The far end sent its BYE.
+    ByeSent,
+    /// Click-to-call: the manager leg's [`Event::Invite`] … [`Event::ByeSent`].
+    MgrInvite,
+    MgrAnswered,
+    MgrAcked,
+    MgrEnded,
+    MgrByeSent,
 }
 
-const EVENTS: usize = 8;
+const EVENTS: usize = 14;
+
+/// Which of a call's SIP legs the far end sees: the dialled `to` (the only leg of a plain
+/// outbound call; the client of a click-to-call) or the click-to-call manager
+/// (`bridge_from`), rung first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    Called,
+    Manager,
+}
+
+impl Leg {
+    /// `event` (one of Invite, Answered, Acked, Ended, ByeSent) as this leg's.
+    pub fn event(self, event: Event) -> Event {
+        match (self, event) {
+            (Leg::Called, e) => e,
+            (Leg::Manager, Event::Invite) => Event::MgrInvite,
+            (Leg::Manager, Event::Answered) => Event::MgrAnswered,
+            (Leg::Manager, Event::Acked) => Event::MgrAcked,
+            (Leg::Manager, Event::Ended) => Event::MgrEnded,
+            (Leg::Manager, Event::ByeSent) => Event::MgrByeSent,
+            (Leg::Manager, e) => e,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Leg::Called => "client",
+            Leg::Manager => "manager",
+        }
+    }
+}
 
 /// How a call ended, as the far end saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +110,18 @@ struct Slot {
     agent_call_id: OnceLock<String>,
     outcome: OnceLock<Outcome>,
     ended: Notify,
+    /// The manager leg's (click-to-call).
+    mgr_outcome: OnceLock<Outcome>,
+    mgr_ended: Notify,
+}
+
+impl Slot {
+    fn leg(&self, leg: Leg) -> (&OnceLock<Outcome>, &Notify) {
+        match leg {
+            Leg::Called => (&self.outcome, &self.ended),
+            Leg::Manager => (&self.mgr_outcome, &self.mgr_ended),
+        }
+    }
 }
 
 pub struct Timeline {
@@ -126,23 +178,40 @@ impl Timeline {
 
     /// The far end is done with call `n`: records the outcome (the first one counts) and
     /// wakes the driver waiting in [`Timeline::ended`].
+    #[cfg(test)]
     pub fn finish(&self, n: usize, outcome: Outcome) {
+        self.finish_leg(n, Leg::Called, outcome);
+    }
+
+    /// [`Timeline::finish`] for one leg of call `n`.
+    pub fn finish_leg(&self, n: usize, leg: Leg, outcome: Outcome) {
         if let Some(s) = self.slots.get(n) {
-            self.mark(n, Event::Ended);
-            let _ = s.outcome.set(outcome);
-            s.ended.notify_one();
+            self.mark(n, leg.event(Event::Ended));
+            let (once, notify) = s.leg(leg);
+            let _ = once.set(outcome);
+            notify.notify_one();
         }
     }
 
     pub fn outcome(&self, n: usize) -> Option<&Outcome> {
-        self.slots.get(n)?.outcome.get()
+        self.outcome_of(n, Leg::Called)
+    }
+
+    pub fn outcome_of(&self, n: usize, leg: Leg) -> Option<&Outcome> {
+        self.slots.get(n)?.leg(leg).0.get()
     }
 
     /// Resolves once call `n` has ended (at once if it already has).
     pub async fn ended(&self, n: usize) {
+        self.ended_leg(n, Leg::Called).await;
+    }
+
+    /// Resolves once `leg` of call `n` has ended (at once if it already has).
+    pub async fn ended_leg(&self, n: usize, leg: Leg) {
         if let Some(s) = self.slots.get(n) {
-            if s.outcome.get().is_none() {
-                s.ended.notified().await;
+            let (once, notify) = s.leg(leg);
+            if once.get().is_none() {
+                notify.notified().await;
             }
         }
     }

@@ -6,6 +6,11 @@
 //! A BYE from the gateway is answered 200; a CANCEL while ringing 200 + 487. Every call's
 //! moments and outcome go to the [`Timeline`].
 //!
+//! With `click_to_call` the far end answers both legs of each call — the manager
+//! (`+4813…`) and then the client (`+4812…`), told apart by [`msg::call_leg`] — streams on
+//! both (paired in the engine, so each times the audio relayed from the other), hangs up
+//! the client leg after `--duration` and answers the gateway's BYE on the manager leg.
+//!
 //! Owns: the dialogs (by Call-ID) and their timers (one heap; they fire in `trunk_timers`),
 //! the socket. The thread blocks
 //! in `recv_from` until the next timer is due: no locks, one read buffer, one write buffer.
@@ -22,7 +27,7 @@ use std::time::{Duration, Instant};
 use trunkgate::core::sip::message::{Limits, Message};
 
 use crate::media::Engine;
-use crate::timeline::{End, Event, Timeline};
+use crate::timeline::{End, Event, Leg, Timeline};
 use crate::trunk_msg as msg;
 
 const T1: Duration = Duration::from_millis(500);
@@ -36,6 +41,8 @@ const LINGER: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub ring: Duration,
     pub duration: Duration,
+    /// Two legs per call (manager, client); see the module docs.
+    pub click_to_call: bool,
 }
 
 /// Counters of what the far end saw, for the report.
@@ -76,6 +83,7 @@ impl Trunk {
             calls,
             stats: stats.clone(),
             dialogs: HashMap::new(),
+            managers: HashMap::new(),
             timers: BinaryHeap::new(),
             next_key: 0,
             out: Vec::with_capacity(2048),
@@ -117,6 +125,7 @@ enum Timer {
 struct Dialog {
     key: u64,
     n: Option<usize>,
+    leg: Leg,
     invite: Message,
     src: SocketAddr,
     tag: String,
@@ -140,6 +149,9 @@ struct Uas {
     calls: Arc<Timeline>,
     stats: Arc<TrunkStats>,
     dialogs: HashMap<String, Dialog>,
+    /// Click-to-call: the gateway's RTP address of each call's answered manager leg, until it
+    /// ends (the client leg's stream is paired with it).
+    managers: HashMap<usize, SocketAddr>,
     timers: BinaryHeap<Reverse<(Instant, Timer, String)>>,
     next_key: u64,
     out: Vec<u8>,
@@ -201,7 +213,7 @@ impl Uas {
                     if let State::Answered { acked: false } = d.state {
                         d.state = State::Answered { acked: true };
                         if let Some(n) = d.n {
-                            self.calls.mark(n, Event::Acked);
+                            self.calls.mark(n, d.leg.event(Event::Acked));
                         }
                     }
                 }
@@ -255,9 +267,15 @@ impl Uas {
             return;
         }
         self.stats.invites.fetch_add(1, Ordering::Relaxed);
-        let n = msg::call_index(m).filter(|&n| n < self.calls.len());
+        let found = msg::call_leg(m).filter(|&(_, n)| n < self.calls.len());
+        let n = found.map(|(_, n)| n);
+        // Plain outbound calls have one leg whatever they dial.
+        let leg = match found {
+            Some((leg, _)) if self.settings.click_to_call => leg,
+            _ => Leg::Called,
+        };
         match n {
-            Some(n) => self.calls.mark(n, Event::Invite),
+            Some(n) => self.calls.mark(n, leg.event(Event::Invite)),
             None => {
                 self.stats.unknown.fetch_add(1, Ordering::Relaxed);
             }
@@ -274,6 +292,7 @@ impl Uas {
         let d = Dialog {
             key: self.next_key,
             n,
+            leg,
             invite: m.clone(),
             src,
             tag,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use trunkgate::core::sip::message::{HeaderName, Message};
 
-use crate::timeline;
+use crate::timeline::{self, Leg};
 
 /// The header block every response to `req` starts with: Via (all), From, To (with `to_tag`
 /// added when To has none), Call-ID, CSeq, each line ending in CRLF.
@@ -140,15 +140,39 @@ pub fn user_of(uri: &str) -> &str {
 
 /// The call index the load tool encoded in the dialled number: the Request-URI's user, else
 /// the To header's.
+#[cfg(test)]
 pub fn call_index(req: &Message) -> Option<usize> {
+    call_leg(req).map(|(_, n)| n)
+}
+
+/// The leg and call index of an INVITE from the dialled number (the Request-URI's user, else
+/// the To header's): see [`leg_of_user`].
+pub fn call_leg(req: &Message) -> Option<(Leg, usize)> {
     req.request_uri()
-        .and_then(|u| timeline::index_of(user_of(u)))
+        .and_then(|u| leg_of_user(user_of(u)))
         .or_else(|| {
             let to = req.header(&HeaderName::To)?;
             let uri = to.find('<').map_or(to, |a| &to[a..]);
-            timeline::index_of(user_of(uri))
+            leg_of_user(user_of(uri))
         })
 }
+
+/// Click-to-call call `n` rings the manager at `+4813` + `n` in 9 digits and the client at
+/// `+4812` + `n` (every plain outbound call dials `+4812…`): the prefix names the leg, the
+/// last 9 digits the call. A number without the `4813` prefix is the called leg.
+pub fn leg_of_user(user: &str) -> Option<(Leg, usize)> {
+    let n = timeline::index_of(user)?;
+    let digits = user.trim_start_matches('+');
+    let leg = if digits.starts_with(MANAGER_PREFIX) {
+        Leg::Manager
+    } else {
+        Leg::Called
+    };
+    Some((leg, n))
+}
+
+/// The manager legs' country-and-prefix digits (see [`leg_of_user`]).
+pub const MANAGER_PREFIX: &str = "4813";
 
 #[cfg(test)]
 mod tests {
@@ -222,6 +246,19 @@ mod tests {
         let plain = sdp_answer(&invite(), rtp);
         assert!(plain.contains("m=audio 4000 RTP/AVP 0\r\n"), "{plain}");
         assert!(!plain.contains("telephone-event"));
+    }
+
+    #[test]
+    fn the_leg_is_told_by_the_prefix_and_the_call_by_the_last_nine_digits() {
+        assert_eq!(leg_of_user("+4813000000042"), Some((Leg::Manager, 42)));
+        assert_eq!(leg_of_user("4813000000007"), Some((Leg::Manager, 7)));
+        assert_eq!(leg_of_user("+4812000000042"), Some((Leg::Called, 42)));
+        assert_eq!(leg_of_user("+4999000000003"), Some((Leg::Called, 3)));
+        assert_eq!(leg_of_user("+4813"), None);
+        let mgr = INVITE.replace("sip:+4812000000042@", "sip:+4813000000042@");
+        let req = Message::parse(mgr.as_bytes(), &Limits::default()).expect("invite");
+        assert_eq!(call_leg(&req), Some((Leg::Manager, 42)));
+        assert_eq!(call_leg(&invite()), Some((Leg::Called, 42)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{State, Timer, Uas, GIVE_UP, LINGER, T1, T2};
-use crate::timeline::{End, Event, Outcome};
+use crate::timeline::{End, Event, Leg, Outcome};
 use crate::trunk_msg as msg;
 
 impl Uas {
@@ -39,15 +39,37 @@ impl Uas {
                 d.resend_every = T1;
                 d.resend_until = now + GIVE_UP;
                 if let Some(n) = d.n {
-                    self.calls.mark(n, Event::Answered);
+                    self.calls.mark(n, d.leg.event(Event::Answered));
                 }
-                if let Some(rtp) = d.remote_rtp {
-                    let frames = (self.settings.duration.as_secs_f64() * 50.0).round() as u32;
-                    self.engine.add(rtp, frames, false);
+                let frames = |d: Duration| (d.as_secs_f64() * 50.0).round() as u32;
+                let (leg, n) = (d.leg, d.n);
+                match (d.remote_rtp, self.settings.click_to_call, leg) {
+                    (Some(rtp), false, _) => {
+                        self.engine.add(rtp, frames(self.settings.duration), false)
+                    }
+                    // The manager talks until the gateway's BYE (bounded: the stream stops
+                    // a while after the client leg's BYE was due).
+                    (Some(rtp), true, Leg::Manager) => {
+                        let most = self.settings.ring + self.settings.duration + GIVE_UP;
+                        self.engine.add_relay(rtp, frames(most));
+                        if let Some(n) = n {
+                            self.managers.insert(n, rtp);
+                        }
+                    }
+                    (Some(rtp), true, Leg::Called) => {
+                        self.engine.add_relay(rtp, frames(self.settings.duration));
+                        if let Some(mgr) = n.and_then(|n| self.managers.get(&n)) {
+                            self.engine.pair(rtp, *mgr);
+                        }
+                    }
+                    (None, ..) => {}
                 }
-                let bye_at = now + self.settings.duration + Duration::from_millis(200);
                 self.at(now + T1, Timer::ResendOk, call_id);
-                self.at(bye_at, Timer::Bye, call_id);
+                // Click-to-call: the client hangs up; the gateway BYEs the manager.
+                if leg == Leg::Called {
+                    let bye_at = now + self.settings.duration + Duration::from_millis(200);
+                    self.at(bye_at, Timer::Bye, call_id);
+                }
             }
             (Timer::ResendOk, State::Answered { acked: false }) => {
                 if now >= d.resend_until {
@@ -86,6 +108,9 @@ impl Uas {
         };
         d.bye = msg::bye(&d.invite, &d.tag, self.local, d.key);
         let _ = self.sock.send_to(&d.bye, d.src);
+        if let Some(n) = d.n {
+            self.calls.mark(n, d.leg.event(Event::ByeSent));
+        }
         d.state = State::Closing;
         d.resend_every = T1;
         d.resend_until = now + GIVE_UP;
@@ -109,14 +134,18 @@ impl Uas {
             .unwrap_or_default();
         let seconds = d.answered.map_or(0.0, |a| a.elapsed().as_secs_f64());
         if let Some(n) = d.n {
-            self.calls.finish(
+            self.calls.finish_leg(
                 n,
+                d.leg,
                 Outcome {
                     end,
                     media,
                     seconds,
                 },
             );
+            if d.leg == Leg::Manager {
+                self.managers.remove(&n);
+            }
         }
         self.at(Instant::now() + LINGER, Timer::Reap, call_id);
     }
