@@ -1,17 +1,26 @@
 //! A call's way to its `call.transcript` (PROTOCOLS.md §4). At the end, before
 //! `call.completed` is written, [`decide`] sets the record's `transcript`
 //! (`core::transcript::plan`: `pending`, or why not); once that record is on disk, [`spawn`]
-//! starts a task off the call's path that finds the recording, transcribes each channel on
-//! its own (`app::transcribe`) and sends `call.transcript` through the call's
-//! [`StatusEvents`] (the next `seq`, signed, spooled, retried).
+//! starts a task off the call's path that keeps a transcript job on disk
+//! (`app::transcript_jobs`), finds the recording, transcribes each channel on its own
+//! (`app::transcribe`), sends `call.transcript` through the call's [`StatusEvents`] (the
+//! next `seq`, signed, spooled, retried) and, once it is spooled, removes the job. On start,
+//! [`resume`] finishes every job a stopped or killed daemon left the same way.
 //!
 //! Owns: when transcription runs (only after `call.completed` is on disk; with the config the
-//! decision saw), waiting (bounded) for a recording the writer has not finished yet, and the
-//! failure rule: a failed transcription is logged (never the API key: the errors do not carry
-//! it), counted (`trunkgate_transcripts_failed_total`), and still sends `call.transcript`,
-//! with no turns and an `error` code, so a record's `pending` always resolves.
-//! Must not: delay `call.completed`, block a call worker (file work runs on the blocking
-//! pool), retry a transcription, or decide which calls qualify (`core::transcript` does).
+//! decision saw, or a resumed job's start-up config), waiting (bounded) for a recording the
+//! writer has not finished yet, and the failure rule: a failed transcription is logged
+//! (never the API key: the errors do not carry it), counted
+//! (`trunkgate_transcripts_failed_total`), and still sends `call.transcript`, with no turns
+//! and an `error` code, so a record's `pending` always resolves — across restarts too.
+//! Duplicates: a daemon that dies after spooling the event but before removing its job
+//! resumes it and spools it again, with the same `event_id` (`evt-<call_id>-<seq>`, the seq
+//! kept in the job): at worst a redelivery, which receivers de-duplicate by `event_id` (its
+//! turns may differ if the transcriber is not deterministic). Not covered: a daemon that
+//! dies in the few milliseconds between `call.completed` on disk and the job's fsync.
+//! Must not: delay `call.completed` or start-up, block a call worker (file work runs on the
+//! blocking pool), retry a transcription within a run, or decide which calls qualify
+//! (`core::transcript` does).
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -22,6 +31,7 @@ use tracing::Instrument;
 
 use super::events::StatusEvents;
 use super::transcribe::{TranscribeError, Transcriber};
+use super::transcript_jobs::Job;
 use super::Ctx;
 use crate::config::Config;
 use crate::core::hooks::callback::CallView;
@@ -46,18 +56,62 @@ pub(super) fn spawn(ctx: &Arc<Ctx>, status: StatusEvents, view: &CallView, span:
     }
     let (ctx, config) = (ctx.clone(), ctx.config());
     let call_id = view.call_id.clone();
-    let speakers = transcript::speakers(view);
-    tokio::spawn(deliver(ctx, config, call_id, speakers, status).instrument(span.clone()));
+    let (left, right) = transcript::speakers(view);
+    let job = status
+        .transcript_url()
+        .map(|url| Job::new(&call_id, url, status.seq().saturating_add(1), (left, right)));
+    let speakers = (left.to_string(), right.to_string());
+    let task = async move {
+        if let Some(job) = job {
+            keep(&ctx, job).await;
+        }
+        deliver(ctx, config, call_id, speakers, status).await;
+    };
+    tokio::spawn(task.instrument(span.clone()));
+}
+
+/// On start: every transcript job a previous run left is finished as a live call's would
+/// be, each in a task of its own (the job's URL and seq; the recording as repaired). Reads
+/// the jobs off the start-up path; returns at once.
+pub(super) fn resume(ctx: &Arc<Ctx>) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let jobs = ctx.transcript_jobs.clone();
+        let Ok((pending, _)) = tokio::task::spawn_blocking(move || jobs.pending()).await else {
+            return;
+        };
+        for job in pending {
+            let span = tracing::info_span!("call", call_id = %job.call_id);
+            tracing::info!(parent: &span, seq = job.seq, "transcript left pending by the previous run; resuming it");
+            let status = StatusEvents::resume(job.callback_url, job.seq);
+            let task = deliver(ctx.clone(), ctx.config(), job.call_id, job.speakers, status);
+            tokio::spawn(task.instrument(span));
+        }
+    });
+}
+
+/// Writes the call's job (on the blocking pool); a failure is logged and the transcript
+/// still goes out (only a restart in the meantime would lose it).
+async fn keep(ctx: &Ctx, job: Job) {
+    let jobs = ctx.transcript_jobs.clone();
+    let written = tokio::task::spawn_blocking(move || jobs.write(&job))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+    if let Err(e) = written {
+        tracing::error!(error = %e, "cannot keep the transcript job; a restart before call.transcript is spooled loses it");
+    }
 }
 
 async fn deliver(
     ctx: Arc<Ctx>,
     config: Arc<Config>,
     call_id: String,
-    speakers: (&'static str, &'static str),
+    speakers: (String, String),
     mut status: StatusEvents,
 ) {
-    let (turns, error) = match transcribe(&ctx, config, &call_id, speakers).await {
+    let labels = (speakers.0.as_str(), speakers.1.as_str());
+    let (turns, error) = match transcribe(&ctx, config, &call_id, labels).await {
         Ok(turns) => {
             ctx.stats.transcripts_sent.fetch_add(1, Ordering::Relaxed);
             tracing::info!(turns = turns.len(), "call transcribed");
@@ -74,9 +128,12 @@ async fn deliver(
         .await
         .is_none()
     {
-        // `decide` saw the URL; nothing can have taken it since.
+        // `decide` saw the URL (a resumed job has one); nothing can have taken it since.
         tracing::warn!("call.transcript not sent: the call has no callback URL");
     }
+    // Spooled: the spool owns its delivery now.
+    let jobs = ctx.transcript_jobs.clone();
+    let _ = tokio::task::spawn_blocking(move || jobs.remove(&call_id)).await;
 }
 
 async fn transcribe(

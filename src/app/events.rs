@@ -54,6 +54,15 @@ impl StatusEvents {
         }
     }
 
+    /// A call's events after a restart, for its `call.transcript` only (a transcript job,
+    /// `app::transcript_jobs`): JSON to `url`, the next event taking `seq`, so its
+    /// `event_id` is the one the previous run would have given it.
+    pub fn resume(url: String, seq: u32) -> Self {
+        let mut status = StatusEvents::new(Some(url), EventSet::NONE);
+        status.seq = seq.saturating_sub(1);
+        status
+    }
+
     /// Every event of this call in `format` (the spool, retries and the CDR are the same).
     pub fn with_format(mut self, format: CallbackFormat) -> Self {
         self.format = format;

@@ -26,6 +26,7 @@ pub mod recording;
 pub mod registry;
 mod routing;
 pub mod transcribe;
+mod transcript_jobs;
 mod trunks;
 mod webhook;
 pub mod workers;
@@ -129,6 +130,8 @@ pub struct Ctx {
     pub journal: journal::Journal,
     /// Call recordings (`None`: the directory could not be opened).
     pub recordings: Option<Arc<recording::Recordings>>,
+    /// Transcripts started and not spooled yet, on disk (`<spool_dir>/transcripts`).
+    transcript_jobs: transcript_jobs::Jobs,
     /// The control API's bound address (`[api] listen` may say port 0), for `recording_url`.
     pub api_addr: std::sync::OnceLock<SocketAddr>,
     /// HMAC key for webhook and callback signatures.
@@ -394,6 +397,7 @@ impl Gateway {
             records,
             journal,
             recordings,
+            transcript_jobs: transcript_jobs::Jobs::new(&config.callbacks.spool_dir),
             api_addr: std::sync::OnceLock::new(),
             secret,
             calls: workers.spawner(),
@@ -404,6 +408,9 @@ impl Gateway {
             idempotency: idempotency::Keys::default(),
             trunks: Default::default(),
         });
+        // Transcripts a stopped or killed run left pending (their recordings repaired above)
+        // are finished in the background.
+        call_transcript::resume(&ctx);
         let (ttx, trx) = mpsc::channel(4096);
         let mut udp_socks = Vec::new();
         let mut udp_addrs = Vec::new();
