@@ -172,7 +172,8 @@ async fn garbage_in_every_field_is_400_naming_it() {
         ("parameters", json!("a=b")),
         ("status_events", json!(["ringing", "hungup"])),
         ("status_events", json!({"ringing": true})),
-        ("bridge_from", json!("sip:manager@pbx")),
+        // Only with bridge_from (click-to-call).
+        ("bridge_from_trunk", json!("pbx")),
         ("websocketUrl", json!("wss://typo")),
     ];
     for (name, value) in garbage {
