@@ -202,6 +202,10 @@ pub(super) struct Driver {
     bridge_rtp: Option<Rtp>,
     bridge_key: Option<CallKey>,
     bridge_events: Option<mpsc::UnboundedReceiver<CallMsg>>,
+    /// The bridged leg's outbound admission (released with the call), unless it was admitted
+    /// when the call was placed (click-to-call's client).
+    bridge_ticket: Option<crate::core::policy::OutboundTicket>,
+    pub(super) bridge_preadmitted: bool,
 }
 
 impl Driver {
@@ -234,12 +238,17 @@ impl Driver {
             bridge_rtp: None,
             bridge_key: None,
             bridge_events: None,
+            bridge_ticket: None,
+            bridge_preadmitted: false,
         }
     }
 
     /// The call is over: its sockets go now (the RTP port returns to the pool); what the
     /// record still needs is handed back (the driver itself need not live on in the task).
     pub(super) fn finish(self) -> (CallId, StatusEvents) {
+        if let Some(ticket) = &self.bridge_ticket {
+            super::outbound_admit::release(&self.ctx, ticket);
+        }
         (self.call.id().clone(), self.status)
     }
 

@@ -1,7 +1,10 @@
 //! The call driver's side of a bridged leg (a `bridge` transfer's target, click-to-call's
 //! client): its own RTP port and socket, its own SIP dialog (an outbound key and an inbox of
-//! its own, so its events reach the machine as [`BRIDGED`]'s), and its INVITE built from the
-//! trunk's configuration like any outbound call's.
+//! its own, so its events reach the machine as [`BRIDGED`]'s), its INVITE built from the
+//! trunk's configuration like any outbound call's, and outbound admission for it (a transfer
+//! target is a call we place: the trunk's and the number's outbound rules apply; a refusal is
+//! a 403 for the leg, so the agent keeps the call). Click-to-call's client was admitted when
+//! the call was placed.
 //!
 //! Must not: decide anything about the leg (the machine does) or touch its audio.
 
@@ -31,6 +34,29 @@ impl Driver {
         };
         let agent = super::super::dial::AgentSource::Webhook { url: String::new() };
         let mut req = DialRequest::new(destination(&to), agent);
+        if !self.bridge_preadmitted {
+            let e164 = match &req.to {
+                Destination::E164(n) => Some(n.as_str()),
+                Destination::Uri(_) => None,
+            };
+            let now = crate::core::policy::Now {
+                mono: Instant::now(),
+                wall: jiff::Timestamp::now(),
+            };
+            let verdict = match self.ctx.outbound.lock() {
+                Ok(mut gate) => gate.admit(&now, &trunk.name, e164),
+                Err(poisoned) => poisoned.into_inner().admit(&now, &trunk.name, e164),
+            };
+            match verdict {
+                Ok(ticket) => self.bridge_ticket = Some(ticket),
+                Err(refusal) => {
+                    let reason = refusal.reason.as_str();
+                    tracing::info!(to = %to, trunk = %trunk.name, reason, "bridged leg refused by outbound policy");
+                    let _ = tx.send(CallMsg::Sip(CallEvent::Ended(EndReason::Refused(403))));
+                    return;
+                }
+            }
+        }
         req.from = self.call.view(Instant::now()).from.clone();
         let mut spec = super::super::dial_spec::dial_spec(&config, trunk, &req).await;
         spec.sdp = offer;

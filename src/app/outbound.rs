@@ -283,6 +283,7 @@ async fn run(
         StatusEvents::new(callback_url, events).with_format(callback_format(&config, &req));
     let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), rx);
     driver.trunk = Some(trunk.name.clone());
+    driver.bridge_preadmitted = matches!(req.agent, AgentSource::Bridge { .. });
     driver.outgoing = Some(Outgoing {
         spec: Box::new(spec),
         inbox: tx,

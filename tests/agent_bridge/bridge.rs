@@ -10,7 +10,7 @@ use super::support::agent::{Action, Dialect, Script, Seen};
 use super::support::baresip::TempDir;
 use super::support::leg::WAIT;
 use super::support::phone::{phone, recorded_frames};
-use super::transfer::{ended, transfer_outcomes};
+use super::transfer::{agent_outcomes, ended, transfer_outcomes};
 use super::{connected, CALLER_HZ};
 
 const TARGET_HZ: f32 = 700.0;
@@ -94,4 +94,40 @@ async fn a_bridge_transfer_connects_the_caller_to_a_real_phone_both_ways() {
     );
     assert_eq!(live.gw.rtp_ports_in_use(), 0);
     let _ = target.quit().await;
+}
+
+/// A transfer target is a call we place: the trunk's outbound policy applies. A blocked
+/// prefix is refused (403) before anything is dialled, and the agent keeps the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_transfer_to_a_blocked_prefix_is_refused_and_the_agent_keeps_the_call() {
+    let dir = TempDir::new("tg-xfer-blocked").expect("temp dir");
+    // Nothing listens on the discard port: a dialled INVITE would time out, not be refused.
+    let trunk = "[[trunk]]\nname = \"pbx\"\nmatch_cidrs = [\"127.0.0.0/8\"]\n\
+         outbound = { address = \"127.0.0.1:9\" }\n\
+         outbound_policy = { blocked_prefixes = [\"+4930\"] }\ntransfer = { mode = \"bridge\" }\n";
+    let mut live = connected(
+        (38050, 38099),
+        Dialect::Twilio,
+        Script::default(),
+        &dir,
+        |s| {
+            s.extra = trunk.to_string();
+        },
+    )
+    .await;
+    live.agent.start_msg(WAIT).await;
+    live.agent.act(Action::Transfer(TARGET.into()));
+    live.agent
+        .expect("the failed transfer", WAIT, |s| {
+            matches!(s, Seen::Other(v) if v["event"] == "transfer"
+                && v["transfer"]["outcome"] == "failed")
+        })
+        .await;
+    assert_eq!(agent_outcomes(&live), vec!["trying", "failed"]);
+    live.call.hangup().await;
+    let (record, seen) = ended(&mut live).await;
+    assert_eq!(record["end_reason"], "caller_hangup", "{record}");
+    assert_eq!(record["transfer"]["outcome"], "failed", "{record}");
+    assert_eq!(record["transfer"]["sip_status"], 403, "{record}");
+    assert_eq!(transfer_outcomes(&seen), vec!["trying", "failed"]);
 }

@@ -53,7 +53,7 @@ pub(super) fn transfer_outcomes(seen: &[Value]) -> Vec<String> {
 }
 
 /// The agent's transfer messages (twilio `event: transfer`), by outcome.
-fn agent_outcomes(live: &Live) -> Vec<String> {
+pub(super) fn agent_outcomes(live: &Live) -> Vec<String> {
     live.agent
         .history
         .iter()

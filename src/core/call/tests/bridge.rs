@@ -432,3 +432,19 @@ fn a_manager_who_never_answers_means_the_client_is_never_dialled() {
     assert!(e.view.bridge.is_none());
     assert!(!h.take().contains(&Ev::BridgeLease));
 }
+
+#[test]
+fn a_client_who_never_answers_is_cancelled_then_the_manager_hears_the_tone_and_bye() {
+    let mut h = click_to_call();
+    manager_answers(&mut h);
+    lease_and_dial(&mut h, "+15550004444");
+    h.advance(ms(25_100));
+    let evs = h.take();
+    assert!(evs.contains(&Ev::BridgeSip(CallCommand::Hangup)), "CANCEL");
+    assert!(sip_cmds(&evs).is_empty(), "the tone plays first");
+    h.advance(ms(1600));
+    assert_eq!(sip_cmds(&h.take()), vec![CallCommand::Hangup]);
+    let e = h.dialog_ends(SipEnd::LocalBye(200)).clone();
+    assert_eq!(e.view.end_reason.as_deref(), Some("target_no_answer"));
+    assert_eq!(e.view.bridge.expect("client leg").status, "no-answer");
+}
