@@ -10,64 +10,20 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use serde_json::Value;
 
 use support::baresip::TempDir;
 use support::bridge::poll_until;
+// Journal files are found as a spool directory's are: `*.json`, not `corrupt/`.
+use support::bridge::spooled as journal_files;
 use support::daemon::Daemon;
 use support::http::CallbackServer;
 use support::leg::{dial_to, WAIT};
+use support::restart::{kill_9, write_config, Conf};
 
 const CALLER_HZ: f32 = 1000.0;
-
-fn config(dir: &Path, callback: &str) -> String {
-    format!(
-        r#"
-[sip]
-listen_udp = ["127.0.0.1:0"]
-listen_tcp = []
-[rtp]
-bind = "127.0.0.1"
-port_min = 37040
-port_max = 37059
-[api]
-listen = ""
-[callbacks]
-url = "{callback}"
-spool_dir = "{spool}"
-cdr_file = "{cdr}"
-retry_backoff = "100ms"
-checkpoint = "200ms"
-[billing]
-minimum_s = 0
-increment_s = 1
-[policy]
-flood_per_source = {{ burst = 100000, per_second = 100000 }}
-[log]
-level = "info"
-format = "text"
-[[number]]
-did = "*"
-agent = {{ url = "builtin:echo", dialect = "raw", sample_rate = 8000 }}
-"#,
-        spool = dir.join("spool").display(),
-        cdr = dir.join("cdr.jsonl").display(),
-    )
-}
-
-/// Journal files (`*.json`, not `corrupt/`).
-fn journal_files(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// The call's latest checkpoint, once it has a running duration.
 fn checkpoint(dir: &Path) -> Option<Value> {
@@ -90,8 +46,17 @@ fn cdr_lines(path: &Path) -> Vec<Value> {
 async fn a_call_up_at_kill_9_is_reported_on_the_next_start() {
     let dir = TempDir::new("tg-journal-restart").expect("temp dir");
     let mut cb = CallbackServer::start(0).await;
-    let cfg = dir.path().join("trunkgate.toml");
-    std::fs::write(&cfg, config(dir.path(), &cb.url)).expect("write config");
+    let cfg = write_config(
+        dir.path(),
+        &Conf {
+            ports: (37040, 37059),
+            api: None,
+            callback: &cb.url,
+            cdr: true,
+            extra: "[billing]\nminimum_s = 0\nincrement_s = 1\n".to_owned(),
+            agent: r#"{ url = "builtin:echo", dialect = "raw", sample_rate = 8000 }"#.to_owned(),
+        },
+    );
     let journal = dir.path().join("spool").join("journal");
     let cdr = dir.path().join("cdr.jsonl");
 
@@ -107,15 +72,7 @@ async fn a_call_up_at_kill_9_is_reported_on_the_next_start() {
         checkpoint(&journal).is_some()
     })
     .await;
-    first.signal("KILL");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while first.alive() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "SIGKILL took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kill_9(&mut first).await;
     // The last checkpoint the dead daemon left (it cannot write another now).
     let ckpt = checkpoint(&journal).expect("the checkpoint outlives the daemon");
     let call_id = ckpt["call"]["call_id"]

@@ -13,17 +13,17 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use support::agent::{Action, AgentServer, Dialect, Script};
 use support::baresip::TempDir;
 use support::bridge::poll_until;
 use support::daemon::Daemon;
 use support::http::CallbackServer;
 use support::leg::{dial_to, WAIT};
-use support::wav::{decode_wav, tone_amplitude};
+use support::recorded::{assert_caller_left_agent_right, tone_agent};
+use support::restart::{files, kill_9, recording, twilio_agent, write_config, Conf};
+use support::wav::decode_wav;
 
 const CALLER_HZ: f32 = 1000.0;
 const AGENT_HZ: f32 = 500.0;
@@ -33,53 +33,9 @@ const TOKEN: &str = "restart-token";
 const FRAME: u64 = 4;
 const HEADER: u64 = 44;
 
-fn config(dir: &Path, callback: &str, agent: &str) -> String {
-    format!(
-        r#"
-[sip]
-listen_udp = ["127.0.0.1:0"]
-listen_tcp = []
-[rtp]
-bind = "127.0.0.1"
-port_min = 37900
-port_max = 37939
-[api]
-listen = "{API}"
-token_file = "{token}"
-[callbacks]
-url = "{callback}"
-spool_dir = "{spool}"
-cdr_file = ""
-retry_backoff = "100ms"
-checkpoint = "200ms"
-[recording]
-enabled = true
-dir = "{rec}"
-[policy]
-flood_per_source = {{ burst = 100000, per_second = 100000 }}
-[log]
-level = "info"
-format = "text"
-[[number]]
-did = "*"
-agent = {{ url = "{agent}", dialect = "twilio", sample_rate = 8000 }}
-"#,
-        spool = dir.join("spool").display(),
-        rec = dir.join("rec").display(),
-        token = dir.join("api.token").display(),
-    )
-}
-
 /// The one file in `dir` whose name ends with `suffix`.
 fn only(dir: &Path, suffix: &str) -> Option<PathBuf> {
-    let found: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(suffix))
-                .collect()
-        })
-        .unwrap_or_default();
-    match found.as_slice() {
+    match files(dir, suffix).as_slice() {
         [one] => Some(one.clone()),
         _ => None,
     }
@@ -113,19 +69,19 @@ fn soxi(flag: &str, file: &Path) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_cut_by_kill_9_is_repaired_on_the_next_start() {
     let dir = TempDir::new("tg-rec-restart").expect("temp dir");
-    let script = Script {
-        on_start: vec![Action::Tone {
-            freq: AGENT_HZ,
-            ms: 20_000,
-            chunk_ms: 20,
-        }],
-        on_dtmf: None,
-    };
-    let mut agent = AgentServer::start(Dialect::Twilio, script).await;
+    let mut agent = tone_agent(AGENT_HZ, 20_000).await;
     let mut cb = CallbackServer::start(0).await;
-    let cfg = dir.path().join("trunkgate.toml");
-    std::fs::write(&cfg, config(dir.path(), &cb.url, &agent.url)).expect("write config");
-    std::fs::write(dir.path().join("api.token"), TOKEN).expect("write the API token");
+    let cfg = write_config(
+        dir.path(),
+        &Conf {
+            ports: (37900, 37939),
+            api: Some((API, TOKEN)),
+            callback: &cb.url,
+            cdr: false,
+            extra: recording(dir.path()),
+            agent: twilio_agent(&agent.url),
+        },
+    );
     let rec = dir.path().join("rec");
 
     let mut first = Daemon::start(&cfg).await;
@@ -139,15 +95,7 @@ async fn a_recording_cut_by_kill_9_is_repaired_on_the_next_start() {
             .is_some_and(|m| m.len() >= want)
     })
     .await;
-    first.signal("KILL");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while first.alive() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "SIGKILL took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kill_9(&mut first).await;
     let part = only(&rec, ".wav.part").expect("the .part outlives the daemon");
     let name = part
         .file_name()
@@ -182,21 +130,8 @@ async fn a_recording_cut_by_kill_9_is_repaired_on_the_next_start() {
     let wav = decode_wav(&bytes).expect("our parser reads it");
     assert_eq!((wav.sample_rate, wav.channels), (8000, 2));
     assert!(wav.duration_secs() >= 2.0, "{} s", wav.duration_secs());
-    let left: Vec<i16> = wav.samples.iter().step_by(2).copied().collect();
-    let right: Vec<i16> = wav.samples.iter().skip(1).step_by(2).copied().collect();
     // The second second: the caller's tone left, the agent's right, each far above the other.
-    let (l, r) = (&left[8000..16000], &right[8000..16000]);
-    let amp = |s: &[i16], hz: f32| tone_amplitude(s, 8000, f64::from(hz));
-    let (l_caller, l_agent) = (amp(l, CALLER_HZ), amp(l, AGENT_HZ));
-    let (r_caller, r_agent) = (amp(r, CALLER_HZ), amp(r, AGENT_HZ));
-    assert!(
-        l_caller > 0.05 && l_caller > 10.0 * l_agent,
-        "left {l_caller} vs {l_agent}"
-    );
-    assert!(
-        r_agent > 0.05 && r_agent > 10.0 * r_caller,
-        "right {r_agent} vs {r_caller}"
-    );
+    assert_caller_left_agent_right(&wav, 8000..16000, CALLER_HZ, AGENT_HZ);
 
     // An outside reader agrees (sox: channels, rate, samples per channel).
     match soxi("-c", &wav_path) {

@@ -15,7 +15,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,17 +26,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use support::agent::{Action, AgentServer, Dialect, Script};
 use support::baresip::TempDir;
 use support::bridge::poll_until;
 use support::daemon::Daemon;
 use support::http::CallbackServer;
 use support::leg::{dial_to, WAIT};
-use support::wav::{decode_wav, tone_amplitude};
+use support::recorded::{hears_the_caller, tone_agent};
+use support::restart::{files, kill_9, recording, twilio_agent, write_config, Conf};
+use support::transcriber::{file_part, merged_turns, segments, serve, whose};
 
 const CALLER_HZ: f32 = 1000.0;
 const AGENT_HZ: f32 = 500.0;
@@ -75,13 +74,9 @@ impl Stt {
         let app = Router::new()
             .route("/v1/audio/transcriptions", post(transcribe))
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stt");
-        let addr = listener.local_addr().expect("stt addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (url, task) = serve(app).await;
         Stt {
-            url: format!("http://{addr}/v1/audio/transcriptions"),
+            url,
             state,
             heard,
             task,
@@ -102,147 +97,52 @@ impl Stt {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The bytes of the `file` part of a multipart body.
-fn file_part(headers: &HeaderMap, body: &[u8]) -> Option<Vec<u8>> {
-    let boundary = headers
-        .get("content-type")?
-        .to_str()
-        .ok()?
-        .strip_prefix("multipart/form-data; boundary=")?
-        .to_string();
-    let at = find(body, b"name=\"file\"")?;
-    let head_end = at + find(&body[at..], b"\r\n\r\n")?;
-    let content = &body[head_end + 4..];
-    let end = find(content, format!("\r\n--{boundary}").as_bytes())?;
-    Some(content[..end].to_vec())
-}
-
-/// Whose tone a mono 8 kHz WAV carries, by which tone is far above the other.
-fn whose(wav: &[u8]) -> &'static str {
-    let Ok(w) = decode_wav(wav) else {
-        return "unknown";
-    };
-    if w.channels != 1 || w.sample_rate != 8000 {
-        return "unknown";
-    }
-    let caller = tone_amplitude(&w.samples, 8000, f64::from(CALLER_HZ));
-    let agent = tone_amplitude(&w.samples, 8000, f64::from(AGENT_HZ));
-    if caller > 0.02 && caller > 5.0 * agent {
-        "caller"
-    } else if agent > 0.02 && agent > 5.0 * caller {
-        "agent"
-    } else {
-        "unknown"
-    }
-}
-
 async fn transcribe(
     State(state): State<Arc<SttState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let heard = whose(&file_part(&headers, &body).unwrap_or_default());
+    let wav = file_part(&headers, &body).map(|(_, wav)| wav);
+    let heard = whose(&wav.unwrap_or_default(), CALLER_HZ, AGENT_HZ);
     let _ = state.heard.send(heard);
     if !state.answering.load(Ordering::SeqCst) {
         // Held open: the transcription stays in progress until the daemon dies.
         std::future::pending::<()>().await;
     }
-    let answer = match heard {
-        "caller" => json!({"text": "Hello, I need help. Thanks, bye.",
-            "segments": [{"id": 0, "start": 0.0, "end": 0.9, "text": " Hello, I need help."},
-                         {"id": 1, "start": 2.0, "end": 2.4, "text": " Thanks, bye."}]}),
-        "agent" => json!({"text": " Sure, one moment.",
-            "segments": [{"id": 0, "start": 1.0, "end": 1.8, "text": " Sure, one moment."}]}),
-        _ => return (StatusCode::BAD_REQUEST, "which channel is this?").into_response(),
+    let Some(answer) = segments(heard) else {
+        return (StatusCode::BAD_REQUEST, "which channel is this?").into_response();
     };
     (StatusCode::OK, axum::Json(answer)).into_response()
-}
-
-fn config(dir: &Path, callback: &str, agent: &str, stt: &str) -> String {
-    format!(
-        r#"
-[sip]
-listen_udp = ["127.0.0.1:0"]
-listen_tcp = []
-[rtp]
-bind = "127.0.0.1"
-port_min = 38200
-port_max = 38239
-[api]
-listen = "127.0.0.1:38245"
-token_file = "{token}"
-[callbacks]
-url = "{callback}"
-spool_dir = "{spool}"
-cdr_file = ""
-retry_backoff = "100ms"
-checkpoint = "200ms"
-[recording]
-enabled = true
-dir = "{rec}"
-[transcription]
-url = "{stt}"
-model = "whisper-1"
-api_key_file = "{key}"
-timeout = "120s"
-[policy]
-flood_per_source = {{ burst = 100000, per_second = 100000 }}
-[log]
-level = "info"
-format = "text"
-[[number]]
-did = "*"
-agent = {{ url = "{agent}", dialect = "twilio", sample_rate = 8000 }}
-"#,
-        spool = dir.join("spool").display(),
-        rec = dir.join("rec").display(),
-        key = dir.join("stt-key").display(),
-        token = dir.join("api.token").display(),
-    )
-}
-
-/// The files in `dir` whose names end with `suffix`.
-fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(suffix))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transcript_pending_at_kill_9_is_delivered_by_the_next_start() {
     let dir = TempDir::new("tg-transcript-restart").expect("temp dir");
     let mut stt = Stt::start().await;
-    let script = Script {
-        on_start: vec![Action::Tone {
-            freq: AGENT_HZ,
-            ms: 1500,
-            chunk_ms: 20,
-        }],
-        on_dtmf: None,
-    };
-    let mut agent = AgentServer::start(Dialect::Twilio, script).await;
+    let mut agent = tone_agent(AGENT_HZ, 1500).await;
     let mut cb = CallbackServer::start(0).await;
-    let cfg = dir.path().join("trunkgate.toml");
-    std::fs::write(&cfg, config(dir.path(), &cb.url, &agent.url, &stt.url)).expect("config");
+    let transcription = format!(
+        "[transcription]\nurl = \"{}\"\nmodel = \"whisper-1\"\napi_key_file = \"{}\"\ntimeout = \"120s\"\n",
+        stt.url,
+        dir.path().join("stt-key").display()
+    );
+    let cfg = write_config(
+        dir.path(),
+        &Conf {
+            ports: (38200, 38239),
+            api: Some(("127.0.0.1:38245", "restart-token")),
+            callback: &cb.url,
+            cdr: false,
+            extra: recording(dir.path()) + &transcription,
+            agent: twilio_agent(&agent.url),
+        },
+    );
     std::fs::write(dir.path().join("stt-key"), "sk-restart-test\n").expect("key");
-    std::fs::write(dir.path().join("api.token"), "restart-token").expect("API token");
     let spool = dir.path().join("spool");
 
     let mut first = Daemon::start(&cfg).await;
     let mut call = dial_to(first.udp).await.expect_answer(CALLER_HZ).await;
-    agent.start_msg(WAIT).await;
-    assert!(
-        agent.wait_heard(WAIT, |h| h.frames >= 75).await,
-        "1.5 s of caller audio reaches the agent"
-    );
+    hears_the_caller(&mut agent).await;
     call.hangup().await;
     let completed = cb.success(WAIT).await.json();
     assert_eq!(completed["event"], "call.completed", "{completed}");
@@ -271,15 +171,7 @@ async fn a_transcript_pending_at_kill_9_is_delivered_by_the_next_start() {
     })
     .await;
 
-    first.signal("KILL");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while first.alive() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "SIGKILL took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kill_9(&mut first).await;
     assert!(job_path.is_file(), "the job outlives the daemon");
     let sent: Vec<Value> = cb.deliveries().iter().map(|r| r.json()).collect();
     assert_eq!(sent.len(), 1, "only call.completed so far: {sent:?}");
@@ -298,15 +190,7 @@ async fn a_transcript_pending_at_kill_9_is_delivered_by_the_next_start() {
     let event_id = format!("evt-{call_id}-{seq}");
     assert_eq!(t["event_id"], event_id.as_str(), "{t}");
     assert_eq!(req.header("X-Trunkgate-Event-Id"), Some(event_id.as_str()));
-    assert_eq!(
-        t["turns"],
-        json!([
-            {"speaker": "caller", "start_ms": 0, "end_ms": 900, "text": "Hello, I need help."},
-            {"speaker": "agent", "start_ms": 1000, "end_ms": 1800, "text": "Sure, one moment."},
-            {"speaker": "caller", "start_ms": 2000, "end_ms": 2400, "text": "Thanks, bye."},
-        ]),
-        "{t}"
-    );
+    assert_eq!(t["turns"], merged_turns(), "{t}");
     assert!(t.get("error").is_none(), "{t}");
     let mut resumed = vec![stt.upload(WAIT).await, stt.upload(WAIT).await];
     resumed.sort_unstable();

@@ -10,15 +10,17 @@
 //! RTP range 37850-37899.
 
 use reqwest::header::{HeaderMap, ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
-use serde_json::{json, Value};
+use serde_json::Value;
 use trunkgate::app::{Gateway, GatewayEvent};
 
-use super::support::agent::{Action, AgentServer, Dialect, Script};
 use super::support::baresip::TempDir;
 use super::support::gw::wait_event;
-use super::support::http::{Answer, CallbackServer, WebhookServer};
+use super::support::http::CallbackServer;
 use super::support::leg::{dial, WAIT};
-use super::support::wav::{decode_wav, tone_amplitude};
+use super::support::recorded::{
+    amp, channels, ended_record, hears_the_caller, recording_webhook, tone_agent,
+};
+use super::support::wav::decode_wav;
 use super::{setup, AGENT_HZ, CALLER_HZ};
 
 const TOKEN: &str = "rec-token-1";
@@ -119,18 +121,8 @@ async fn start(s: &super::support::bridge::Setup, dir: &TempDir) -> Gateway {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recording_is_served_with_ranges_over_http() {
     let dir = TempDir::new("tg-record-http").expect("temp dir");
-    let script = Script {
-        on_start: vec![Action::Tone {
-            freq: AGENT_HZ,
-            ms: 1500,
-            chunk_ms: 20,
-        }],
-        on_dtmf: None,
-    };
-    let mut agent = AgentServer::start(Dialect::Twilio, script).await;
-    let hook = WebhookServer::start(Answer::json(json!({"websocket_url": agent.url,
-        "dialect": "twilio", "sample_rate": 8000, "record": true})))
-    .await;
+    let mut agent = tone_agent(AGENT_HZ, 1500).await;
+    let hook = recording_webhook(&agent).await;
     let cb = CallbackServer::start(0).await;
     let mut s = setup((37850, 37899), &dir, &cb);
     s.webhook_url = Some(hook.url.clone());
@@ -147,24 +139,14 @@ async fn the_recording_is_served_with_ranges_over_http() {
     let GatewayEvent::CallStarted { call_id, .. } = started else {
         unreachable!()
     };
-    agent.start_msg(WAIT).await;
-    assert!(
-        agent.wait_heard(WAIT, |h| h.frames >= 75).await,
-        "1.5 s of caller audio reaches the agent"
-    );
+    hears_the_caller(&mut agent).await;
     // Still being written: not served yet.
     let path = format!("/v1/calls/{call_id}/recording");
     get(&format!("{base}{path}"), TOKEN, None)
         .await
         .assert_error(409, "recording_in_progress");
     call.hangup().await;
-    let ended = wait_event(&mut events, WAIT, |e| {
-        matches!(e, GatewayEvent::CallEnded { .. })
-    })
-    .await;
-    let GatewayEvent::CallEnded { record, .. } = ended else {
-        unreachable!()
-    };
+    let record = ended_record(&mut events).await;
     assert_eq!(record.call.call_id, call_id);
     assert_eq!(record.call.recording_complete, Some(true), "{record:?}");
     // The record's URL is the API's real address: fetched as it stands.
@@ -188,10 +170,8 @@ async fn the_recording_is_served_with_ranges_over_http() {
     // What was served is the call: caller left, agent right.
     let wav = decode_wav(&whole.body).expect("a WAV");
     assert_eq!((wav.sample_rate, wav.channels), (8000, 2));
-    let left: Vec<i16> = wav.samples.iter().step_by(2).copied().collect();
-    let right: Vec<i16> = wav.samples.iter().skip(1).step_by(2).copied().collect();
+    let (left, right) = channels(&wav);
     let (l, r) = (&left[800..8800], &right[800..8800]);
-    let amp = |s: &[i16], hz: f32| tone_amplitude(s, 8000, f64::from(hz));
     assert!(amp(l, CALLER_HZ) > 10.0 * amp(l, AGENT_HZ).max(0.005));
     assert!(amp(r, AGENT_HZ) > 10.0 * amp(r, CALLER_HZ).max(0.005));
 

@@ -16,17 +16,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::support::agent::{Action, AgentServer, Dialect, Script};
+use super::support::agent::{AgentServer, Dialect, Script};
 use super::support::baresip::TempDir;
-use super::support::gw::wait_event;
-use super::support::http::{Answer, CallbackServer, Req, WebhookServer};
+use super::support::http::{CallbackServer, Req};
 use super::support::leg::{dial, WAIT};
-use super::support::wav::{decode_wav, tone_amplitude};
+use super::support::recorded::{ended_record, hears_the_caller, recording_webhook, tone_script};
+use super::support::transcriber::{file_part, merged_turns, segments, serve, whose};
 use super::{assert_signed, setup, AGENT_HZ, CALLER_HZ};
-use trunkgate::app::GatewayEvent;
 
 const KEY: &str = "sk-transcript-test-42";
 
@@ -65,64 +63,12 @@ impl Stt {
         let app = Router::new()
             .route("/v1/audio/transcriptions", post(transcribe))
             .with_state((mode, seen.clone()));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind stt");
-        let addr = listener.local_addr().expect("stt addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Stt {
-            url: format!("http://{addr}/v1/audio/transcriptions"),
-            seen,
-            task,
-        }
+        let (url, task) = serve(app).await;
+        Stt { url, seen, task }
     }
 
     fn seen(&self) -> Vec<Upload> {
         self.seen.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The `file` part of a multipart body: its file name and its bytes.
-fn file_part(headers: &HeaderMap, body: &[u8]) -> Option<(Option<String>, Vec<u8>)> {
-    let boundary = headers
-        .get("content-type")?
-        .to_str()
-        .ok()?
-        .strip_prefix("multipart/form-data; boundary=")?
-        .to_string();
-    let at = find(body, b"name=\"file\"")?;
-    let head_end = at + find(&body[at..], b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&body[at..head_end]).to_string();
-    let filename = head
-        .split("filename=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .map(str::to_string);
-    let content = &body[head_end + 4..];
-    let end = find(content, format!("\r\n--{boundary}").as_bytes())?;
-    Some((filename, content[..end].to_vec()))
-}
-
-/// Whose tone a mono 8 kHz WAV carries, by which tone is far above the other.
-fn whose(wav: &[u8]) -> &'static str {
-    let Ok(w) = decode_wav(wav) else {
-        return "unknown";
-    };
-    if w.channels != 1 || w.sample_rate != 8000 {
-        return "unknown";
-    }
-    let caller = tone_amplitude(&w.samples, 8000, f64::from(CALLER_HZ));
-    let agent = tone_amplitude(&w.samples, 8000, f64::from(AGENT_HZ));
-    if caller > 0.02 && caller > 5.0 * agent {
-        "caller"
-    } else if agent > 0.02 && agent > 5.0 * caller {
-        "agent"
-    } else {
-        "unknown"
     }
 }
 
@@ -132,7 +78,7 @@ async fn transcribe(
     body: Bytes,
 ) -> Response {
     let (filename, wav) = file_part(&headers, &body).unwrap_or_default();
-    let heard = whose(&wav);
+    let heard = whose(&wav, CALLER_HZ, AGENT_HZ);
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -147,16 +93,14 @@ async fn transcribe(
     if mode == Mode::Fail503 {
         return (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response();
     }
-    let answer = match heard {
-        "caller" => {
-            json!({"task": "transcribe", "duration": 2.5, "text": "Hello, I need help. Thanks, bye.",
-            "segments": [{"id": 0, "start": 0.0, "end": 0.9, "text": " Hello, I need help."},
-                         {"id": 1, "start": 2.0, "end": 2.4, "text": " Thanks, bye."}]})
-        }
-        "agent" => json!({"text": " Sure, one moment.",
-            "segments": [{"id": 0, "start": 1.0, "end": 1.8, "text": " Sure, one moment."}]}),
-        _ => return (StatusCode::BAD_REQUEST, "which channel is this?").into_response(),
+    let Some(mut answer) = segments(heard) else {
+        return (StatusCode::BAD_REQUEST, "which channel is this?").into_response();
     };
+    if heard == "caller" {
+        // The caller's answer in full `verbose_json` shape (`task`, `duration` beside segments).
+        answer["task"] = json!("transcribe");
+        answer["duration"] = json!(2.5);
+    }
     (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
@@ -172,23 +116,13 @@ struct Outcome {
 /// heard 1.5 s: with `speak`, the caller's tone throughout and the agent's for 1.5 s; without,
 /// both silent.
 async fn recorded_call(ports: (u16, u16), dir: &TempDir, stt: &Stt, speak: bool) -> Outcome {
-    let on_start = if speak {
-        vec![Action::Tone {
-            freq: AGENT_HZ,
-            ms: 1500,
-            chunk_ms: 20,
-        }]
+    let script = if speak {
+        tone_script(AGENT_HZ, 1500)
     } else {
-        Vec::new()
-    };
-    let script = Script {
-        on_start,
-        on_dtmf: None,
+        Script::default()
     };
     let mut agent = AgentServer::start(Dialect::Twilio, script).await;
-    let hook = WebhookServer::start(Answer::json(json!({"websocket_url": agent.url,
-        "dialect": "twilio", "sample_rate": 8000, "record": true})))
-    .await;
+    let hook = recording_webhook(&agent).await;
     let cb = CallbackServer::start(0).await;
     let key = dir.path().join("stt-key");
     std::fs::write(&key, format!("{KEY}\n")).expect("write key");
@@ -207,19 +141,9 @@ async fn recorded_call(ports: (u16, u16), dir: &TempDir, stt: &Stt, speak: bool)
         .await
         .expect_answer(if speak { CALLER_HZ } else { 0.0 })
         .await;
-    agent.start_msg(WAIT).await;
-    assert!(
-        agent.wait_heard(WAIT, |h| h.frames >= 75).await,
-        "1.5 s of caller audio reaches the agent"
-    );
+    hears_the_caller(&mut agent).await;
     call.hangup().await;
-    let ended = wait_event(&mut events, WAIT, |e| {
-        matches!(e, GatewayEvent::CallEnded { .. })
-    })
-    .await;
-    let GatewayEvent::CallEnded { record, .. } = ended else {
-        unreachable!()
-    };
+    let record = ended_record(&mut events).await;
     Outcome {
         record: serde_json::to_value(&record).expect("record JSON"),
         cb,
@@ -312,15 +236,7 @@ async fn a_recorded_call_gets_its_channels_transcribed_and_merged_after_complete
     assert_eq!(out.record["transcript"], "pending", "{}", out.record);
     let seen = deliveries(&mut out.cb, through_transcript).await;
     let t = transcript_after_completed(&seen, &out.record);
-    assert_eq!(
-        t["turns"],
-        json!([
-            {"speaker": "caller", "start_ms": 0, "end_ms": 900, "text": "Hello, I need help."},
-            {"speaker": "agent", "start_ms": 1000, "end_ms": 1800, "text": "Sure, one moment."},
-            {"speaker": "caller", "start_ms": 2000, "end_ms": 2400, "text": "Thanks, bye."},
-        ]),
-        "{t}"
-    );
+    assert_eq!(t["turns"], merged_turns(), "{t}");
     assert!(t.get("error").is_none(), "{t}");
     assert_both_channels_sent(&stt);
 }

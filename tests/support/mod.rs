@@ -1,5 +1,6 @@
-//! Test support: a scripted SIP UA, a test RTP peer, gateway start-up, WAV files, and the
-//! harness that drives a real baresip.
+//! Test support: a scripted SIP UA, a test RTP peer, gateway start-up, WAV files, recorded
+//! calls, crash-restart set-up, a fake transcriber's helpers, and the harness that drives a
+//! real baresip.
 
 #![allow(dead_code)]
 
@@ -16,9 +17,12 @@ pub mod http;
 pub mod leg;
 pub mod phone;
 pub mod placing;
+pub mod recorded;
+pub mod restart;
 pub mod rtp;
 pub mod schema;
 pub mod sink;
+pub mod transcriber;
 pub mod trunk;
 pub mod ua;
 #[allow(dead_code)]
