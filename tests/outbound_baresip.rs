@@ -4,6 +4,10 @@
 //! named after) and over TCP (dialled as a `sip:` URI). baresip plays a 1000 Hz tone and the
 //! agent a 440 Hz one on start; the test checks the agent hears baresip's tone and baresip's
 //! recording holds the agent's, then hangs up through the API and reads `completed`.
+//! Click-to-call with two phones (manager, client): each hears the other, the stereo
+//! recording has the client left; and every failure branch — the client busy, not answering,
+//! unreachable (the manager hears the tone, then BYE), the manager not answering (the client
+//! never rings).
 //! Skips (with a note) only when baresip is not installed; `scripts/test.sh` installs it.
 
 mod support;
@@ -335,14 +339,13 @@ async fn gateway_with(ports: (u16, u16), extra: &str) -> (Gateway, String) {
 async fn click_to_call(
     ports: (u16, u16),
     manager: &Baresip,
-    client: &Baresip,
+    client: &str,
     timeout_s: u64,
 ) -> (Gateway, String, String) {
     let extra = format!(
         "[[trunk]]\nname = \"pbx\"\noutbound = {{ address = \"127.0.0.1:{}\" }}\n\
-         [[trunk]]\nname = \"carrier\"\noutbound = {{ address = \"127.0.0.1:{}\" }}\n",
+         [[trunk]]\nname = \"carrier\"\noutbound = {{ {client} }}\n",
         manager.ports().sip,
-        client.ports().sip
     );
     let (gw, base) = gateway_with(ports, &extra).await;
     let body = json!({"to": NUMBER, "bridge_from": "+380501112233", "bridge_from_trunk": "pbx",
@@ -377,7 +380,7 @@ async fn click_to_call_with_a_busy_client_tones_then_hangs_up_the_manager() {
     let Some(mut client) = phone_with(&dir, NUMBER, 700.0, false).await else {
         return;
     };
-    let (gw, _base, id) = click_to_call((38100, 38119), &manager, &client, 30).await;
+    let (gw, _base, id) = click_to_call((38100, 38119), &manager, &at(&client), 30).await;
     let mut events = gw.subscribe();
     manager
         .wait_established(WAIT)
@@ -418,7 +421,7 @@ async fn click_to_call_whose_manager_never_answers_never_dials_the_client() {
     let Some(client) = phone(&dir, NUMBER, 700.0).await else {
         return;
     };
-    let (gw, _base, id) = click_to_call((38120, 38139), &manager, &client, 1).await;
+    let (gw, _base, id) = click_to_call((38120, 38139), &manager, &at(&client), 1).await;
     let mut events = gw.subscribe();
     manager
         .wait_event("CALL_INCOMING", WAIT)
@@ -436,6 +439,77 @@ async fn click_to_call_whose_manager_never_answers_never_dials_the_client() {
         !finished.events.iter().any(|e| e.kind == "CALL_INCOMING"),
         "the client never rang"
     );
+    assert_eq!(gw.rtp_ports_in_use(), 0);
+    let _ = manager.quit().await;
+}
+
+/// A trunk's `outbound` toward a phone.
+fn at(ua: &Baresip) -> String {
+    format!("address = \"127.0.0.1:{}\"", ua.ports().sip)
+}
+
+/// The client rings past `timeout_s`: cancelled, the manager hears the tone, then BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_with_a_client_who_never_answers_tones_then_hangs_up() {
+    let dir = TempDir::new("tg-c2c-client-noanswer").expect("temp dir");
+    let Some(mut manager) = phone(&dir, "+380501112233", 1000.0).await else {
+        return;
+    };
+    let Some(mut client) = phone_with(&dir, NUMBER, 700.0, false).await else {
+        return;
+    };
+    let (gw, _base, id) = click_to_call((38160, 38179), &manager, &at(&client), 1).await;
+    let mut events = gw.subscribe();
+    manager
+        .wait_established(WAIT)
+        .await
+        .expect("the manager answers");
+    client
+        .wait_event("CALL_INCOMING", WAIT)
+        .await
+        .expect("the client rings");
+    client
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("the client's ringing is cancelled");
+    manager
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("then the manager gets BYE");
+    let record = record_of(&mut events, &id).await;
+    assert_eq!(record["end_reason"], "target_no_answer", "{record}");
+    assert_eq!(record["bridge"]["status"], "no-answer", "{record}");
+    assert_eq!(gw.rtp_ports_in_use(), 0);
+    let _ = manager.quit().await;
+    let _ = client.quit().await;
+}
+
+/// The client's trunk cannot be reached (TCP refused): `target_failed`, after the tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn click_to_call_whose_client_cannot_be_reached_fails_after_the_tone() {
+    let dir = TempDir::new("tg-c2c-client-failed").expect("temp dir");
+    let Some(mut manager) = phone(&dir, "+380501112233", 1000.0).await else {
+        return;
+    };
+    // A port nothing listens on any more: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let client = format!("address = \"127.0.0.1:{closed}\", transport = \"tcp\"");
+    let (gw, _base, id) = click_to_call((38180, 38199), &manager, &client, 5).await;
+    let mut events = gw.subscribe();
+    manager
+        .wait_established(WAIT)
+        .await
+        .expect("the manager answers");
+    manager
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("the manager gets BYE");
+    let record = record_of(&mut events, &id).await;
+    assert_eq!(record["end_reason"], "target_failed", "{record}");
+    assert_eq!(record["bridge"]["status"], "failed", "{record}");
     assert_eq!(gw.rtp_ports_in_use(), 0);
     let _ = manager.quit().await;
 }
