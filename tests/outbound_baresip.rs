@@ -392,21 +392,14 @@ async fn click_to_call_with_a_busy_client_tones_then_hangs_up_the_manager() {
         .expect("the client rings");
     client.hangup().await.expect("reject");
     let rejected = tokio::time::Instant::now();
-    manager
-        .wait_event("CALL_CLOSED", WAIT)
-        .await
-        .expect("the manager gets BYE");
+    let record = manager_hung_up(&gw, &mut manager, &mut events, &id, "target_busy", "busy").await;
     assert!(
         rejected.elapsed() >= Duration::from_millis(1000),
         "the failure tone plays before the BYE ({:?})",
         rejected.elapsed()
     );
-    let record = record_of(&mut events, &id).await;
     assert_eq!(record["status"], "completed", "{record}");
-    assert_eq!(record["end_reason"], "target_busy", "{record}");
-    assert_eq!(record["bridge"]["status"], "busy", "{record}");
     assert_eq!(record["bridge"]["sip_status"], 486, "{record}");
-    assert_eq!(gw.rtp_ports_in_use(), 0);
     let _ = manager.quit().await;
     let _ = client.quit().await;
 }
@@ -472,14 +465,15 @@ async fn click_to_call_with_a_client_who_never_answers_tones_then_hangs_up() {
         .wait_event("CALL_CLOSED", WAIT)
         .await
         .expect("the client's ringing is cancelled");
-    manager
-        .wait_event("CALL_CLOSED", WAIT)
-        .await
-        .expect("then the manager gets BYE");
-    let record = record_of(&mut events, &id).await;
-    assert_eq!(record["end_reason"], "target_no_answer", "{record}");
-    assert_eq!(record["bridge"]["status"], "no-answer", "{record}");
-    assert_eq!(gw.rtp_ports_in_use(), 0);
+    manager_hung_up(
+        &gw,
+        &mut manager,
+        &mut events,
+        &id,
+        "target_no_answer",
+        "no-answer",
+    )
+    .await;
     let _ = manager.quit().await;
     let _ = client.quit().await;
 }
@@ -503,13 +497,35 @@ async fn click_to_call_whose_client_cannot_be_reached_fails_after_the_tone() {
         .wait_established(WAIT)
         .await
         .expect("the manager answers");
+    manager_hung_up(
+        &gw,
+        &mut manager,
+        &mut events,
+        &id,
+        "target_failed",
+        "failed",
+    )
+    .await;
+    let _ = manager.quit().await;
+}
+
+/// After a failed client leg: the manager gets BYE; the record ends with `end_reason` and the
+/// client leg's `status`; no RTP port is left.
+async fn manager_hung_up(
+    gw: &Gateway,
+    manager: &mut Baresip,
+    events: &mut tokio::sync::broadcast::Receiver<GatewayEvent>,
+    id: &str,
+    end_reason: &str,
+    status: &str,
+) -> Value {
     manager
         .wait_event("CALL_CLOSED", WAIT)
         .await
         .expect("the manager gets BYE");
-    let record = record_of(&mut events, &id).await;
-    assert_eq!(record["end_reason"], "target_failed", "{record}");
-    assert_eq!(record["bridge"]["status"], "failed", "{record}");
+    let record = record_of(events, id).await;
+    assert_eq!(record["end_reason"], end_reason, "{record}");
+    assert_eq!(record["bridge"]["status"], status, "{record}");
     assert_eq!(gw.rtp_ports_in_use(), 0);
-    let _ = manager.quit().await;
+    record
 }

@@ -27,7 +27,7 @@ use super::{routing, webhook, Admitted, CallMsg, Ctx, EndpointMsg, GatewayEvent}
 use crate::config::Config;
 use crate::core::agent::WsIn;
 use crate::core::call::bridge::BRIDGED;
-use crate::core::call::leg::CALLER;
+use crate::core::call::leg::{LegId, CALLER};
 use crate::core::call::{self, Call, CallId, Ended, Input, Notice, Output};
 use crate::core::hooks::answer::WebhookAnswer;
 use crate::core::hooks::WebhookFailure;
@@ -294,8 +294,8 @@ impl Driver {
                 sleep.as_mut().reset(at);
             }
             tokio::select! {
-                r = recv_rtp(&mut self.rtp) => self.on_rtp(r),
-                r = recv_rtp(&mut self.bridge_rtp) => self.on_bridge_rtp(r),
+                r = recv_rtp(&mut self.rtp) => self.on_rtp(CALLER, r),
+                r = recv_rtp(&mut self.bridge_rtp) => self.on_rtp(BRIDGED, r),
                 m = bridge_glue::recv_bridge(&mut self.bridge_events) => self.on_bridge_msg(m),
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
@@ -355,21 +355,20 @@ impl Driver {
         }
     }
 
-    fn on_rtp(&mut self, r: std::io::Result<usize>) {
-        let (Ok(n), Some(rtp)) = (r, &self.rtp) else {
+    /// Datagrams the leg's socket received, into the machine.
+    fn on_rtp(&mut self, leg: LegId, r: std::io::Result<usize>) {
+        let rtp = if leg == BRIDGED {
+            &self.bridge_rtp
+        } else {
+            &self.rtp
+        };
+        let (Ok(n), Some(rtp)) = (r, rtp) else {
             return;
         };
         let now = Instant::now();
         for i in 0..n {
             if let Some((data, from)) = rtp.rx.datagram(i) {
-                self.call.handle(
-                    now,
-                    Input::Rtp {
-                        leg: CALLER,
-                        data,
-                        from,
-                    },
-                );
+                self.call.handle(now, Input::Rtp { leg, data, from });
             }
         }
     }

@@ -96,26 +96,6 @@ impl Driver {
         self.call.handle(Instant::now(), input);
     }
 
-    /// RTP for the bridged leg.
-    pub(super) fn on_bridge_rtp(&mut self, r: std::io::Result<usize>) {
-        let (Ok(n), Some(rtp)) = (r, &self.bridge_rtp) else {
-            return;
-        };
-        let now = Instant::now();
-        for i in 0..n {
-            if let Some((data, from)) = rtp.rx.datagram(i) {
-                self.call.handle(
-                    now,
-                    Input::Rtp {
-                        leg: BRIDGED,
-                        data,
-                        from,
-                    },
-                );
-            }
-        }
-    }
-
     /// Where the bridged leg's socket goes.
     pub(super) fn set_rtp(&mut self, leg: crate::core::call::leg::LegId, rtp: Rtp) {
         if leg == BRIDGED {
