@@ -132,6 +132,7 @@ pub(super) async fn conclude(
     // The machine's final view is settled (talk, turns, the bill per `[billing]`).
     let mut view = ended.view.clone();
     super::call_transcript::decide(ctx, &status, &mut view);
+    super::call_transcript::keep_job(ctx, &status, &view).await;
     let record = status.completed(ctx, view).await;
     ctx.registry.ended(call_id, record.call.clone());
     span.in_scope(|| {

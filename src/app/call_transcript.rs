@@ -16,9 +16,10 @@
 //! Duplicates: a daemon that dies after spooling the event but before removing its job
 //! resumes it and spools it again, with the same `event_id` (`evt-<call_id>-<seq>`, the seq
 //! kept in the job): at worst a redelivery, which receivers de-duplicate by `event_id` (its
-//! turns may differ if the transcriber is not deterministic). Not covered: a daemon that
-//! dies in the few milliseconds between `call.completed` on disk and the job's fsync.
-//! Must not: delay `call.completed` or start-up, block a call worker (file work runs on the
+//! turns may differ if the transcriber is not deterministic). The job is on disk before
+//! `call.completed` ([`keep_job`]): a daemon that dies between the two leaves the journal's
+//! `gateway_restart` record standing for the call, and its transcript follows with the job.
+//! Must not: delay `call.completed` beyond the job's write or start-up, block a call worker (file work runs on the
 //! blocking pool), retry a transcription within a run, or decide which calls qualify
 //! (`core::transcript` does).
 
@@ -48,6 +49,20 @@ pub(super) fn decide(ctx: &Ctx, status: &StatusEvents, view: &mut CallView) {
     view.transcript = Some(transcript::plan(view, configured, has_callback));
 }
 
+/// Before `call.completed` is written: a `pending` transcript's job goes to disk first, so no
+/// moment exists in which the record says `pending` and nothing on disk would finish it. Its
+/// `seq` is the one after `call.completed`'s.
+pub(super) async fn keep_job(ctx: &Ctx, status: &StatusEvents, view: &CallView) {
+    if view.transcript != Some(TranscriptState::Pending) {
+        return;
+    }
+    let speakers = transcript::speakers(view);
+    let seq = status.seq().saturating_add(2);
+    if let Some(url) = status.transcript_url() {
+        keep(ctx, Job::new(&view.call_id, url, seq, speakers)).await;
+    }
+}
+
 /// After the record (`view`, as written) is on disk: if it said `pending`, the transcription
 /// starts on this runtime, as a task of its own; the call's task does not wait for it.
 pub(super) fn spawn(ctx: &Arc<Ctx>, status: StatusEvents, view: &CallView, span: &tracing::Span) {
@@ -57,16 +72,8 @@ pub(super) fn spawn(ctx: &Arc<Ctx>, status: StatusEvents, view: &CallView, span:
     let (ctx, config) = (ctx.clone(), ctx.config());
     let call_id = view.call_id.clone();
     let (left, right) = transcript::speakers(view);
-    let job = status
-        .transcript_url()
-        .map(|url| Job::new(&call_id, url, status.seq().saturating_add(1), (left, right)));
     let speakers = (left.to_string(), right.to_string());
-    let task = async move {
-        if let Some(job) = job {
-            keep(&ctx, job).await;
-        }
-        deliver(ctx, config, call_id, speakers, status).await;
-    };
+    let task = deliver(ctx, config, call_id, speakers, status);
     tokio::spawn(task.instrument(span.clone()));
 }
 
