@@ -326,15 +326,15 @@ impl Call {
         bm.rtp_in += 1;
         let pt = pkt.header.payload_type;
         if Some(pt) == bm.neg.dtmf_pt {
-            let first = bm.dtmf_in.on_packet(pkt.header.timestamp, pkt.payload);
-            let digits: Vec<char> = first
-                .into_iter()
-                .chain(std::iter::from_fn(|| bm.dtmf_in.poll_event()))
-                .map(|e| e.digit)
-                .collect();
+            // One packet can complete two events (RFC 4733 §2.5.1.5), as on the caller's leg.
+            let digits = [
+                bm.dtmf_in.on_packet(pkt.header.timestamp, pkt.payload),
+                bm.dtmf_in.poll_event(),
+                bm.dtmf_in.poll_event(),
+            ];
             if let Some(m) = &mut self.media {
-                for d in digits {
-                    m.queue_dtmf(&d.to_string());
+                for ev in digits.into_iter().flatten() {
+                    m.queue_dtmf(ev.digit.encode_utf8(&mut [0; 4]));
                 }
             }
             return;
@@ -354,7 +354,7 @@ impl Call {
         match &mut self.bridge {
             Some(b) if b.state == State::Up => {
                 if let Some(bm) = &mut b.media {
-                    bm.queue_dtmf(&digit.to_string());
+                    bm.queue_dtmf(digit.encode_utf8(&mut [0; 4]));
                 }
                 true
             }
