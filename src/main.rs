@@ -38,9 +38,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.check_config {
         return match config::load(path) {
-            Ok(_) => {
-                println!("{}: OK", path.display());
-                ExitCode::SUCCESS
+            Ok(c) => {
+                let problems = trunkgate::app::check::referenced_files(&c);
+                if problems.is_empty() {
+                    println!("{}: OK", path.display());
+                    return ExitCode::SUCCESS;
+                }
+                for p in problems {
+                    eprintln!("{}: {p}", path.display());
+                }
+                ExitCode::FAILURE
             }
             Err(e) => {
                 eprintln!("{e}");

@@ -88,3 +88,89 @@ async fn probes_auth_and_metrics() {
     assert_eq!(metric(&body, "trunkgate_calls_started_total"), Some(1));
     assert_eq!(metric(&body, "trunkgate_draining"), Some(1));
 }
+
+/// `--check-config` reads every file the configuration names, as the daemon would at start:
+/// a missing token file, an empty webhook secret and a CA file without a certificate each fail
+/// the check with their key path (and never print a file's content); fixed, the check passes.
+#[test]
+fn check_config_reads_every_named_file() {
+    let dir = scratch_dir("check-files");
+    let token = dir.join("api.token");
+    let secret = dir.join("webhook.secret");
+    let ca = dir.join("ca.pem");
+    let _ = std::fs::remove_file(&token);
+    std::fs::write(&secret, "\n").expect("secret file");
+    std::fs::write(&ca, "hunter2 is not a certificate\n").expect("CA file");
+    let extra = format!(
+        "[webhook]\nsecret_file = \"{}\"\n[agent]\nextra_ca_file = \"{}\"\n",
+        secret.display(),
+        ca.display()
+    );
+    let text = support::gw::config_text((30900, 30909), "builtin:echo", &extra).replace(
+        "listen = \"\"",
+        &format!(
+            "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
+            token.display()
+        ),
+    );
+    let file = dir.join("trunkgate.toml");
+    std::fs::write(&file, text).expect("config file");
+    let check = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trunkgate"))
+            .arg("--check-config")
+            .arg(&file)
+            .output()
+            .expect("run trunkgate --check-config");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = check();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("api.token_file: cannot read {}", token.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("webhook.secret_file: ") && text.contains("is empty"),
+        "{text}"
+    );
+    assert!(text.contains("agent.extra_ca_file: "), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "a file's content is never printed: {text}"
+    );
+
+    std::fs::write(&token, "t0ken\n").expect("token file");
+    std::fs::write(&secret, "s3cret\n").expect("secret file");
+    let (code, text) = check();
+    assert_eq!(
+        code,
+        Some(1),
+        "the CA file still has no certificate: {text}"
+    );
+    assert!(
+        !text.contains("api.token_file") && !text.contains("webhook.secret_file"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(&ca);
+    let text = support::gw::config_text(
+        (30900, 30909),
+        "builtin:echo",
+        &extra.replace(
+            &format!("[agent]\nextra_ca_file = \"{}\"\n", ca.display()),
+            "",
+        ),
+    )
+    .replace(
+        "listen = \"\"",
+        &format!(
+            "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
+            token.display()
+        ),
+    );
+    std::fs::write(&file, text).expect("config file");
+    let (code, text) = check();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(": OK"), "{text}");
+}

@@ -8,6 +8,7 @@ mod alerts;
 mod call;
 mod call_setup;
 mod call_transcript;
+pub mod check;
 pub mod control;
 pub mod dial;
 mod dial_spec;
@@ -172,11 +173,10 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-    #[error("cannot read {what} {path}: {source}")]
-    File {
-        what: &'static str,
-        path: String,
-        source: std::io::Error,
+    #[error("{key}: {source}")]
+    Secret {
+        key: &'static str,
+        source: crate::config::SecretError,
     },
     #[error("cannot start the call worker or record writer threads: {0}")]
     Workers(std::io::Error),
@@ -188,14 +188,12 @@ pub enum StartError {
     },
 }
 
-fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
-    let text = std::fs::read(path).map_err(|source| StartError::File {
-        what: "webhook secret file",
-        path: path.display().to_string(),
-        source,
-    })?;
-    let trimmed = text.trim_ascii_end();
-    Ok(trimmed.to_vec())
+/// A secret file by the one rule (`config::read_secret_file`: trailing whitespace trimmed,
+/// empty refused), its error naming the key, never the content.
+fn read_secret(key: &'static str, path: &std::path::Path) -> Result<String, StartError> {
+    crate::config::read_secret_file(path)
+        .map(|s| s.expose().to_owned())
+        .map_err(|source| StartError::Secret { key, source })
 }
 
 fn open_spool(
@@ -328,7 +326,9 @@ impl Gateway {
                 .max(std::time::Duration::from_secs(10)),
         )?;
         let secret = match &config.webhook.secret_file {
-            Some(path) => Some(Arc::new(read_secret(path)?)),
+            Some(path) => Some(Arc::new(
+                read_secret("webhook.secret_file", path)?.into_bytes(),
+            )),
             None => None,
         };
         let spool = open_spool(&config, &http, secret.clone());
@@ -449,17 +449,7 @@ impl Gateway {
         let api_addr = match config.api.listen {
             Some(addr) => {
                 let token = match &config.api.token_file {
-                    Some(path) => Some(
-                        String::from_utf8_lossy(&read_secret(path).map_err(|e| match e {
-                            StartError::File { path, source, .. } => StartError::File {
-                                what: "API token file",
-                                path,
-                                source,
-                            },
-                            other => other,
-                        })?)
-                        .into_owned(),
-                    ),
+                    Some(path) => Some(read_secret("api.token_file", path)?),
                     None => None,
                 };
                 let listener = tokio::net::TcpListener::bind(addr)

@@ -6,15 +6,48 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read CA file {path}: {reason}")]
     CaFile { path: String, reason: String },
+    #[error("cannot use {what} {path}: {reason}")]
+    Pem {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] rustls::Error),
+}
+
+/// A certificate chain (PEM, leaf first) for a TLS listener: at least one certificate.
+pub fn read_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let err = |reason: String| TlsError::Pem {
+        what: "certificate file",
+        path: path.display().to_string(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no certificate in file".into()));
+    }
+    Ok(certs)
+}
+
+/// The private key (PEM: PKCS#8, PKCS#1 or SEC1) for a TLS listener. Errors name the file,
+/// never its content.
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Pem {
+        what: "private key file",
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Builds the client config: system roots (those that parse) plus `extra_ca` (PEM, one or

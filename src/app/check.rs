@@ -1,0 +1,53 @@
+//! `--check-config`'s second half: every file the configuration names (API token, webhook
+//! secret, trunk passwords, transcription key, CA bundle, TLS certificate and key) is read and
+//! parsed by the same rules the daemon applies at start, and each failure is reported with its
+//! key path. Owns no state; must not open sockets, start tasks or print a file's content.
+
+use std::path::Path;
+
+use crate::config::{read_secret_file, Config};
+use crate::io::tls;
+
+/// One line per file that would stop the daemon from starting, `key.path: why`; empty → all
+/// named files are usable.
+pub fn referenced_files(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut secret = |key: String, path: Option<&Path>| {
+        if let Some(path) = path {
+            if let Err(e) = read_secret_file(path) {
+                problems.push(format!("{key}: {e}"));
+            }
+        }
+    };
+    secret("api.token_file".into(), config.api.token_file.as_deref());
+    secret(
+        "webhook.secret_file".into(),
+        config.webhook.secret_file.as_deref(),
+    );
+    secret(
+        "transcription.api_key_file".into(),
+        config.transcription.api_key_file.as_deref(),
+    );
+    for (i, trunk) in config.trunks.iter().enumerate() {
+        let path = trunk
+            .outbound
+            .as_ref()
+            .and_then(|o| o.password_file.as_deref());
+        secret(format!("trunk[{i}].outbound.password_file"), path);
+    }
+    if let Some(path) = config.agent.extra_ca_file.as_deref() {
+        tls::install_default_provider();
+        if let Err(e) = tls::client_config(Some(path)) {
+            problems.push(format!("agent.extra_ca_file: {e}"));
+        }
+    }
+    if let Some(files) = &config.sip.tls {
+        if let Err(e) = tls::read_cert_chain(&files.cert_file) {
+            problems.push(format!("sip.tls.cert_file: {e}"));
+        }
+        if let Err(e) = tls::read_private_key(&files.key_file) {
+            problems.push(format!("sip.tls.key_file: {e}"));
+        }
+    }
+    problems
+}
