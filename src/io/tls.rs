@@ -11,8 +11,6 @@ use rustls::{ClientConfig, RootCertStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read CA file {path}: {reason}")]
-    CaFile { path: String, reason: String },
     #[error("cannot use {what} {path}: {reason}")]
     Pem {
         what: &'static str,
@@ -25,8 +23,16 @@ pub enum TlsError {
 
 /// A certificate chain (PEM, leaf first) for a TLS listener: at least one certificate.
 pub fn read_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    read_pem_certs("certificate file", path)
+}
+
+/// The certificates of a PEM file (at least one), errors naming `what` and the file.
+fn read_pem_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let err = |reason: String| TlsError::Pem {
-        what: "certificate file",
+        what,
         path: path.display().to_string(),
         reason,
     };
@@ -59,19 +65,12 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
         let _ = roots.add(cert);
     }
     if let Some(path) = extra_ca {
-        let ca_err = |reason: String| TlsError::CaFile {
-            path: path.display().to_string(),
-            reason,
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| ca_err(e.to_string()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| ca_err(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(ca_err("no certificate in file".into()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
+        for cert in read_pem_certs("CA file", path)? {
+            roots.add(cert).map_err(|e| TlsError::Pem {
+                what: "CA file",
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
