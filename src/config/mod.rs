@@ -38,6 +38,8 @@ mod tests_outbound;
 #[cfg(test)]
 mod tests_policy;
 #[cfg(test)]
+mod tests_sip;
+#[cfg(test)]
 mod tests_transcription;
 
 use std::path::Path;
