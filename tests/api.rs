@@ -11,9 +11,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A minimal HTTP/1.1 GET (Connection: close): status and body.
 async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect API");
+    let (status, _, body) = get_from(None, addr, path, token).await;
+    (status, body)
+}
+
+/// A GET from `source` (a loopback address; `None`: any): status, head and body.
+async fn get_from(
+    source: Option<std::net::IpAddr>,
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String, String) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(ip) = source {
+        socket.bind((ip, 0).into()).expect("bind source");
+    }
+    let mut s = socket.connect(addr).await.expect("connect API");
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -26,11 +39,8 @@ async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u1
         .expect("read");
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
 }
 
 fn metric(body: &str, name: &str) -> Option<u64> {
@@ -87,6 +97,43 @@ async fn probes_auth_and_metrics() {
     let (_, body) = get(api, "/metrics", Some("s3cret")).await;
     assert_eq!(metric(&body, "trunkgate_calls_started_total"), Some(1));
     assert_eq!(metric(&body, "trunkgate_draining"), Some(1));
+}
+
+/// A source that keeps sending wrong tokens is refused with 429 (even with the right token)
+/// once it used up its allowance (the probes still answer); another source is unaffected;
+/// failures are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_auth_is_limited_per_source() {
+    let dir = scratch_dir("api-auth-limit");
+    let token_file = dir.join("api.token");
+    std::fs::write(&token_file, "s3cret\n").expect("token file");
+    let text = support::gw::config_text((30900, 30999), "builtin:echo", "").replace(
+        "listen = \"\"",
+        &format!(
+            "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
+            token_file.display()
+        ),
+    );
+    let cfg = trunkgate::config::parse(&text, "test").expect("config");
+    let gw = trunkgate::app::Gateway::start(cfg).await.expect("start");
+    let api = gw.api_addr.expect("API listening");
+    let guesser = Some("127.0.0.3".parse().expect("ip"));
+    let other = Some("127.0.0.4".parse().expect("ip"));
+
+    for i in 0..10 {
+        let (status, _, _) = get_from(guesser, api, "/v1/calls", Some(&format!("guess{i}"))).await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    let (status, head, body) = get_from(guesser, api, "/v1/calls", Some("s3cret")).await;
+    assert_eq!(status, 429, "refused, right token or not: {body}");
+    assert!(head.contains("\r\nretry-after: "), "{head}");
+    assert!(body.contains("\"rate_limited\""), "{body}");
+    let probe = get_from(guesser, api, "/readyz", None).await.0;
+    assert_eq!(probe, 200, "probes stay served");
+
+    let (status, _, body) = get_from(other, api, "/metrics", Some("s3cret")).await;
+    assert_eq!(status, 200, "another source is served");
+    assert_eq!(metric(&body, "trunkgate_api_auth_failures_total"), Some(10));
 }
 
 /// `--check-config` reads every file the configuration names, as the daemon would at start:

@@ -4,12 +4,15 @@
 //! [`twilio_create`]). Everything but `/healthz` and `/readyz`
 //! needs `Authorization: Bearer <token>` (the Twilio resource: Basic `AccountSid:token`)
 //! unless the API is open (no token, loopback address). Errors are JSON:
-//! `{"error":{"code":"not_found","message":"…"}}`.
+//! `{"error":{"code":"not_found","message":"…"}}`. A source that fails authentication too
+//! often is refused with 429 for a while ([`auth_limit`]); failures are logged with the source
+//! and path, never the credentials.
 //!
 //! Owns: routes, authentication, status codes and error bodies.
 //! Must not: decide anything about calls (it reads views and forwards commands through the
 //! [`Control`] handle, its only view of `app`), or log the token.
 
+mod auth_limit;
 mod calls;
 mod calls_body;
 mod calls_create;
@@ -22,9 +25,11 @@ mod trunks;
 mod twilio;
 mod twilio_create;
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -50,6 +55,9 @@ struct Api {
     token: Option<Arc<str>>,
     open: bool,
     account: Option<Arc<str>>,
+    failed_auth: Arc<Mutex<auth_limit::FailedAuth>>,
+    /// Requests refused for missing or wrong credentials (`/metrics`).
+    auth_failures: Arc<AtomicU64>,
 }
 
 /// Serves the API on `listener` until the process ends.
@@ -59,7 +67,10 @@ pub fn spawn(listener: tokio::net::TcpListener, control: Control, settings: Sett
         token: settings.token.map(Arc::from),
         open: settings.open,
         account: settings.twilio_account.map(Arc::from),
+        failed_auth: Arc::default(),
+        auth_failures: Arc::default(),
     });
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "control API stopped");
@@ -98,7 +109,61 @@ fn router(api: Api) -> Router {
             post(twilio_create::create).layer(body_limit()),
         );
     }
-    app.fallback(not_found).with_state(api)
+    app.fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            api.clone(),
+            limit_failed_auth,
+        ))
+        .with_state(api)
+}
+
+/// Refuses a source that failed authentication too often (429, before any handler runs; the
+/// probes stay served, so a load balancer sharing its address keeps its view) and counts and
+/// logs each 401 answered — with the source and path, never the credentials.
+async fn limit_failed_auth(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let now = std::time::Instant::now();
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    let refused = source
+        .filter(|_| !probe)
+        .and_then(|ip| lock(&api.failed_auth).refused(ip, now));
+    if let Some(secs) = refused {
+        let message = "too many failed authentications from this address";
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+            .with_retry_after(secs)
+            .into_response();
+    }
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::UNAUTHORIZED {
+        api.auth_failures.fetch_add(1, Ordering::Relaxed);
+        let Some(ip) = source else { return resp };
+        let failure = lock(&api.failed_auth).failed(ip, now);
+        match failure {
+            auth_limit::Failure::First => {
+                tracing::warn!(source = %ip, path, "API authentication failed")
+            }
+            auth_limit::Failure::LockedOut => tracing::warn!(
+                source = %ip,
+                path,
+                failures = auth_limit::MAX_FAILURES,
+                window_s = auth_limit::WINDOW.as_secs(),
+                "API authentication failed too often; refusing this source for the window"
+            ),
+            auth_limit::Failure::Counted => {
+                tracing::debug!(source = %ip, path, "API authentication failed")
+            }
+        }
+    }
+    resp
+}
+
+/// The failure table, also after a panic elsewhere poisoned its lock (counters stay valid).
+fn lock(m: &Mutex<auth_limit::FailedAuth>) -> std::sync::MutexGuard<'_, auth_limit::FailedAuth> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The most a create request's body may hold (larger: 413).
