@@ -57,12 +57,17 @@ fn udp_addr(line: &str) -> Option<SocketAddr> {
 impl Daemon {
     /// Starts `trunkgate --config <path>` and waits for it to report its listeners.
     pub async fn start(config: &Path) -> Daemon {
+        Self::start_logging(config, "info").await
+    }
+
+    /// The same with `RUST_LOG=<filter>` (e.g. `trace`: every line at every level).
+    pub async fn start_logging(config: &Path, filter: &str) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_trunkgate"))
             .arg("--config")
             .arg(config)
             .arg("--drain-seconds")
             .arg("1")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -132,6 +137,21 @@ impl Daemon {
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops the daemon (as [`Daemon::stop`]) and returns every line it logged, up to its exit.
+    pub async fn stop_and_collect(mut self) -> Vec<String> {
+        self.signal("TERM");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => self.log.push(line),
+                Ok(None) => break,
+                Err(_) => panic!("trunkgate's log did not end after SIGTERM"),
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        std::mem::take(&mut self.log)
     }
 
     /// SIGTERM, then a bounded wait for the exit (SIGKILL after it).
