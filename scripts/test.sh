@@ -3,10 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# baresip (the real SIP peer of the interop test) and sox come from Debian's packages.
+# baresip (the real SIP peer of the interop test), sox and sipvicious (the scanner that must
+# get no answer) come from Debian's packages.
 need=()
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v sox >/dev/null 2>&1 || need+=(sox)
+command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
