@@ -49,12 +49,16 @@ fn metric(body: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probes_auth_and_metrics() {
-    let dir = scratch_dir("api");
+/// A gateway (built-in echo agent, RTP on `ports`) whose API needs the token `s3cret`, and
+/// the API's address.
+async fn start_with_token(
+    name: &str,
+    ports: (u16, u16),
+) -> (trunkgate::app::Gateway, std::net::SocketAddr) {
+    let dir = scratch_dir(name);
     let token_file = dir.join("api.token");
     std::fs::write(&token_file, "s3cret\n").expect("token file");
-    let text = support::gw::config_text((30800, 30899), "builtin:echo", "").replace(
+    let text = support::gw::config_text(ports, "builtin:echo", "").replace(
         "listen = \"\"",
         &format!(
             "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
@@ -64,6 +68,12 @@ async fn probes_auth_and_metrics() {
     let cfg = trunkgate::config::parse(&text, "test").expect("config");
     let gw = trunkgate::app::Gateway::start(cfg).await.expect("start");
     let api = gw.api_addr.expect("API listening");
+    (gw, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_auth_and_metrics() {
+    let (gw, api) = start_with_token("api", (30800, 30899)).await;
 
     assert_eq!(get(api, "/healthz", None).await.0, 200);
     assert_eq!(get(api, "/readyz", None).await.0, 200);
@@ -104,19 +114,7 @@ async fn probes_auth_and_metrics() {
 /// failures are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_auth_is_limited_per_source() {
-    let dir = scratch_dir("api-auth-limit");
-    let token_file = dir.join("api.token");
-    std::fs::write(&token_file, "s3cret\n").expect("token file");
-    let text = support::gw::config_text((30900, 30999), "builtin:echo", "").replace(
-        "listen = \"\"",
-        &format!(
-            "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
-            token_file.display()
-        ),
-    );
-    let cfg = trunkgate::config::parse(&text, "test").expect("config");
-    let gw = trunkgate::app::Gateway::start(cfg).await.expect("start");
-    let api = gw.api_addr.expect("API listening");
+    let (_gw, api) = start_with_token("api-auth-limit", (30900, 30999)).await;
     let guesser = Some("127.0.0.3".parse().expect("ip"));
     let other = Some("127.0.0.4".parse().expect("ip"));
 
