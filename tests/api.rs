@@ -126,6 +126,10 @@ async fn failed_auth_is_limited_per_source() {
     assert_eq!(status, 429, "refused, right token or not: {body}");
     assert!(head.contains("\r\nretry-after: "), "{head}");
     assert!(body.contains("\"rate_limited\""), "{body}");
+    let (_, _, doc) = get_from(other, api, "/v1/openapi.json", Some("s3cret")).await;
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("document");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
+    support::schema::assert_response(&doc, "/v1/calls", "get", 429, &body);
     let probe = get_from(guesser, api, "/readyz", None).await.0;
     assert_eq!(probe, 200, "probes stay served");
 

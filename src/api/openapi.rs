@@ -94,7 +94,29 @@ fn build() -> Value {
             schemas.insert(name.to_string(), schema);
         }
     }
+    document_auth_limit(&mut doc);
     doc
+}
+
+/// Every operation that can answer 401 can also answer 429: a source with too many failed
+/// authentications is refused before any handler runs (`api::auth_limit`).
+fn document_auth_limit(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let operations = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|ops| ops.values_mut());
+    for op in operations {
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if responses.contains_key("401") && !responses.contains_key("429") {
+            let why = "Too many failed authentications from this address (`rate_limited`, with Retry-After): refused until its minute ends.";
+            responses.insert("429".into(), error(why));
+        }
+    }
 }
 
 fn paths_and_schemas() -> Value {
