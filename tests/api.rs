@@ -11,25 +11,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A minimal HTTP/1.1 GET (Connection: close): status and body.
 async fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
-    let (status, _, body) = get_from(None, addr, path, token).await;
+    let (status, _, body) = get_from(None, addr, path, token, None).await;
     (status, body)
 }
 
-/// A GET from `source` (a loopback address; `None`: any): status, head and body.
+/// A GET from `source` (a loopback address; `None`: any), with `X-Forwarded-For: forwarded`
+/// if given: status, head and body.
 async fn get_from(
     source: Option<std::net::IpAddr>,
     addr: std::net::SocketAddr,
     path: &str,
     token: Option<&str>,
+    forwarded: Option<&str>,
 ) -> (u16, String, String) {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     if let Some(ip) = source {
         socket.bind((ip, 0).into()).expect("bind source");
     }
     let mut s = socket.connect(addr).await.expect("connect API");
-    let auth = token
+    let mut auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    if let Some(client) = forwarded {
+        auth.push_str(&format!("X-Forwarded-For: {client}\r\n"));
+    }
     let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{auth}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
@@ -54,6 +59,7 @@ fn metric(body: &str, name: &str) -> Option<u64> {
 async fn start_with_token(
     name: &str,
     ports: (u16, u16),
+    extra_api: &str,
 ) -> (trunkgate::app::Gateway, std::net::SocketAddr) {
     let dir = scratch_dir(name);
     let token_file = dir.join("api.token");
@@ -61,7 +67,7 @@ async fn start_with_token(
     let text = support::gw::config_text(ports, "builtin:echo", "").replace(
         "listen = \"\"",
         &format!(
-            "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
+            "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n{extra_api}",
             token_file.display()
         ),
     );
@@ -73,7 +79,7 @@ async fn start_with_token(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_auth_and_metrics() {
-    let (gw, api) = start_with_token("api", (30800, 30899)).await;
+    let (gw, api) = start_with_token("api", (30800, 30899), "").await;
 
     assert_eq!(get(api, "/healthz", None).await.0, 200);
     assert_eq!(get(api, "/readyz", None).await.0, 200);
@@ -114,28 +120,74 @@ async fn probes_auth_and_metrics() {
 /// failures are counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_auth_is_limited_per_source() {
-    let (_gw, api) = start_with_token("api-auth-limit", (30900, 30999)).await;
+    let (_gw, api) = start_with_token("api-auth-limit", (30900, 30999), "").await;
     let guesser = Some("127.0.0.3".parse().expect("ip"));
     let other = Some("127.0.0.4".parse().expect("ip"));
 
     for i in 0..10 {
-        let (status, _, _) = get_from(guesser, api, "/v1/calls", Some(&format!("guess{i}"))).await;
+        let (status, _, _) =
+            get_from(guesser, api, "/v1/calls", Some(&format!("guess{i}")), None).await;
         assert_eq!(status, 401, "guess {i}");
     }
-    let (status, head, body) = get_from(guesser, api, "/v1/calls", Some("s3cret")).await;
+    let (status, head, body) = get_from(guesser, api, "/v1/calls", Some("s3cret"), None).await;
     assert_eq!(status, 429, "refused, right token or not: {body}");
     assert!(head.contains("\r\nretry-after: "), "{head}");
     assert!(body.contains("\"rate_limited\""), "{body}");
-    let (_, _, doc) = get_from(other, api, "/v1/openapi.json", Some("s3cret")).await;
+    let (_, _, doc) = get_from(other, api, "/v1/openapi.json", Some("s3cret"), None).await;
     let doc: serde_json::Value = serde_json::from_str(&doc).expect("document");
     let body: serde_json::Value = serde_json::from_str(&body).expect("JSON error");
     support::schema::assert_response(&doc, "/v1/calls", "get", 429, &body);
-    let probe = get_from(guesser, api, "/readyz", None).await.0;
+    let probe = get_from(guesser, api, "/readyz", None, None).await.0;
     assert_eq!(probe, 200, "probes stay served");
 
-    let (status, _, body) = get_from(other, api, "/metrics", Some("s3cret")).await;
+    let (status, _, body) = get_from(other, api, "/metrics", Some("s3cret"), None).await;
     assert_eq!(status, 200, "another source is served");
     assert_eq!(metric(&body, "trunkgate_api_auth_failures_total"), Some(10));
+}
+
+/// Behind a trusted reverse proxy the limit applies to the client named by X-Forwarded-For,
+/// not to the proxy: one client guessing does not lock out the others behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_auth_behind_a_trusted_proxy_counts_the_client() {
+    let proxies = "trusted_proxies = [\"127.0.0.5/32\"]";
+    let (_gw, api) = start_with_token("api-auth-proxy", (31100, 31199), proxies).await;
+    let proxy = Some("127.0.0.5".parse().expect("ip"));
+    let guesser = Some("203.0.113.7");
+    for i in 0..10 {
+        let token = format!("guess{i}");
+        let status = get_from(proxy, api, "/v1/calls", Some(&token), guesser)
+            .await
+            .0;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    let refused = get_from(proxy, api, "/v1/calls", Some("s3cret"), guesser)
+        .await
+        .0;
+    assert_eq!(refused, 429, "the guessing client is refused");
+    // A claimed address left of the client's own does not help it.
+    let spoofed = Some("198.51.100.1, 203.0.113.7");
+    assert_eq!(
+        get_from(proxy, api, "/v1/calls", Some("s3cret"), spoofed)
+            .await
+            .0,
+        429
+    );
+    let other = Some("203.0.113.8");
+    let served = get_from(proxy, api, "/v1/calls", Some("s3cret"), other)
+        .await
+        .0;
+    assert_eq!(
+        served, 200,
+        "another client behind the same proxy is served"
+    );
+    // An untrusted peer's header is ignored: it is counted as itself.
+    let direct = Some("127.0.0.6".parse().expect("ip"));
+    assert_eq!(
+        get_from(direct, api, "/v1/calls", Some("s3cret"), guesser)
+            .await
+            .0,
+        200
+    );
 }
 
 /// `--check-config` reads every file the configuration names, as the daemon would at start:

@@ -10,12 +10,40 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
 /// Failures a source may have within one [`WINDOW`] before it is refused.
 pub const MAX_FAILURES: u32 = 10;
 /// The window failures are counted in (fixed, starting at a source's first failure).
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Sources tracked at once.
 pub const MAX_SOURCES: usize = 4096;
+
+/// The client behind a request from `peer`: `peer` itself unless it is one of the `trusted`
+/// proxies; then the right-most `X-Forwarded-For` address that is not a trusted proxy (the
+/// left part of the header is whatever the client claims). Unparseable headers: `peer`.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
 
 /// What one more failure means for its source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +146,34 @@ mod tests {
         let later = t0 + WINDOW;
         assert_eq!(f.refused(ip(1), later), None, "window over");
         assert_eq!(f.failed(ip(1), later), Failure::First, "a new window");
+    }
+
+    #[test]
+    fn the_client_behind_a_trusted_proxy() {
+        let proxy: IpAddr = "127.0.0.1".parse().expect("ip");
+        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().expect("net")];
+        let with = |xff: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in xff {
+                h.append("x-forwarded-for", v.parse().expect("header"));
+            }
+            h
+        };
+        let claimed = with(&["198.51.100.1, 203.0.113.5", "127.0.0.2"]);
+        assert_eq!(
+            client_address(proxy, &claimed, &trusted),
+            "203.0.113.5".parse::<IpAddr>().expect("ip"),
+            "right-most untrusted hop, not what the client claims"
+        );
+        assert_eq!(
+            client_address(proxy, &claimed, &[]),
+            proxy,
+            "no proxies trusted"
+        );
+        let outsider: IpAddr = "192.0.2.9".parse().expect("ip");
+        assert_eq!(client_address(outsider, &claimed, &trusted), outsider);
+        assert_eq!(client_address(proxy, &with(&["junk"]), &trusted), proxy);
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Settings {
     pub open: bool,
     /// `Some(AccountSid)` → serve the Twilio-compatible resource under that account.
     pub twilio_account: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`auth_limit::client_address`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,7 @@ struct Api {
     open: bool,
     account: Option<Arc<str>>,
     failed_auth: Arc<Mutex<auth_limit::FailedAuth>>,
+    trusted_proxies: Arc<[ipnet::IpNet]>,
     /// Requests refused for missing or wrong credentials (`/metrics`).
     auth_failures: Arc<AtomicU64>,
 }
@@ -68,6 +71,7 @@ pub fn spawn(listener: tokio::net::TcpListener, control: Control, settings: Sett
         open: settings.open,
         account: settings.twilio_account.map(Arc::from),
         failed_auth: Arc::default(),
+        trusted_proxies: settings.trusted_proxies.into(),
         auth_failures: Arc::default(),
     });
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -124,7 +128,7 @@ async fn limit_failed_auth(State(api): State<Api>, req: Request, next: Next) -> 
     let source = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .map(|c| auth_limit::client_address(c.0.ip(), req.headers(), &api.trusted_proxies));
     let now = std::time::Instant::now();
     let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
     let refused = source

@@ -347,6 +347,7 @@ impl Gateway {
                         .api
                         .twilio_compat
                         .then(|| config.api.account_sid.clone()),
+                    trusted_proxies: config.api.trusted_proxies.clone(),
                 };
                 let control =
                     control::Control::new(ctx.clone()).with_recordings(ctx.recordings.clone());

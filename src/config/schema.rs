@@ -63,6 +63,7 @@ pub(crate) struct RawApi {
     pub twilio_compat: Option<bool>,
     pub account_sid: Opt<String>,
     pub call_retention: Opt<IntOrStr>,
+    pub trusted_proxies: Option<StrList>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,3 +48,23 @@ fn api_errors_name_the_key() {
     let e = errors("[api]\ntwilio_compat = \"yes\"\n");
     assert!(e.contains("api.twilio_compat"), "{e}");
 }
+
+#[test]
+fn trusted_proxies_are_cidrs() {
+    let c = parse("", "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.api.trusted_proxies.is_empty());
+    let text = "[api]\ntrusted_proxies = [\"127.0.0.1\", \"10.1.2.3/8\", \"::1\"]\n";
+    let c = parse(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let nets: Vec<String> = c
+        .api
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+    let problems = errors("[api]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n");
+    assert!(
+        problems.starts_with("t.toml:2: api.trusted_proxies[1]: "),
+        "{problems}"
+    );
+}

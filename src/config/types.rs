@@ -136,6 +136,9 @@ pub struct ApiConfig {
     pub account_sid: String,
     /// How long ended calls stay visible to `GET /v1/calls/{id}` (0 → not kept).
     pub call_retention: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the failed-auth limit
+    /// and its log lines); empty → the peer address is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl ApiConfig {

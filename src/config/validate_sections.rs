@@ -19,7 +19,7 @@ use super::types::{
     WebhookFormat,
 };
 use super::validate::{
-    duration, has_control, http_url, is_host_name, list, optional_path, optional_text,
+    duration, has_control, http_url, is_host_name, list, optional_path, optional_text, parse_cidr,
     parse_socket, size, span_of, values, Listener,
 };
 use crate::core::hooks::callback::{CallbackEvent, EventSet};
@@ -354,6 +354,9 @@ pub(crate) fn api(ctx: &mut Problems<'_>, raw: Option<&RawApi>) -> (ApiConfig, O
             &raw.call_retention,
             Duration::from_secs(3600),
         ),
+        trusted_proxies: list(ctx, "api.trusted_proxies", &raw.trusted_proxies, parse_cidr)
+            .map(values)
+            .unwrap_or_default(),
     };
     (config, listener)
 }
