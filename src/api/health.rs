@@ -22,12 +22,6 @@ pub(super) async fn readyz(State(api): State<Api>) -> Response {
 }
 
 pub(super) async fn metrics(State(api): State<Api>) -> Response {
-    let mut body = api.control.metrics();
-    let failures = api.auth_failures.load(std::sync::atomic::Ordering::Relaxed);
-    body.push_str(&format!(
-        "# HELP trunkgate_api_auth_failures_total API requests refused for missing or wrong credentials.\n\
-         # TYPE trunkgate_api_auth_failures_total counter\n\
-         trunkgate_api_auth_failures_total {failures}\n"
-    ));
+    let body = api.control.metrics();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -26,7 +26,6 @@ mod twilio;
 mod twilio_create;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -59,8 +58,6 @@ struct Api {
     account: Option<Arc<str>>,
     failed_auth: Arc<Mutex<auth_limit::FailedAuth>>,
     trusted_proxies: Arc<[ipnet::IpNet]>,
-    /// Requests refused for missing or wrong credentials (`/metrics`).
-    auth_failures: Arc<AtomicU64>,
 }
 
 /// Serves the API on `listener` until the process ends.
@@ -72,7 +69,6 @@ pub fn spawn(listener: tokio::net::TcpListener, control: Control, settings: Sett
         account: settings.twilio_account.map(Arc::from),
         failed_auth: Arc::default(),
         trusted_proxies: settings.trusted_proxies.into(),
-        auth_failures: Arc::default(),
     });
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
@@ -143,7 +139,7 @@ async fn limit_failed_auth(State(api): State<Api>, req: Request, next: Next) -> 
     let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
     if resp.status() == StatusCode::UNAUTHORIZED {
-        api.auth_failures.fetch_add(1, Ordering::Relaxed);
+        api.control.count_auth_failure();
         let Some(ip) = source else { return resp };
         let failure = lock(&api.failed_auth).failed(ip, now);
         match failure {

@@ -117,6 +117,14 @@ impl Control {
         self.ctx.trunks.snapshot()
     }
 
+    /// Counts an API request refused for missing or wrong credentials (`/metrics`).
+    pub fn count_auth_failure(&self) {
+        self.ctx
+            .stats
+            .api_auth_failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text of every counter.
     pub fn metrics(&self) -> String {
         super::metrics::render(&self.ctx)

@@ -61,6 +61,12 @@ pub fn render(ctx: &Ctx) -> String {
         load(&s.blocked_user_agent),
     );
     metric(
+        "api_auth_failures_total",
+        "counter",
+        "API requests refused for missing or wrong credentials.",
+        load(&s.api_auth_failures),
+    );
+    metric(
         "policy_rejected_total",
         "counter",
         "INVITEs refused by admission policy.",

@@ -95,6 +95,8 @@ pub struct Stats {
     pub flood_dropped: AtomicU64,
     /// Requests dropped for a blocked User-Agent.
     pub blocked_user_agent: AtomicU64,
+    /// API requests refused for missing or wrong credentials.
+    pub api_auth_failures: AtomicU64,
     /// INVITEs answered with a policy rejection (403/480/486/503).
     pub policy_rejected: AtomicU64,
     /// INVITEs dropped silently by policy.
