@@ -33,9 +33,8 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> I
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect::<Vec<_>>();
-    for hop in hops.iter().rev() {
+        .map(str::trim);
+    for hop in hops.rev() {
         match hop.parse::<IpAddr>() {
             Ok(ip) if is_trusted(&ip) => continue,
             Ok(ip) => return ip,
