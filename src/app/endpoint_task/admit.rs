@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use super::super::record_writer::Written;
-use super::super::{record, routing};
 use super::{now, Admitted, EndpointMsg, EndpointTask, Running};
+use crate::app::record_writer::Written;
+use crate::app::{record, routing};
 use crate::core::call::{CallId, CallView, Direction, EndReason};
 use crate::core::policy::{Attempt, Decision, Scope};
 use crate::core::sip::endpoint::{CallCommand, CallKey, IncomingCall, Input};
@@ -99,7 +99,7 @@ impl EndpointTask {
                     },
                 );
                 let call_id = admitted.call_id.clone();
-                let spawned = self.ctx.calls.spawn(super::super::call::run_guarded(
+                let spawned = self.ctx.calls.spawn(crate::app::call::run_guarded(
                     call,
                     info,
                     admitted,
