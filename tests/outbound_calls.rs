@@ -254,7 +254,12 @@ async fn outbound_admission_refuses_with_403_and_429_and_dials_nothing() {
         .expect("Retry-After");
     assert!((1..=1).contains(&retry), "{retry}");
     trunk.expect_request("INVITE", WAIT).await;
-    // Only the admitted call reached the trunk.
+    // Only the admitted call reached the trunk (the harness records the INVITE before it
+    // sets the call up, so wait for that before counting).
+    trunk
+        .wait_call(0, WAIT, |_| true)
+        .await
+        .expect("the admitted call");
     assert_eq!(trunk.calls().len(), 1);
 }
 
