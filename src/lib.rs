@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!            ┌──────────── app (composition, one task per call) ─────────────────┐
-//!  UDP/TCP → │ io::sip_udp / io::sip_tcp ─► endpoint task ─► call driver (sockets) │ ↔ RTP, agent WS
+//! UDP/TCP/TLS│ io::sip_{udp,tcp,tls}     ─► endpoint task ─► call driver (sockets) │ ↔ RTP, agent WS
 //!            └──────────────┬─────────────────────────────┬──────────────────────┘
 //!                           ▼                             ▼
 //!         core (sans-IO): sip::{message, framing, txn, endpoint, sdp}, policy, hooks,

@@ -1,6 +1,6 @@
 //! Interop with a real SIP UA: baresip (Debian package) calls `trunkgate demo` — the embedded
 //! demo configuration, with its fixed ports swapped for free ones so tests can run side by
-//! side — over UDP and over TCP, plays a 1000 Hz tone, sends RFC 4733 DTMF, and hangs up when
+//! side — over UDP, TCP and TLS, plays a 1000 Hz tone, sends RFC 4733 DTMF, and hangs up when
 //! its play file ends. The test checks that the gateway saw the digits and that baresip's
 //! recording holds its own tone (echoed) and the digits' tones (played back by the agent).
 
@@ -34,7 +34,18 @@ fn demo_config(ports: (u16, u16)) -> trunkgate::config::Config {
 }
 
 async fn call_through(transport: Transport, ports: (u16, u16)) {
-    let gw = trunkgate::app::Gateway::start(demo_config(ports))
+    let mut config = demo_config(ports);
+    // Over TLS: the demo with a TLS listener whose certificate a test CA signed.
+    let mut pki = support::pki::Pki::new();
+    if transport == Transport::Tls {
+        let leaf = pki.leaf(&["localhost", "127.0.0.1"]);
+        config.sip.listen_tls = vec!["127.0.0.1:0".parse().expect("addr")];
+        config.sip.tls = Some(trunkgate::config::TlsFiles {
+            cert_file: leaf.cert,
+            key_file: leaf.key,
+        });
+    }
+    let gw = trunkgate::app::Gateway::start(config)
         .await
         .expect("demo starts");
     let mut events = gw.subscribe();
@@ -46,10 +57,12 @@ async fn call_through(transport: Transport, ports: (u16, u16)) {
     wav::write_wav_8k(&play, &samples).expect("write play.wav");
     let mut opts = BaresipOptions::new(transport, &play);
     opts.record_wav = Some(dir.path().join("heard.wav"));
+    opts.ca_file = Some(pki.ca_file());
     let mut ua = Baresip::start(opts).await.expect("baresip starts");
     let target = match transport {
         Transport::Udp => format!("sip:echo@{}", gw.udp_addrs[0]),
         Transport::Tcp => format!("sip:echo@{}", gw.tcp_addrs[0]),
+        Transport::Tls => format!("sip:echo@{};transport=tls", gw.tls_addrs[0]),
     };
     ua.dial(&target).await.expect("dial");
     ua.wait_established(Duration::from_secs(10))
@@ -131,4 +144,9 @@ async fn baresip_calls_demo_over_udp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_demo_over_tcp() {
     call_through(Transport::Tcp, (33100, 33199)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_demo_over_tls() {
+    call_through(Transport::Tls, (33200, 33299)).await;
 }

@@ -42,6 +42,7 @@ async fn gateway(ports: (u16, u16), ua: &Baresip, transport: Transport) -> (Gate
     let tp = match transport {
         Transport::Udp => "udp",
         Transport::Tcp => "tcp",
+        Transport::Tls => unreachable!("these calls run over UDP and TCP"),
     };
     let trunk = format!(
         "[[trunk]]\nname = \"baresip\"\noutbound = {{ address = \"127.0.0.1:{}\", transport = \"{tp}\" }}\n",
@@ -116,6 +117,7 @@ async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16))
     let (to, dialect_name) = match transport {
         Transport::Udp => (NUMBER.to_string(), "twilio"),
         Transport::Tcp => (format!("{};transport=tcp", ua_uri(&ua)), "raw"),
+        Transport::Tls => unreachable!("these calls run over UDP and TCP"),
     };
     let body = json!({"to": to, "from": "+48111222333", "websocket_url": agent.url,
                       "dialect": dialect_name, "sample_rate": 8000});
@@ -186,6 +188,7 @@ async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16))
     let via = match transport {
         Transport::Udp => "Via: SIP/2.0/UDP 127.0.0.1",
         Transport::Tcp => "Via: SIP/2.0/TCP 127.0.0.1",
+        Transport::Tls => unreachable!("these calls run over UDP and TCP"),
     };
     let invite = finished
         .log

@@ -60,7 +60,7 @@ fn agent_hears(agent: &AgentServer, freq: f32) -> bool {
 async fn answered_call_both_ways(transport: Transport, ports: (u16, u16)) {
     let challenge = match transport {
         Transport::Udp => Challenge::www(Algorithm::Md5, "alice", "s3cret"),
-        Transport::Tcp => Challenge::proxy(Algorithm::Sha256, "alice", "s3cret"),
+        Transport::Tcp | Transport::Tls => Challenge::proxy(Algorithm::Sha256, "alice", "s3cret"),
     };
     let trunk = Trunk::with_script(
         transport,

@@ -29,6 +29,7 @@ impl Uac {
         let ua = match t {
             Transport::Udp => Ua::udp(trunk).await,
             Transport::Tcp => Ua::tcp(trunk).await,
+            Transport::Tls => unreachable!("the harness's own tests run over UDP and TCP"),
         };
         Uac {
             ua,

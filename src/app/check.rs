@@ -42,11 +42,27 @@ pub fn referenced_files(config: &Config) -> Vec<String> {
         }
     }
     if let Some(files) = &config.sip.tls {
-        if let Err(e) = tls::read_cert_chain(&files.cert_file) {
+        let chain = tls::read_cert_chain(&files.cert_file);
+        if let Err(e) = &chain {
             problems.push(format!("sip.tls.cert_file: {e}"));
         }
-        if let Err(e) = tls::read_private_key(&files.key_file) {
-            problems.push(format!("sip.tls.key_file: {e}"));
+        match tls::read_private_key(&files.key_file) {
+            Err(e) => problems.push(format!("sip.tls.key_file: {e}")),
+            Ok(_) if chain.is_ok() => {
+                // Both parse: the key must also belong to the certificate.
+                let timeout = config.sip.tls_handshake_timeout;
+                let loaded =
+                    crate::io::sip_tls::ServerTls::load(&files.cert_file, &files.key_file, timeout);
+                if let Err(e) = loaded {
+                    problems.push(format!("sip.tls: {e}"));
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(path) = config.sip.tls_ca_file.as_deref() {
+        if let Err(e) = crate::io::sip_tls::ClientTls::new(Some(path)) {
+            problems.push(format!("sip.tls.ca_file: {e}"));
         }
     }
     problems

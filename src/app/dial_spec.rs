@@ -89,13 +89,24 @@ pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRe
         headers,
         sdp: Vec::new(),
         credentials,
+        tls_name: (transport == Transport::Tls && out.tls_check_hostname).then(|| {
+            // The name is the next hop's: the proxy's when there is one.
+            let host = &next_hop.host;
+            host.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host)
+                .to_string()
+        }),
     }
 }
 
+/// The URI parameter for the transport: `sip:` URIs over TLS say `transport=tls` (a `sips:`
+/// URI would promise TLS on every hop to the callee, RFC 5630, which we cannot).
 fn transport_param(t: Transport) -> &'static str {
     match t {
         Transport::Tcp => ";transport=tcp",
-        Transport::Udp | Transport::Tls => "",
+        Transport::Tls => ";transport=tls",
+        Transport::Udp => "",
     }
 }
 
@@ -116,6 +127,7 @@ fn unresolved_spec() -> DialSpec {
         headers: Vec::new(),
         sdp: Vec::new(),
         credentials: None,
+        tls_name: None,
     }
 }
 

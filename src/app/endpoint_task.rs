@@ -98,8 +98,14 @@ pub struct EndpointTask {
     transport_tx: Option<mpsc::WeakSender<TransportEvent>>,
     /// Our TCP listening address (advertised in Via/Contact on connections we open).
     tcp_local: Option<SocketAddr>,
-    /// The connection in use toward each trunk address.
-    trunk_conns: HashMap<SocketAddr, ConnId>,
+    /// Our TLS listening address, likewise.
+    tls_local: Option<SocketAddr>,
+    /// Trust for TLS toward trunks (`None`: the trust anchors could not be loaded).
+    tls_client: Option<crate::io::sip_tls::ClientTls>,
+    /// The connection in use toward each trunk address, per transport and (TLS) the name its
+    /// certificate was checked for: a connection verified for one name is not reused for
+    /// another.
+    trunk_conns: HashMap<(Transport, SocketAddr, Option<String>), ConnId>,
     /// REGISTER toward trunks; offered the responses no transaction claims.
     trunks: super::trunks::Trunks,
 }
@@ -142,6 +148,8 @@ impl EndpointTask {
             drain_deadline: None,
             transport_tx: None,
             tcp_local: None,
+            tls_local: None,
+            tls_client: None,
             trunk_conns: HashMap::new(),
             trunks,
         }
@@ -155,6 +163,17 @@ impl EndpointTask {
     ) -> Self {
         self.transport_tx = Some(transport.downgrade());
         self.tcp_local = tcp_local;
+        self
+    }
+
+    /// Lets the task open TLS connections toward trunks, advertising `tls_local`.
+    pub fn with_tls(
+        mut self,
+        client: Option<crate::io::sip_tls::ClientTls>,
+        tls_local: Option<SocketAddr>,
+    ) -> Self {
+        self.tls_client = client;
+        self.tls_local = tls_local;
         self
     }
 
@@ -236,7 +255,8 @@ impl EndpointTask {
                 let _ = done.send(());
             }
             EndpointMsg::Dial { call, mut spec, tx } => {
-                match self.outbound_flow(spec.flow.transport, spec.flow.remote) {
+                let tls_name = spec.tls_name.clone();
+                match self.outbound_flow(spec.flow.transport, spec.flow.remote, tls_name) {
                     Some(flow) => {
                         spec.flow = flow;
                         self.calls.insert(call, Running { tx, ticket: None });
@@ -258,8 +278,14 @@ impl EndpointTask {
     }
 
     /// The flow an INVITE toward `remote` goes on: a UDP socket of the same address family,
-    /// or the TCP connection to it (opened now if there is none).
-    fn outbound_flow(&mut self, transport: Transport, remote: SocketAddr) -> Option<Flow> {
+    /// or the TCP or TLS connection to it (opened now if there is none; over TLS the
+    /// certificate must name `tls_name` when given).
+    fn outbound_flow(
+        &mut self,
+        transport: Transport,
+        remote: SocketAddr,
+        tls_name: Option<String>,
+    ) -> Option<Flow> {
         match transport {
             Transport::Udp => {
                 let local = *self.udp.keys().find(|a| a.is_ipv4() == remote.is_ipv4())?;
@@ -270,18 +296,34 @@ impl EndpointTask {
                     conn: None,
                 })
             }
-            Transport::Tcp => {
-                let local = self.tcp_local.unwrap_or_else(|| {
-                    SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 5060)
+            Transport::Tcp | Transport::Tls => {
+                // Advertised in Via/Contact: our listener, so the trunk can also connect back.
+                let (listener, default_port) = match transport {
+                    Transport::Tls => (self.tls_local, 5061),
+                    _ => (self.tcp_local, 5060),
+                };
+                let local = listener.unwrap_or_else(|| {
+                    SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), default_port)
                 });
-                let conn = match self.trunk_conns.get(&remote) {
+                let key = (transport, remote, tls_name);
+                let conn = match self.trunk_conns.get(&key) {
                     Some(id) if self.conns.contains_key(id) => *id,
                     _ => {
                         let events = self.transport_tx.as_ref()?.upgrade()?;
                         let limits = self.ep.settings().limits.clone();
-                        let (id, tx) = crate::io::sip_tcp::dial(remote, limits, events);
+                        let (id, tx) = match transport {
+                            Transport::Tls => {
+                                let tls = self.tls_client.as_ref()?;
+                                let (name, check) = match &key.2 {
+                                    Some(n) => (n.as_str(), true),
+                                    None => ("", false),
+                                };
+                                crate::io::sip_tls::dial(remote, name, check, tls, limits, events)
+                            }
+                            _ => crate::io::sip_tcp::dial(remote, limits, events),
+                        };
                         self.conns.insert(id, tx);
-                        self.trunk_conns.insert(remote, id);
+                        self.trunk_conns.insert(key, id);
                         id
                     }
                 };
@@ -292,7 +334,6 @@ impl EndpointTask {
                     conn: Some(conn),
                 })
             }
-            Transport::Tls => None,
         }
     }
 

@@ -43,13 +43,15 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::config::Config;
 use crate::core::hooks::callback::CallCompleted;
 use crate::core::sip::endpoint::EndReason;
+use crate::io::conn_limit::ConnLimits;
 use crate::io::rtp::PortPool;
+use crate::io::sip_tls::{self, ClientTls, ServerTls};
 use crate::io::spool::Spool;
 use crate::io::{http, tls};
 use crate::io::{sip_tcp, sip_udp};
 pub use endpoint_task::{Admitted, CallMsg, EndpointMsg};
 pub use start::{endpoint_settings, policy, StartError};
-use start::{open_cdr, open_spool, outbound_policy, public_host, read_secret};
+use start::{handshake_quota, open_cdr, open_spool, outbound_policy, public_host, read_secret};
 
 /// What happened, for tests, logs and (later) metrics and callbacks.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +174,11 @@ impl Ctx {
 pub struct Gateway {
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
+    pub tls_addrs: Vec<SocketAddr>,
+    /// Per-source limits of the stream listeners (reloadable).
+    streams: Arc<ConnLimits>,
+    /// The TLS listeners' certificate (swapped on reload), when there are any.
+    server_tls: Option<Arc<ServerTls>>,
     /// The control API's address, when `[api] listen` is set.
     pub api_addr: Option<SocketAddr>,
     ctx: Arc<Ctx>,
@@ -185,9 +192,6 @@ impl Gateway {
     /// Binds every listener of `config` and starts serving.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         // Refuse rather than silently ignore what the configuration asks for and we lack.
-        if !config.sip.listen_tls.is_empty() {
-            return Err(StartError::Unsupported("SIP over TLS (sip.listen_tls)"));
-        }
         if config.rtp.srtp == crate::config::SrtpMode::Required {
             return Err(StartError::Unsupported("SRTP (rtp.srtp = \"required\")"));
         }
@@ -311,6 +315,11 @@ impl Gateway {
             ));
             udp_socks.push(sock);
         }
+        let streams = ConnLimits::new(
+            config.sip.max_connections_per_source as usize,
+            handshake_quota(&config),
+            std::time::Instant::now(),
+        );
         let mut tcp_addrs = Vec::new();
         for addr in &config.sip.listen_tcp {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -323,8 +332,55 @@ impl Gateway {
             if let Ok(a) = listener.local_addr() {
                 tcp_addrs.push(a);
             }
-            tokio::spawn(sip_tcp::accept_loop(listener, limits.clone(), ttx.clone()));
+            tokio::spawn(sip_tcp::accept_loop(
+                listener,
+                streams.clone(),
+                limits.clone(),
+                ttx.clone(),
+            ));
         }
+        let server_tls = match &config.sip.tls {
+            Some(files) if !config.sip.listen_tls.is_empty() => Some(Arc::new(ServerTls::load(
+                &files.cert_file,
+                &files.key_file,
+                config.sip.tls_handshake_timeout,
+            )?)),
+            _ => None,
+        };
+        let mut tls_addrs = Vec::new();
+        for (addr, tls) in config
+            .sip
+            .listen_tls
+            .iter()
+            .zip(std::iter::repeat(&server_tls))
+        {
+            let Some(tls) = tls.clone() else { break };
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    transport: "TLS",
+                    addr: *addr,
+                    source,
+                })?;
+            if let Ok(a) = listener.local_addr() {
+                tls_addrs.push(a);
+            }
+            tokio::spawn(sip_tls::accept_loop(
+                listener,
+                tls,
+                streams.clone(),
+                limits.clone(),
+                ttx.clone(),
+            ));
+        }
+        // Trust for TLS toward trunks; a bad CA file only stops TLS trunks (it was checked).
+        let tls_client = match ClientTls::new(config.sip.tls_ca_file.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no TLS toward trunks");
+                None
+            }
+        };
         let api_addr = match config.api.listen {
             Some(addr) => {
                 let token = match &config.api.token_file {
@@ -366,7 +422,8 @@ impl Gateway {
             ctx.clone(),
             tx.clone(),
         )
-        .with_outbound(&ttx, tcp_addrs.first().copied());
+        .with_outbound(&ttx, tcp_addrs.first().copied())
+        .with_tls(tls_client, tls_addrs.first().copied());
         drop(ttx);
         tokio::spawn(async move {
             task.run(rx, trx).await;
@@ -375,6 +432,9 @@ impl Gateway {
         Ok(Gateway {
             udp_addrs,
             tcp_addrs,
+            tls_addrs,
+            streams,
+            server_tls,
             api_addr,
             ctx,
             ctl: tx,
@@ -404,6 +464,20 @@ impl Gateway {
     /// Swaps in a new configuration (already validated) and returns once it is in force.
     /// Listeners are not re-bound; calls in progress and admission counters are kept.
     pub async fn reload(&self, config: Config) {
+        self.streams.configure(
+            config.sip.max_connections_per_source as usize,
+            handshake_quota(&config),
+            std::time::Instant::now(),
+        );
+        if let (Some(tls), Some(files)) = (&self.server_tls, &config.sip.tls) {
+            let timeout = config.sip.tls_handshake_timeout;
+            match tls.reload(&files.cert_file, &files.key_file, timeout) {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays in force")
+                }
+            }
+        }
         let settings = endpoint_settings(&config);
         let policy = policy(&config);
         if let Ok(mut gate) = self.ctx.outbound.lock() {

@@ -156,3 +156,15 @@ pub(super) fn public_host(config: &Config) -> Option<String> {
         crate::config::PublicAddress::Host(h) => h.clone(),
     })
 }
+
+/// How fast one source may start TLS handshakes: the global `flood_per_source` quota (its
+/// default when unset), counted apart from the source's SIP requests.
+pub(super) fn handshake_quota(config: &Config) -> crate::core::policy::Flood {
+    policy(config)
+        .global()
+        .flood_per_source
+        .unwrap_or(crate::core::policy::Flood {
+            burst: 0,
+            per_second: 0,
+        })
+}

@@ -35,6 +35,7 @@ pub(crate) struct RawSip {
     pub max_header_len: Opt<IntOrStr>,
     pub session_expires: Opt<IntOrStr>,
     pub min_se: Opt<IntOrStr>,
+    pub max_connections_per_source: Opt<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +43,8 @@ pub(crate) struct RawSip {
 pub(crate) struct RawTls {
     pub cert_file: Opt<String>,
     pub key_file: Opt<String>,
+    pub ca_file: Opt<String>,
+    pub handshake_timeout: Opt<IntOrStr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +198,8 @@ pub(crate) struct RawOutbound {
     pub register_expires: Opt<IntOrStr>,
     #[serde(default)]
     pub srtp: Opt<SrtpMode>,
+    #[serde(default)]
+    pub tls_check_hostname: Option<bool>,
 }
 
 /// `[outbound_policy]` and a trunk's `outbound_policy = { ... }`.

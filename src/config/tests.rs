@@ -451,9 +451,9 @@ fn many_problems_reported_together() {
     );
     let expected = [
         "t.toml:2: sip.listen_udp[0]: \"nope\" is not a socket address (write e.g. \"0.0.0.0:5060\")",
-        "t.toml:3: sip.colour: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len, session_expires, min_se",
+        "t.toml:3: sip.colour: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len, session_expires, min_se, max_connections_per_source",
         "t.toml:4: sip.max_headers: expected a non-negative integer, found \"many\"",
-        "t.toml:5: sip.shape: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len, session_expires, min_se",
+        "t.toml:5: sip.shape: unknown key; expected one of: listen_udp, listen_tcp, listen_tls, tls, public_address, user_agent, max_message_size, max_headers, max_header_len, session_expires, min_se, max_connections_per_source",
         "t.toml:7: rtp.port_min: 10001 is odd; RTP uses even ports (RTCP takes the odd one above)",
         "t.toml:9: policy.allow_cidrs[0]: \"10.0.0.0/33\" is not a CIDR",
         "t.toml:13: trunk[1].name: \"a\" is already the name of trunk[0]",

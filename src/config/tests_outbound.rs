@@ -42,6 +42,7 @@ fn outbound_defaults_follow_the_address() {
             register: false,
             register_expires: Duration::from_secs(600),
             srtp: SrtpMode::Off,
+            tls_check_hostname: true,
         }
     );
     assert_eq!(o.address.to_string(), "sip.carrier.example:5060");
@@ -84,7 +85,7 @@ fn outbound_every_key() {
 #[test]
 fn outbound_problems() {
     let text = concat!(
-        "[[trunk]]\nname = \"c\"\noutbound = { address = \"h:5060\", transport = \"tls\" }\n",
+        "[[trunk]]\nname = \"c\"\noutbound = { address = \"h:5060\", transport = \"sctp\" }\n",
         "[[trunk]]\nname = \"d\"\noutbound = { address = \"h:5060\", srtp = \"required\" }\n",
         "[[trunk]]\nname = \"e\"\noutbound = { address = \"h:5060\", register_expires = \"59s\", outbound_proxy = \"proxy\" }\n",
         "[[trunk]]\nname = \"f\"\noutbound = { address = \"h:5060\", password_file = \"/p\", from_domain = \"a b\" }\n",
@@ -93,7 +94,7 @@ fn outbound_problems() {
     assert_eq!(
         errors(text),
         [
-            "t.toml:3: trunk[0].outbound.transport: tls toward trunks is not supported yet; use \"udp\" or \"tcp\"",
+            "t.toml:3: trunk[0].outbound.transport: \"sctp\" is not one of \"udp\", \"tcp\", \"tls\"",
             "t.toml:6: trunk[1].outbound.srtp: srtp toward trunks comes later; only \"off\" is accepted for now",
             "t.toml:9: trunk[2].outbound.outbound_proxy: \"proxy\" is not host:port (write e.g. \"sip.carrier.example:5060\")",
             "t.toml:9: trunk[2].outbound.register_expires: must be at least 60s",
@@ -106,7 +107,7 @@ fn outbound_problems() {
     );
     assert_eq!(
         errors(&format!("{TRUNK}outbound = {{ address = \"h:1\", proxy = \"p:1\" }}\n")),
-        "t.toml:3: trunk[0].outbound.proxy: unknown key; expected one of: address, transport, outbound_proxy, username, auth_username, password_file, from_domain, caller_id, register, register_expires, srtp"
+        "t.toml:3: trunk[0].outbound.proxy: unknown key; expected one of: address, transport, outbound_proxy, username, auth_username, password_file, from_domain, caller_id, register, register_expires, srtp, tls_check_hostname"
     );
 }
 

@@ -1,5 +1,5 @@
 //! Configuration tests for `[sip]` and `[rtp]`: listener addresses, session timers, the RTP
-//! port range against the listeners, the public address and TLS listener files. The shipped
+//! port range against the listeners, the public address, TLS settings and stream limits. The shipped
 //! template's defaults are checked with every other section's in `tests.rs`.
 
 use std::time::Duration;
@@ -116,5 +116,42 @@ fn tls_listener_needs_files() {
     assert_eq!(
         errors("[sip.tls]\ncert_file = \"c.pem\"\n"),
         "t.toml:1: sip.tls: cert_file and key_file must be set together"
+    );
+}
+
+#[test]
+fn tls_settings_and_stream_limits() {
+    let c = ok("");
+    assert_eq!(c.sip.tls_handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.sip.tls_ca_file, None);
+    assert_eq!(c.sip.max_connections_per_source, 64);
+    let c = ok(concat!(
+        "[sip]\nmax_connections_per_source = 0\n",
+        "[sip.tls]\nca_file = \"/etc/ca.pem\"\nhandshake_timeout = \"2s\"\n",
+        "[[trunk]]\nname = \"t\"\n",
+        "outbound = { address = \"192.0.2.1:5061\", transport = \"tls\", tls_check_hostname = false }\n",
+    ));
+    assert_eq!(c.sip.max_connections_per_source, 0);
+    assert_eq!(
+        c.sip.tls_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ca.pem"))
+    );
+    assert_eq!(c.sip.tls_handshake_timeout, Duration::from_secs(2));
+    let out = c.trunks[0].outbound.as_ref().expect("outbound");
+    assert_eq!(out.transport, super::types::Transport::Tls);
+    assert!(!out.tls_check_hostname);
+    let c =
+        ok("[[trunk]]\nname = \"t\"\noutbound = { address = \"h:5061\", transport = \"tls\" }\n");
+    assert!(c.trunks[0]
+        .outbound
+        .as_ref()
+        .is_some_and(|o| o.tls_check_hostname));
+    assert_eq!(
+        errors("[sip.tls]\nhandshake_timeout = \"0s\"\n"),
+        "t.toml:2: sip.tls.handshake_timeout: must be more than 0s and at most 60s"
+    );
+    assert_eq!(
+        errors("[sip.tls]\nhandshake_timeout = \"61s\"\n"),
+        "t.toml:2: sip.tls.handshake_timeout: must be more than 0s and at most 60s"
     );
 }

@@ -75,6 +75,12 @@ pub struct SipConfig {
     pub listen_tls: Vec<SocketAddr>,
     /// Present whenever `listen_tls` is non-empty (validated).
     pub tls: Option<TlsFiles>,
+    /// Extra trust anchors (PEM) for TLS toward trunks, beside the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// A TLS handshake on a listener not done within this is dropped.
+    pub tls_handshake_timeout: Duration,
+    /// Stream (TCP and TLS) connections one source may hold open at once; 0 → unlimited.
+    pub max_connections_per_source: u32,
     /// What to advertise in Contact/Via/SDP; `None` → the socket's local address.
     pub public_address: Option<PublicAddress>,
     pub user_agent: String,
@@ -246,8 +252,11 @@ pub struct TrunkConfig {
 pub struct Outbound {
     /// Where requests go (unless `outbound_proxy`); a host name is resolved when dialling.
     pub address: HostPort,
-    /// `Udp` or `Tcp` (TLS toward trunks is refused by validation until it exists).
     pub transport: Transport,
+    /// With `transport = "tls"`: the trunk's certificate must name `address`'s host (on by
+    /// default; off for peers addressed by IP whose certificate names a host, the chain is
+    /// still verified).
+    pub tls_check_hostname: bool,
     /// Every request goes to this proxy instead (RFC 3261 §8.1.2); `None` → to `address`.
     pub outbound_proxy: Option<HostPort>,
     /// The account: From/To user of REGISTER and Contact user; empty → none.

@@ -2,7 +2,7 @@
 //! and the outbound admission layers (`[outbound_policy]`, a trunk's `outbound_policy`).
 //!
 //! Owns the outbound keys' defaults (they must match `etc/trunkgate.toml`), `host:port`
-//! syntax, and the refusals of what is not built yet (TLS and SRTP toward trunks). Must not
+//! syntax, and the refusals of what is not built yet (SRTP toward trunks). Must not
 //! read the password file (it is read when the trunk is used: [`super::secret`]) nor merge
 //! policy layers (`OutboundPolicyConfig::merged` does).
 
@@ -31,12 +31,6 @@ pub(crate) fn outbound(ctx: &mut Problems<'_>, path: &str, raw: &RawOutbound) ->
         });
     let transport = match &raw.transport {
         None => Transport::Udp,
-        Some(sp) if sp.value == Transport::Tls => {
-            // No SIP-over-TLS transport exists yet (listen_tls refuses to start too).
-            let msg = "tls toward trunks is not supported yet; use \"udp\" or \"tcp\"";
-            ctx.push(key(path, "transport"), &sp.span, msg);
-            Transport::Udp
-        }
         Some(sp) => sp.value,
     };
     let outbound_proxy = optional_host_port(ctx, &key(path, "outbound_proxy"), &raw.outbound_proxy);
@@ -120,6 +114,7 @@ pub(crate) fn outbound(ctx: &mut Problems<'_>, path: &str, raw: &RawOutbound) ->
         register,
         register_expires,
         srtp,
+        tls_check_hostname: raw.tls_check_hostname.unwrap_or(true),
     }
 }
 

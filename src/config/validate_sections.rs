@@ -70,6 +70,25 @@ pub(crate) fn sip(ctx: &mut Problems<'_>, raw: Option<&RawSip>) -> (SipConfig, V
             }
         }
     });
+    let tls_ca_file = raw
+        .tls
+        .as_ref()
+        .and_then(|sp| optional_path(&sp.value.ca_file, None));
+    let no_timeout = None;
+    let raw_timeout = raw
+        .tls
+        .as_ref()
+        .map_or(&no_timeout, |sp| &sp.value.handshake_timeout);
+    let tls_handshake_timeout = duration(
+        ctx,
+        "sip.tls.handshake_timeout",
+        raw_timeout,
+        Duration::from_secs(10),
+    );
+    if tls_handshake_timeout.is_zero() || tls_handshake_timeout > Duration::from_secs(60) {
+        let msg = "must be more than 0s and at most 60s";
+        ctx.push("sip.tls.handshake_timeout", &span_of(raw_timeout), msg);
+    }
     if !listen_tls.is_empty() && tls.is_none() {
         let span = raw.listen_tls.as_ref().and_then(|l| l.span.clone());
         ctx.push(
@@ -143,6 +162,12 @@ pub(crate) fn sip(ctx: &mut Problems<'_>, raw: Option<&RawSip>) -> (SipConfig, V
         listen_tcp,
         listen_tls,
         tls,
+        tls_ca_file,
+        tls_handshake_timeout,
+        max_connections_per_source: raw
+            .max_connections_per_source
+            .as_ref()
+            .map_or(64, |sp| sp.value),
         public_address,
         user_agent,
         max_message_size,

@@ -4,10 +4,12 @@
 //! Must not import the app layer.
 
 pub mod agent_ws;
+pub mod conn_limit;
 pub mod http;
 pub mod rtp;
 pub mod rtp_recv;
 pub mod sip_tcp;
+pub mod sip_tls;
 pub mod sip_udp;
 pub mod spool;
 pub mod tls;

@@ -1,15 +1,17 @@
 //! SIP over TCP (RFC 3261 §18.3): accept loop, per-connection framing by Content-Length,
 //! CRLF keep-alives (RFC 5626 §4.4.1), and a writer task per connection so responses reuse
-//! the connection the request came on.
+//! the connection the request came on. [`serve`] is generic over the stream, so TLS
+//! connections ([`super::sip_tls`]) are framed and written by the same code.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::conn_limit::ConnLimits;
 use super::TransportEvent;
 use crate::core::sip::framing::{Frame, Framer};
 use crate::core::sip::message::{Limits, Message};
@@ -21,9 +23,14 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(32);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A connection toward a trunk that is not up after this long is given up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// A new stream connection's id (TCP and TLS share the sequence).
+pub(super) fn next_conn_id() -> u64 {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Opens a connection toward `remote` for requests we originate (INVITEs to a trunk) and
 /// returns its id and writer at once: messages sent before the connection is up wait in the
@@ -34,14 +41,24 @@ pub fn dial(
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
 ) -> (u64, mpsc::Sender<Vec<u8>>) {
-    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let id = next_conn_id();
     let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tx.clone();
     tokio::spawn(async move {
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                serve(stream, remote, id, (writer, rx), limits, events).await;
+                let Ok(local) = stream.local_addr() else {
+                    let _ = events.send(TransportEvent::ConnClosed { id }).await;
+                    return;
+                };
+                let flow = Flow {
+                    transport: Transport::Tcp,
+                    local,
+                    remote,
+                    conn: Some(id),
+                };
+                serve(stream, flow, (writer, rx), limits, events).await;
             }
             Ok(Err(e)) => {
                 tracing::debug!(%remote, error = %e, "tcp connect failed");
@@ -56,16 +73,27 @@ pub fn dial(
     (id, tx)
 }
 
+/// Accepts connections until the endpoint is gone. A source that already holds its
+/// maximum of connections ([`ConnLimits`]) has the new one closed at once.
 pub async fn accept_loop(
     listener: TcpListener,
+    guard: std::sync::Arc<ConnLimits>,
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
+                let Some(slot) = guard.admit(remote.ip()) else {
+                    tracing::debug!(%remote, "tcp connection over the per-source limit, closed");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, remote, limits.clone(), events.clone()));
+                let (limits, events) = (limits.clone(), events.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    connection(stream, remote, limits, events).await;
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "tcp accept failed");
@@ -84,24 +112,34 @@ async fn connection(
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
 ) {
-    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let channel = mpsc::channel::<Vec<u8>>(64);
-    serve(stream, remote, id, channel, limits, events).await;
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let id = next_conn_id();
+    let flow = Flow {
+        transport: Transport::Tcp,
+        local,
+        remote,
+        conn: Some(id),
+    };
+    serve(stream, flow, mpsc::channel::<Vec<u8>>(64), limits, events).await;
 }
 
-async fn serve(
-    stream: TcpStream,
-    remote: SocketAddr,
-    id: u64,
+/// Serves one connection (`flow.conn` is its id) until either side closes it: announces it
+/// with its writer, frames what arrives, writes what is queued, reports the close.
+pub(super) async fn serve<S>(
+    stream: S,
+    flow: Flow,
     (tx, mut rx): (mpsc::Sender<Vec<u8>>, mpsc::Receiver<Vec<u8>>),
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
-) {
-    let Ok(local) = stream.local_addr() else {
-        let _ = events.send(TransportEvent::ConnClosed { id }).await;
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let Some(id) = flow.conn else {
         return;
     };
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     if events
         .send(TransportEvent::ConnOpened { id, tx: tx.clone() })
         .await
@@ -111,18 +149,13 @@ async fn serve(
     }
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
+            // A TLS stream holds records until flushed; for TCP the flush is free.
+            if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }
         let _ = wr.shutdown().await;
     });
-    let flow = Flow {
-        transport: Transport::Tcp,
-        local,
-        remote,
-        conn: Some(id),
-    };
     read_loop(&mut rd, flow, &limits, &events, &tx).await;
     drop(tx);
     let _ = events.send(TransportEvent::ConnClosed { id }).await;
@@ -130,7 +163,7 @@ async fn serve(
 }
 
 async fn read_loop(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut (impl AsyncRead + Unpin),
     flow: Flow,
     limits: &Limits,
     events: &mpsc::Sender<TransportEvent>,
@@ -167,7 +200,7 @@ async fn read_loop(
                             }
                         }
                     }
-                    tracing::debug!(remote = %flow.remote, "tcp framing error, closing");
+                    tracing::debug!(remote = %flow.remote, transport = flow.transport.via_token(), "stream framing error, closing");
                     return;
                 }
             }

@@ -1,5 +1,5 @@
 //! TLS client configuration shared by every outgoing connection (agent WebSockets, webhooks,
-//! callbacks): rustls with the ring provider, the system's root certificates, and optionally
+//! callbacks, SIP toward trunks): rustls with the ring provider, the system's root certificates, and optionally
 //! an extra CA file (private PKI, tests).
 
 use std::path::Path;
@@ -59,6 +59,17 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 /// Builds the client config: system roots (those that parse) plus `extra_ca` (PEM, one or
 /// more certificates).
 pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = roots(extra_ca)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The trust anchors: system roots (those that parse) plus `extra_ca` (PEM, one or more).
+pub(crate) fn roots(extra_ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for cert in native.certs {
@@ -73,12 +84,7 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
             })?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 /// Installs ring as the process-wide default provider (for libraries that ask for it).

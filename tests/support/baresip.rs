@@ -88,6 +88,8 @@ const START_ATTEMPTS: usize = 3;
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS; set [`BaresipOptions::ca_file`] to the server's CA.
+    Tls,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +108,8 @@ pub struct BaresipOptions {
     pub sip_trace: bool,
     pub binary: PathBuf,
     pub module_path: PathBuf,
+    /// `sip_cafile`: the CA that signed the TLS server's certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl BaresipOptions {
@@ -123,6 +127,7 @@ impl BaresipOptions {
             sip_trace: false,
             binary: env_or("TRUNKGATE_BARESIP", "/usr/bin/baresip"),
             module_path: env_or("TRUNKGATE_BARESIP_MODULES", "/usr/lib/baresip/modules"),
+            ca_file: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod gw;
 pub mod http;
 pub mod leg;
 pub mod phone;
+pub mod pki;
 pub mod placing;
 pub mod recorded;
 pub mod restart;

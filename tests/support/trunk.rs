@@ -54,6 +54,8 @@ pub const MAX_RECORDED: usize = 100_000;
 pub enum Transport {
     Udp,
     Tcp,
+    /// TCP with TLS ([`Trunk::start_tls`]): what the gateway's TLS client sees.
+    Tls,
 }
 
 impl Transport {
@@ -61,6 +63,7 @@ impl Transport {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         }
     }
 
@@ -68,6 +71,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -124,6 +128,7 @@ pub struct Trunk {
     pub addr: SocketAddr,
     pub transport: Transport,
     tasks: Vec<JoinHandle<()>>,
+    server_names: wire::ServerNames,
 }
 
 impl Drop for Trunk {
@@ -142,8 +147,22 @@ impl Trunk {
 
     /// Listens with `default` for every INVITE not taken by a queued script.
     pub async fn with_script(transport: Transport, default: Script) -> Trunk {
+        Trunk::listen(transport, None, default).await
+    }
+
+    /// Listens for TLS on 127.0.0.1:0 with `tls` (its certificate), `default` for every INVITE.
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>, default: Script) -> Trunk {
+        Trunk::listen(Transport::Tls, Some(tls), default).await
+    }
+
+    async fn listen(
+        transport: Transport,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        default: Script,
+    ) -> Trunk {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (wire, mut tasks) = wire::bind(transport, tx).await;
+        let (wire, mut tasks) = wire::bind(transport, tls, tx).await;
+        let server_names = wire.server_names.clone();
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -166,7 +185,17 @@ impl Trunk {
             addr,
             transport,
             tasks,
+            server_names,
         }
+    }
+
+    /// Over TLS: the server name (SNI) each accepted connection asked for, in order; a
+    /// handshake that failed is not listed.
+    pub fn tls_server_names(&self) -> Vec<Option<String>> {
+        self.server_names
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
     }
 
     /// The script for every INVITE the queue does not cover.

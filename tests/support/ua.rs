@@ -1,5 +1,5 @@
-//! A scripted SIP user agent for daemon tests: sends hand-written SIP text over real UDP or
-//! TCP sockets on loopback and reads what the gateway answers. It parses answers with plain
+//! A scripted SIP user agent for daemon tests: sends hand-written SIP text over real UDP,
+//! TCP or TLS sockets on loopback and reads what the gateway answers. It parses answers with plain
 //! string handling (not the gateway's parser), so the two check each other.
 
 #![allow(dead_code)]
@@ -79,6 +79,7 @@ impl Msg {
 enum Sock {
     Udp(UdpSocket),
     Tcp(TcpStream, Vec<u8>),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>, Vec<u8>),
 }
 
 pub struct Ua {
@@ -107,6 +108,40 @@ impl Ua {
         Ua::new(Sock::Tcp(s, Vec::new()), local, server, "TCP")
     }
 
+    /// Connects over TLS from `bind` (port 0: any), checking the server's certificate for
+    /// `name` against `config`'s roots; the handshake's error if it fails.
+    pub async fn tls_from(
+        bind: SocketAddr,
+        server: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: &str,
+    ) -> std::io::Result<Ua> {
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind(bind)?;
+        let tcp = sock.connect(server).await?;
+        let local = tcp.local_addr()?;
+        let name = rustls::pki_types::ServerName::try_from(name.to_owned())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let tls = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "tls handshake"))??;
+        Ok(Ua::new(
+            Sock::Tls(Box::new(tls), Vec::new()),
+            local,
+            server,
+            "TLS",
+        ))
+    }
+
+    /// The certificate the TLS server presented (leaf, DER).
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        let Sock::Tls(s, _) = &self.sock else {
+            return None;
+        };
+        Some(s.get_ref().1.peer_certificates()?.first()?.to_vec())
+    }
+
     fn new(sock: Sock, local: SocketAddr, server: SocketAddr, transport: &'static str) -> Ua {
         Ua {
             sock,
@@ -119,7 +154,7 @@ impl Ua {
     }
 
     pub fn is_tcp(&self) -> bool {
-        matches!(self.sock, Sock::Tcp(..))
+        matches!(self.sock, Sock::Tcp(..) | Sock::Tls(..))
     }
 
     /// A request in this UA's dialog identity.
@@ -168,6 +203,10 @@ impl Ua {
                 s.send_to(bytes, self.server).await.expect("send");
             }
             Sock::Tcp(s, _) => s.write_all(bytes).await.expect("write"),
+            Sock::Tls(s, _) => {
+                s.write_all(bytes).await.expect("write");
+                s.flush().await.expect("flush");
+            }
         }
     }
 
@@ -191,17 +230,8 @@ impl Ua {
                     }
                 }
             }
-            Sock::Tcp(s, pending) => loop {
-                if let Some(m) = take_frame(pending) {
-                    return Some(m);
-                }
-                let mut buf = [0u8; 8192];
-                let n = s.read(&mut buf).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                pending.extend_from_slice(&buf[..n]);
-            },
+            Sock::Tcp(s, pending) => read_frame(s, pending).await,
+            Sock::Tls(s, pending) => read_frame(s.as_mut(), pending).await,
         }
     }
 
@@ -227,19 +257,42 @@ impl Ua {
 
     /// Whether the TCP peer closed the connection within `wait`.
     pub async fn closed_within(&mut self, wait: Duration) -> bool {
-        let Sock::Tcp(s, _) = &mut self.sock else {
-            return false;
-        };
-        let mut buf = [0u8; 1024];
-        let fut = async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return true,
-                    Ok(_) => continue,
-                }
+        match &mut self.sock {
+            Sock::Udp(_) => false,
+            Sock::Tcp(s, _) => closed(s, wait).await,
+            Sock::Tls(s, _) => closed(s.as_mut(), wait).await,
+        }
+    }
+}
+
+/// Whether the stream is closed by the peer within `wait` (what arrives is discarded).
+pub async fn closed(s: &mut (impl tokio::io::AsyncRead + Unpin), wait: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let fut = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
             }
-        };
-        tokio::time::timeout(wait, fut).await.unwrap_or(false)
+        }
+    };
+    tokio::time::timeout(wait, fut).await.unwrap_or(false)
+}
+
+async fn read_frame(
+    s: &mut (impl tokio::io::AsyncRead + Unpin),
+    pending: &mut Vec<u8>,
+) -> Option<Msg> {
+    loop {
+        if let Some(m) = take_frame(pending) {
+            return Some(m);
+        }
+        let mut buf = [0u8; 8192];
+        let n = s.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        pending.extend_from_slice(&buf[..n]);
     }
 }
 

@@ -129,6 +129,9 @@ pub fn config_text(opts: &BaresipOptions, ports: Ports, play: &str, rec_dir: &st
     kv("ctrl_tcp_listen", &format!("127.0.0.1:{}", ports.ctrl));
     kv("snd_path", rec_dir);
     kv("statmode_default", "off");
+    if let Some(ca) = opts.ca_file.as_ref().and_then(|p| p.to_str()) {
+        kv("sip_cafile", ca);
+    }
     c
 }
 
@@ -140,6 +143,7 @@ pub fn account_line(opts: &BaresipOptions) -> String {
     let transport = match opts.transport {
         Transport::Udp => "",
         Transport::Tcp => ";transport=tcp",
+        Transport::Tls => ";transport=tls",
     };
     let answer = if opts.auto_answer { "auto" } else { "manual" };
     format!(

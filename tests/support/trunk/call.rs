@@ -193,10 +193,10 @@ impl CallTask {
         rx: mpsc::UnboundedReceiver<Incoming>,
         cmds: mpsc::UnboundedReceiver<Cmd>,
     ) -> CallTask {
-        let params = if wire.transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let params = match wire.transport {
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+            Transport::Udp => "",
         };
         let contact = format!("sip:{}@{}{params}", script.contact_user, wire.local);
         CallTask {

@@ -1,5 +1,5 @@
-//! The trunk's SIP transport: one UDP socket, or one TCP listener whose connections are framed
-//! by Content-Length (the scripted UA's `take_frame`). Every message read is handed to the
+//! The trunk's SIP transport: one UDP socket, or one TCP listener (plain or TLS) whose
+//! connections are framed by Content-Length (the scripted UA's `take_frame`). Every message read is handed to the
 //! trunk's dispatcher with the [`Peer`] it came from; answers and the trunk's own in-dialog
 //! requests go back through [`Wire::send`] to that peer (the same TCP connection).
 //! Must not: talk to anything but loopback, grow a buffer without bound, or panic on what a
@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -45,6 +45,8 @@ pub struct Incoming {
 }
 
 type Conns = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Vec<u8>>>>>;
+/// The SNI of each TLS connection accepted.
+pub type ServerNames = Arc<Mutex<Vec<Option<String>>>>;
 
 /// The sending half, cloned into every call task.
 #[derive(Clone)]
@@ -53,6 +55,7 @@ pub struct Wire {
     conns: Conns,
     pub local: SocketAddr,
     pub transport: Transport,
+    pub server_names: ServerNames,
 }
 
 impl Wire {
@@ -73,11 +76,14 @@ impl Wire {
 }
 
 /// Binds on 127.0.0.1:0 and starts reading; the tasks end when the handles are aborted.
+/// `Transport::Tls` needs `tls` (the server's certificate).
 pub async fn bind(
     transport: Transport,
+    tls: Option<Arc<rustls::ServerConfig>>,
     to_dispatch: mpsc::UnboundedSender<Incoming>,
 ) -> (Wire, Vec<JoinHandle<()>>) {
     let conns: Conns = Arc::default();
+    let server_names = ServerNames::default();
     match transport {
         Transport::Udp => {
             let sock = Arc::new(
@@ -92,20 +98,34 @@ pub async fn bind(
                 conns,
                 local,
                 transport,
+                server_names,
             };
             (wire, vec![task])
         }
-        Transport::Tcp => {
+        Transport::Tcp | Transport::Tls => {
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind trunk tcp");
             let local = listener.local_addr().expect("trunk tcp addr");
-            let task = tokio::spawn(accept(listener, conns.clone(), to_dispatch));
+            let tls = match transport {
+                Transport::Tls => Some(tokio_rustls::TlsAcceptor::from(
+                    tls.expect("a TLS trunk needs a certificate"),
+                )),
+                _ => None,
+            };
+            let task = tokio::spawn(accept(
+                listener,
+                tls,
+                server_names.clone(),
+                conns.clone(),
+                to_dispatch,
+            ));
             let wire = Wire {
                 udp: None,
                 conns,
                 local,
                 transport,
+                server_names,
             };
             (wire, vec![task])
         }
@@ -134,7 +154,13 @@ async fn read_udp(sock: Arc<UdpSocket>, to_dispatch: mpsc::UnboundedSender<Incom
     }
 }
 
-async fn accept(listener: TcpListener, conns: Conns, to_dispatch: mpsc::UnboundedSender<Incoming>) {
+async fn accept(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    server_names: ServerNames,
+    conns: Conns,
+    to_dispatch: mpsc::UnboundedSender<Incoming>,
+) {
     let mut next_id = 0u64;
     // Connection tasks live in this set so they end with the accept task.
     let mut tasks = tokio::task::JoinSet::new();
@@ -154,20 +180,37 @@ async fn accept(listener: TcpListener, conns: Conns, to_dispatch: mpsc::Unbounde
         if let Ok(mut c) = conns.lock() {
             c.insert(next_id, tx);
         }
-        tasks.spawn(connection(
-            next_id,
-            stream,
-            from,
-            rx,
-            conns.clone(),
-            to_dispatch.clone(),
-        ));
+        let (id, conns, to_dispatch) = (next_id, conns.clone(), to_dispatch.clone());
+        match &tls {
+            None => {
+                tasks.spawn(connection(id, stream, from, rx, conns, to_dispatch));
+            }
+            Some(acceptor) => {
+                let (acceptor, names) = (acceptor.clone(), server_names.clone());
+                tasks.spawn(async move {
+                    let handshake = acceptor.accept(stream);
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await
+                    else {
+                        if let Ok(mut c) = conns.lock() {
+                            c.remove(&id);
+                        }
+                        return;
+                    };
+                    let sni = stream.get_ref().1.server_name().map(str::to_owned);
+                    if let Ok(mut n) = names.lock() {
+                        n.push(sni);
+                    }
+                    connection(id, stream, from, rx, conns, to_dispatch).await;
+                });
+            }
+        }
     }
 }
 
 async fn connection(
     id: u64,
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     from: SocketAddr,
     mut out: mpsc::UnboundedReceiver<Vec<u8>>,
     conns: Conns,
@@ -193,7 +236,8 @@ async fn connection(
             }
             bytes = out.recv() => {
                 let Some(bytes) = bytes else { break };
-                if stream.write_all(&bytes).await.is_err() {
+                // TLS buffers what is written until flushed.
+                if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
                     break;
                 }
             }

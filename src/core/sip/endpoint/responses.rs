@@ -37,13 +37,19 @@ pub fn uri_host(ip: IpAddr) -> String {
     }
 }
 
-/// Our Contact on `flow`, advertising `host` (and the flow's local port).
-pub(super) fn contact_for(host: &str, flow: &Flow) -> String {
+/// Our Contact on `flow`, advertising `host` (and the flow's local port). Over TLS it is a
+/// `sips:` URI when the request's URI (`request_uri`) was one (RFC 3261 §8.1.1.8), else
+/// `sip:…;transport=tls`.
+pub(super) fn contact_for(host: &str, flow: &Flow, request_uri: &str) -> String {
     let port = flow.local.port();
+    let sips = request_uri
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"));
     match flow.transport {
         crate::core::Transport::Udp => format!("<sip:trunkgate@{host}:{port}>"),
         crate::core::Transport::Tcp => format!("<sip:trunkgate@{host}:{port};transport=tcp>"),
-        crate::core::Transport::Tls => format!("<sips:trunkgate@{host}:{port}>"),
+        crate::core::Transport::Tls if sips => format!("<sips:trunkgate@{host}:{port}>"),
+        crate::core::Transport::Tls => format!("<sip:trunkgate@{host}:{port};transport=tls>"),
     }
 }
 
@@ -98,7 +104,8 @@ impl Endpoint {
     }
 
     pub(super) fn contact_value(&self, flow: &Flow, req: Option<&Message>) -> String {
-        contact_for(&self.advertised_host(flow, req), flow)
+        let uri = req.and_then(|r| r.request_uri()).unwrap_or("");
+        contact_for(&self.advertised_host(flow, req), flow, uri)
     }
 
     /// Builds the bytes of a response to `req`.

@@ -336,6 +336,7 @@ fn dial(h: &mut H) -> (CallKey, String) {
         headers: Vec::new(),
         sdp: OFFER.as_bytes().to_vec(),
         credentials: None,
+        tls_name: None,
     };
     h.ep.dial(h.now, call, spec);
     let invite = requests(&h.drain(), "INVITE").remove(0);

@@ -31,6 +31,7 @@ pub(super) fn spec(transport: Transport, credentials: bool) -> DialSpec {
         headers: vec![("P-Asserted-Identity".into(), "<sip:+48111@gw>".into())],
         sdp: OFFER.as_bytes().to_vec(),
         credentials: credentials.then(|| Credentials::new("alice", "secret")),
+        tls_name: None,
     }
 }
 

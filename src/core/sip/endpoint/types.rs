@@ -218,6 +218,9 @@ pub struct DialSpec {
     pub sdp: Vec<u8>,
     /// Digest credentials for 401/407 challenges.
     pub credentials: Option<crate::core::sip::auth::Credentials>,
+    /// Over TLS: the name the next hop's certificate must carry (its host as configured, also
+    /// sent as SNI); `None` → the chain is verified, the name is not.
+    pub tls_name: Option<String>,
 }
 
 /// What the endpoint learned from a new INVITE.

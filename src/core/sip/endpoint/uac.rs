@@ -133,7 +133,10 @@ impl Endpoint {
         req.add_header("To", spec.to.clone());
         req.add_header("Call-ID", d.call_id.clone());
         req.add_header("CSeq", format!("{cseq} INVITE"));
-        req.add_header("Contact", contact_for(&spec.local_host, &spec.flow));
+        req.add_header(
+            "Contact",
+            contact_for(&spec.local_host, &spec.flow, &spec.request_uri),
+        );
         req.add_header("Allow", super::ALLOW);
         req.add_header("User-Agent", self.settings.user_agent.clone());
         for (name, value) in session_timer::uac_headers(d.session_expires, d.min_se, None) {

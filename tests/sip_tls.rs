@@ -1,0 +1,295 @@
+//! SIP over TLS, over real sockets: requests on a TLS listener are answered on the same
+//! connection with TLS in Via and Contact; a reload swaps the certificate for new
+//! connections and keeps open ones; per-source connection caps, the handshake quota and the
+//! handshake timeout hold off a flooding or silent client while others are served; outbound
+//! calls reach a TLS trunk with SNI and the certificate checked (or, switched off per trunk,
+//! only its chain). baresip over TLS is in `interop_baresip.rs`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::json;
+use support::gw;
+use support::leg::WAIT;
+use support::pki::{Leaf, Pki};
+use support::placing::{self, Setup};
+use support::trunk::{Script, Trunk};
+use support::ua::Ua;
+use trunkgate::app::Gateway;
+
+/// A gateway with a TLS listener presenting `leaf`, plus `sip_keys` in `[sip]` and
+/// `tls_keys` in `[sip.tls]`; `flood` replaces the test default quota.
+fn tls_config(
+    ports: (u16, u16),
+    leaf: &Leaf,
+    sip_keys: &str,
+    tls_keys: &str,
+    flood: &str,
+) -> String {
+    let tls = format!(
+        "[sip.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n{tls_keys}\n",
+        leaf.cert.display(),
+        leaf.key.display()
+    );
+    gw::config_text(ports, "builtin:echo", &tls)
+        .replace(
+            "[sip]\n",
+            &format!("[sip]\nlisten_tls = [\"127.0.0.1:0\"]\n{sip_keys}\n"),
+        )
+        .replace("burst = 100000, per_second = 100000", flood)
+}
+
+async fn start(text: &str) -> Gateway {
+    let cfg = trunkgate::config::parse(text, "test").unwrap_or_else(|e| panic!("config: {e}"));
+    Gateway::start(cfg).await.expect("gateway starts")
+}
+
+const TEST_FLOOD: &str = "burst = 100000, per_second = 100000";
+
+fn from(ip: &str) -> SocketAddr {
+    format!("{ip}:0").parse().expect("address")
+}
+
+/// OPTIONS on `ua`, answered 200 over the same connection.
+async fn options_ok(ua: &mut Ua, branch: &str, cseq: u32) -> support::ua::Msg {
+    let req = ua.request("OPTIONS", branch, cseq, None, "");
+    ua.send(&req).await;
+    ua.expect_status(200).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_requests_are_answered_and_a_reload_swaps_the_certificate_not_the_connections() {
+    let mut pki = Pki::new();
+    let leaf = pki.leaf(&["localhost", "127.0.0.1"]);
+    let text = tls_config((39300, 39309), &leaf, "", "", TEST_FLOOD);
+    let gw = start(&text).await;
+    let server = gw.tls_addrs[0];
+    let mut ua = Ua::tls_from(from("127.0.0.1"), server, pki.client_config(), "localhost")
+        .await
+        .expect("TLS handshake with the test CA");
+    let ok = options_ok(&mut ua, "tls1", 1).await;
+    let via = ok.header("Via").expect("Via");
+    assert!(via.starts_with("SIP/2.0/TLS "), "{via}");
+    let first = ua.peer_certificate().expect("server certificate");
+
+    // A client that trusts another CA does not get through.
+    let stranger = Pki::new();
+    let refused = Ua::tls_from(
+        from("127.0.0.1"),
+        server,
+        stranger.client_config(),
+        "localhost",
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "a certificate from an unknown CA is refused"
+    );
+
+    // Renewed on disk, then reloaded: new connections get the new certificate, the open one
+    // keeps working.
+    pki.reissue(&leaf, &["localhost", "127.0.0.1"]);
+    let cfg = trunkgate::config::parse(&text, "test").expect("config");
+    gw.reload(cfg).await;
+    options_ok(&mut ua, "tls2", 2).await;
+    assert_eq!(ua.peer_certificate().as_deref(), Some(first.as_slice()));
+    let mut fresh = Ua::tls_from(from("127.0.0.1"), server, pki.client_config(), "localhost")
+        .await
+        .expect("handshake after reload");
+    options_ok(&mut fresh, "tls3", 1).await;
+    let renewed = fresh.peer_certificate().expect("certificate");
+    assert_ne!(renewed, first, "the renewed certificate is served");
+    let on_disk = std::fs::read_to_string(&leaf.cert).expect("cert");
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(on_disk.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+        .expect("pem");
+    assert_eq!(renewed, der);
+
+    // A certificate file broken on disk is not swapped in: the old one stays in force.
+    std::fs::write(&leaf.key, "not a key").expect("break key");
+    let cfg = trunkgate::config::parse(&text, "test").expect("config");
+    gw.reload(cfg).await;
+    let mut after = Ua::tls_from(from("127.0.0.1"), server, pki.client_config(), "localhost")
+        .await
+        .expect("still served");
+    options_ok(&mut after, "tls4", 1).await;
+    assert_eq!(after.peer_certificate(), Some(renewed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_source_are_capped_on_tls_and_tcp() {
+    let mut pki = Pki::new();
+    let leaf = pki.leaf(&["localhost"]);
+    // A long handshake timeout: what is closed below is closed by the cap, not the timeout.
+    let text = tls_config(
+        (39310, 39319),
+        &leaf,
+        "max_connections_per_source = 2",
+        "handshake_timeout = \"60s\"",
+        TEST_FLOOD,
+    );
+    let gw = start(&text).await;
+    let (tls, tcp) = (gw.tls_addrs[0], gw.tcp_addrs[0]);
+    let connect = |bind: &str, to: SocketAddr| {
+        let bind = from(bind);
+        async move {
+            let s = tokio::net::TcpSocket::new_v4().expect("socket");
+            s.bind(bind).expect("bind");
+            s.connect(to).await.expect("connect")
+        }
+    };
+    // Two silent connections from .7 (no handshake) fill its allowance on the TLS port...
+    let mut held = vec![
+        connect("127.0.0.7", tls).await,
+        connect("127.0.0.7", tls).await,
+    ];
+    // (the gateway has counted them once it closes the next one)
+    let mut third = connect("127.0.0.7", tls).await;
+    assert!(
+        support::ua::closed(&mut third, WAIT).await,
+        "a third connection from the same source is closed"
+    );
+    // ...and on the TCP port, where the same cap counts the same source.
+    let mut over_tcp = connect("127.0.0.7", tcp).await;
+    assert!(
+        support::ua::closed(&mut over_tcp, WAIT).await,
+        "TCP counts too"
+    );
+    // Another source is served meanwhile.
+    let mut other = Ua::tls_from(from("127.0.0.8"), tls, pki.client_config(), "localhost")
+        .await
+        .expect("another source gets its handshake");
+    options_ok(&mut other, "cap1", 1).await;
+    // The held connections are still open (the 60 s handshake timeout has not run).
+    for s in &mut held {
+        assert!(!support::ua::closed(s, Duration::from_millis(200)).await);
+    }
+    // Closing one frees a slot for that source.
+    held.pop();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut served = false;
+    while !served && tokio::time::Instant::now() < deadline {
+        // The gateway notices the close asynchronously; retry, bounded.
+        served = match Ua::tls_from(from("127.0.0.7"), tls, pki.client_config(), "localhost").await
+        {
+            Ok(mut ua) => {
+                options_ok(&mut ua, "cap2", 1).await;
+                true
+            }
+            Err(_) => false,
+        };
+    }
+    assert!(served, "a freed slot takes a new connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_follow_the_flood_quota_and_silent_ones_time_out() {
+    let mut pki = Pki::new();
+    let leaf = pki.leaf(&["localhost"]);
+    let text = tls_config(
+        (39320, 39329),
+        &leaf,
+        "",
+        "handshake_timeout = \"1s\"",
+        "burst = 3, per_second = 1",
+    );
+    let gw = start(&text).await;
+    let tls = gw.tls_addrs[0];
+    // Three handshakes at once from .9 are within its burst; the fourth is refused unanswered.
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let ua = Ua::tls_from(from("127.0.0.9"), tls, pki.client_config(), "localhost").await;
+        kept.push(ua.expect("within the burst"));
+    }
+    let fourth = Ua::tls_from(from("127.0.0.9"), tls, pki.client_config(), "localhost").await;
+    assert!(fourth.is_err(), "a fourth handshake at once is refused");
+    let mut other = Ua::tls_from(from("127.0.0.10"), tls, pki.client_config(), "localhost")
+        .await
+        .expect("another source has its own quota");
+    options_ok(&mut other, "quota1", 1).await;
+
+    // A connection that never starts its handshake is closed after the timeout (1 s here).
+    let s = tokio::net::TcpSocket::new_v4().expect("socket");
+    s.bind(from("127.0.0.11")).expect("bind");
+    let mut silent = s.connect(tls).await.expect("connect");
+    assert!(
+        support::ua::closed(&mut silent, WAIT).await,
+        "a silent client is dropped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_calls_reach_a_tls_trunk_with_the_certificate_checked() {
+    let mut pki = Pki::new();
+    let named = pki.leaf(&["localhost"]);
+    let trunk = Trunk::start_tls(pki.server_config(&named), Script::answer().reject(486)).await;
+    let ca = pki.ca_file();
+    let port = trunk.addr.port();
+    // One trunk by name (checked), one by IP with a certificate that names only a host:
+    // refused with the check on, dialled with it off.
+    let sip_keys = "";
+    let sections = format!("[sip.tls]\nca_file = \"{}\"\n", ca.display());
+    let trunk_keys = format!(
+        "outbound = {{ address = \"localhost:{port}\", transport = \"tls\" }}\n\
+         [[trunk]]\nname = \"by-ip\"\n\
+         outbound = {{ address = \"127.0.0.1:{port}\", transport = \"tls\" }}\n\
+         [[trunk]]\nname = \"by-ip-unchecked\"\n\
+         outbound = {{ address = \"127.0.0.1:{port}\", transport = \"tls\", tls_check_hostname = false }}\n"
+    );
+    let setup = Setup {
+        sections: &sections,
+        trunk_keys: &trunk_keys,
+        sip_keys,
+        ..Setup::default()
+    };
+    let (gw, api) = placing::start((39330, 39339), setup).await;
+    let mut events = gw.subscribe();
+    let place = |trunk: &'static str| {
+        let api = &api;
+        async move {
+            let (status, body) = api
+                .post(
+                    "/v1/calls",
+                    &json!({"to": "+48123456789", "from": "+48111222333", "trunk": trunk,
+                            "websocket_url": "ws://127.0.0.1:9/never"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            body["call_id"].as_str().expect("call_id").to_string()
+        }
+    };
+
+    let id = place("carrier").await;
+    let invite = trunk.expect_request("INVITE", WAIT).await;
+    assert!(invite.uri.ends_with(";transport=tls"), "{}", invite.uri);
+    let via = support::trunk::header(&invite.msg, "Via").expect("Via");
+    assert!(via.starts_with("SIP/2.0/TLS "), "{via}");
+    let contact = support::trunk::header(&invite.msg, "Contact").expect("Contact");
+    assert!(contact.contains(";transport=tls"), "{contact}");
+    let (reason, record) = placing::ended(&mut events, &id, WAIT).await;
+    assert_eq!(record["status"], "busy", "{reason} {record}");
+    assert_eq!(
+        trunk.tls_server_names(),
+        vec![Some("localhost".to_string())]
+    );
+
+    // By IP with the name checked: the handshake fails, nothing reaches the trunk.
+    let id = place("by-ip").await;
+    let (reason, record) = placing::ended(&mut events, &id, WAIT).await;
+    assert_eq!(record["status"], "failed", "{reason} {record}");
+    assert_eq!(
+        trunk.tls_server_names().len(),
+        1,
+        "no second handshake completed"
+    );
+
+    // By IP with the check off: the chain is still verified, the INVITE arrives (no SNI for
+    // an address).
+    let id = place("by-ip-unchecked").await;
+    trunk.expect_request("INVITE", WAIT).await;
+    let (_, record) = placing::ended(&mut events, &id, WAIT).await;
+    assert_eq!(record["status"], "busy", "{record}");
+    assert_eq!(trunk.tls_server_names().get(1), Some(&None));
+}
