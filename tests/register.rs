@@ -2,6 +2,8 @@
 //! first REGISTER (401, MD5 digest, checked with the crate's own `auth::respond`), grants a
 //! 2 s binding to our Contact; `GET /v1/trunks` and `/metrics` show the trunk registered, a
 //! refresh arrives before the binding runs out, and the shutdown removes it (`Expires: 0`).
+//! Over TCP and TLS the registration shares its connection with the calls placed through the
+//! trunk.
 
 mod support;
 
@@ -206,4 +208,87 @@ async fn register_challenge_refresh_and_unregister() {
         .await
         .expect("shutdown finishes")
         .expect("shutdown task");
+}
+
+/// REGISTER over a stream transport toward the scripted trunk: Via, Contact and the
+/// Request-URI name the transport, the API shows the trunk registered, a call placed through
+/// the trunk goes on the same connection, and the drain removes the binding on it too.
+async fn registers_over_a_stream(transport: support::trunk::Transport, ports: (u16, u16)) {
+    use support::trunk::{Script, Transport, Trunk};
+    let mut pki = support::pki::Pki::new();
+    let (trunk, host, sections) = match transport {
+        Transport::Tls => {
+            let leaf = pki.leaf(&["localhost"]);
+            let trunk = Trunk::start_tls(pki.server_config(&leaf), Script::answer()).await;
+            let ca = format!("[sip.tls]\nca_file = \"{}\"\n", pki.ca_file().display());
+            (trunk, "localhost", ca)
+        }
+        other => (Trunk::start(other).await, "127.0.0.1", String::new()),
+    };
+    let (token, via) = (transport.token(), transport.via());
+    let trunk_keys = format!(
+        "outbound = {{ address = \"{host}:{}\", transport = \"{token}\", username = \"alice\", register = true }}",
+        trunk.addr.port()
+    );
+    let setup = support::placing::Setup {
+        sections: &sections,
+        trunk_keys: &trunk_keys,
+        ..Default::default()
+    };
+    let (gw, api) = support::placing::start(ports, setup).await;
+    let register = trunk.expect_request("REGISTER", WAIT).await;
+    let uri = format!("sip:{host}:{};transport={token}", trunk.addr.port());
+    assert_eq!(register.uri, uri);
+    let via_value = support::trunk::header(&register.msg, "Via").expect("Via");
+    assert!(
+        via_value.starts_with(&format!("SIP/2.0/{via} ")),
+        "{via_value}"
+    );
+    let contact = support::trunk::header(&register.msg, "Contact").expect("Contact");
+    assert!(
+        contact.contains(&format!(";transport={token}")),
+        "{contact}"
+    );
+    let until = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = api.get("/v1/trunks").await;
+        if v["trunks"][0]["registered"] == true {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < until, "never registered: {v}");
+        let mut changed = gw.subscribe();
+        let _ = tokio::time::timeout(Duration::from_millis(50), changed.recv()).await;
+    }
+    // A call through the trunk reuses the registration's connection.
+    let (status, body) = api
+        .post(
+            "/v1/calls",
+            &serde_json::json!({"to": "+48123456789", "websocket_url": "ws://127.0.0.1:9/x"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let invite = trunk.expect_request("INVITE", WAIT).await;
+    assert_eq!(
+        invite.peer, register.peer,
+        "one connection for REGISTER and the call"
+    );
+    gw.shutdown(Duration::from_millis(200)).await;
+    let unregister = trunk
+        .next_request_where(WAIT, |r| {
+            r.method == "REGISTER"
+                && support::trunk::header(&r.msg, "Expires").map(str::trim) == Some("0")
+        })
+        .await
+        .expect("unREGISTER on shutdown");
+    assert_eq!(unregister.peer, register.peer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_over_tcp() {
+    registers_over_a_stream(support::trunk::Transport::Tcp, (39340, 39349)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_over_tls() {
+    registers_over_a_stream(support::trunk::Transport::Tls, (39350, 39359)).await;
 }

@@ -163,7 +163,15 @@ impl EndpointTask {
     ) -> Self {
         self.transport_tx = Some(transport.downgrade());
         self.tcp_local = tcp_local;
+        self.trunks.set_stream_locals(self.stream_locals());
         self
+    }
+
+    fn stream_locals(&self) -> super::trunks::StreamLocals {
+        super::trunks::StreamLocals {
+            tcp: self.tcp_local,
+            tls: self.tls_local,
+        }
     }
 
     /// Lets the task open TLS connections toward trunks, advertising `tls_local`.
@@ -174,6 +182,7 @@ impl EndpointTask {
     ) -> Self {
         self.tls_client = client;
         self.tls_local = tls_local;
+        self.trunks.set_stream_locals(self.stream_locals());
         self
     }
 
@@ -220,6 +229,7 @@ impl EndpointTask {
                     }
                 }
             }
+            self.send_trunk_streams().await;
             self.flush().await;
             if self.draining()
                 && self.calls.is_empty()
@@ -397,6 +407,19 @@ impl EndpointTask {
         }
         while let Some(alert) = self.admission.poll_alert() {
             super::alerts::send(&self.ctx, alert);
+        }
+    }
+
+    /// REGISTERs toward TCP/TLS trunks go on the connection toward the trunk (opened when
+    /// there is none, shared with calls); what cannot be sent is the transaction's timeout.
+    async fn send_trunk_streams(&mut self) {
+        for s in self.trunks.take_stream_sends() {
+            match self.outbound_flow(s.transport, s.remote, s.tls_name) {
+                Some(flow) => self.transmit(flow, s.bytes).await,
+                None => {
+                    tracing::debug!(remote = %s.remote, "no connection toward the trunk for REGISTER")
+                }
+            }
         }
     }
 

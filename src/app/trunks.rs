@@ -1,6 +1,8 @@
 //! The registration driver: one [`Registration`] per `[[trunk]]` whose `outbound.register` is
 //! set, owned by the endpoint task. Resolves the trunk's address (off the task), sends the
-//! machine's requests through the endpoint task's UDP socket of the address family, feeds it
+//! machine's requests through the endpoint task's UDP socket of the address family, or over
+//! TCP/TLS hands them to the endpoint task ([`Trunks::take_stream_sends`]), which sends them
+//! on its connection toward the trunk (opened when there is none, shared with calls), feeds it
 //! the responses no endpoint transaction claimed and its timers, rebuilds on reload (an
 //! unchanged trunk keeps its binding), unREGISTERs on drain, and publishes every trunk's state
 //! in [`TrunkBoard`] for `GET /v1/trunks` and `/metrics`.
@@ -73,15 +75,34 @@ enum Slot {
         retry_at: Instant,
         error: String,
     },
-    /// Cannot register as configured (no listener of the family, TCP for now).
+    /// Cannot register as configured (no listener of the family, unreadable credentials).
     Unusable(String),
     Running(Box<Running>),
 }
 
 struct Running {
     reg: Registration,
-    sock: Arc<UdpSocket>,
+    out: Out,
     remote: SocketAddr,
+}
+
+/// How a registration's requests leave.
+enum Out {
+    Udp(Arc<UdpSocket>),
+    /// Over the endpoint task's TCP/TLS connection toward the trunk; over TLS the certificate
+    /// must name `tls_name` when set.
+    Stream {
+        transport: Transport,
+        tls_name: Option<String>,
+    },
+}
+
+/// A request for the endpoint task to send on its stream connection toward `remote`.
+pub struct StreamSend {
+    pub transport: Transport,
+    pub remote: SocketAddr,
+    pub tls_name: Option<String>,
+    pub bytes: Vec<u8>,
 }
 
 struct Trunk {
@@ -98,6 +119,10 @@ pub struct Resolved {
 pub struct Trunks {
     ctx: Arc<Ctx>,
     udp: Vec<Arc<UdpSocket>>,
+    /// Our TCP and TLS listening addresses (advertised in Via/Contact over streams).
+    stream_locals: StreamLocals,
+    /// Requests queued for the endpoint task's stream connections.
+    stream_out: Vec<StreamSend>,
     trunks: Vec<Trunk>,
     /// Stopped (removed or changed) registrations finishing their unREGISTER.
     retiring: Vec<Running>,
@@ -113,6 +138,8 @@ impl Trunks {
         Trunks {
             ctx,
             udp,
+            stream_locals: StreamLocals::default(),
+            stream_out: Vec::new(),
             trunks: Vec::new(),
             retiring: Vec::new(),
             next_id: 0,
@@ -120,6 +147,16 @@ impl Trunks {
             rx,
             stopping: false,
         }
+    }
+
+    /// Our stream listeners' addresses (for Via and Contact of REGISTER over TCP/TLS).
+    pub fn set_stream_locals(&mut self, locals: StreamLocals) {
+        self.stream_locals = locals;
+    }
+
+    /// What registrations queued for stream connections since the last call.
+    pub fn take_stream_sends(&mut self) -> Vec<StreamSend> {
+        std::mem::take(&mut self.stream_out)
     }
 
     /// (Re)builds the registrations from `config`: unchanged trunks keep theirs, others are
@@ -235,11 +272,6 @@ impl Trunks {
 
     /// Starts resolving a trunk's address in its own task.
     fn resolve(&mut self, spec: &Spec) -> Slot {
-        // TODO(outbound TCP): a TCP/TLS trunk registers over the lead's outbound connection
-        // code (a stream flow chosen here instead of a UDP socket); until then it is refused.
-        if spec.outbound.transport != CfgTransport::Udp {
-            return Slot::Unusable("registration over TCP/TLS is not supported yet".into());
-        }
         self.next_id += 1;
         let (id, tx, address) = (
             self.next_id,
@@ -269,7 +301,7 @@ impl Trunks {
                 retry_at: now + RESOLVE_RETRY,
                 error: format!("cannot resolve {}: {e}", t.spec.outbound.address),
             },
-            Ok(remote) => match build(&t.spec, &self.udp, remote) {
+            Ok(remote) => match build(&t.spec, &self.udp, self.stream_locals, remote) {
                 Ok(mut running) => {
                     tracing::info!(trunk = %t.spec.name, %remote, "registering with the trunk");
                     running.reg.start(now);
@@ -282,16 +314,32 @@ impl Trunks {
 
     /// Sends what the machines queued, forgets finished unREGISTERs, publishes the states.
     fn after(&mut self, now: Instant) {
+        let mut streamed = Vec::new();
         for r in self.running_mut() {
             while let Some(bytes) = r.reg.poll_transmit() {
-                // Never waits: a full socket buffer is a loss the transaction retransmits.
-                if let Err(e) = r.sock.try_send_to(&bytes, r.remote) {
-                    if e.kind() != std::io::ErrorKind::WouldBlock {
-                        r.reg.handle_transport_error(now, &e.to_string());
+                match &r.out {
+                    // Never waits: a full socket buffer is a loss the transaction retransmits.
+                    Out::Udp(sock) => {
+                        if let Err(e) = sock.try_send_to(&bytes, r.remote) {
+                            if e.kind() != std::io::ErrorKind::WouldBlock {
+                                r.reg.handle_transport_error(now, &e.to_string());
+                            }
+                        }
                     }
+                    // A connection that cannot be opened shows as the transaction's timeout.
+                    Out::Stream {
+                        transport,
+                        tls_name,
+                    } => streamed.push(StreamSend {
+                        transport: *transport,
+                        remote: r.remote,
+                        tls_name: tls_name.clone(),
+                        bytes,
+                    }),
                 }
             }
         }
+        self.stream_out.extend(streamed);
         self.retiring.retain(|r| !r.reg.is_done());
         let (mono, wall) = (now, jiff::Timestamp::now());
         let states = self.trunks.iter().map(|t| view(t, mono, wall)).collect();
@@ -326,13 +374,54 @@ fn view(t: &Trunk, mono: Instant, wall: jiff::Timestamp) -> TrunkState {
     }
 }
 
-/// The registration of `spec` toward `remote`, sent from our UDP socket of its family.
-fn build(spec: &Spec, udp: &[Arc<UdpSocket>], remote: SocketAddr) -> Result<Running, String> {
-    let (sock, local) = udp
-        .iter()
-        .filter_map(|s| Some((s, s.local_addr().ok()?)))
-        .find(|(_, a)| a.is_ipv4() == remote.is_ipv4())
-        .ok_or_else(|| format!("no UDP listener for {remote}'s address family"))?;
+/// Our stream listeners' addresses; `None` → the transport's default port is advertised.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamLocals {
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+}
+
+/// The registration of `spec` toward `remote`: from our UDP socket of its family, or over
+/// the endpoint task's TCP/TLS connection (advertising our listener of that transport).
+fn build(
+    spec: &Spec,
+    udp: &[Arc<UdpSocket>],
+    streams: StreamLocals,
+    remote: SocketAddr,
+) -> Result<Running, String> {
+    let any = |port| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port);
+    let (out, local, transport, param) = match spec.outbound.transport {
+        CfgTransport::Udp => {
+            let (sock, local) = udp
+                .iter()
+                .filter_map(|s| Some((s, s.local_addr().ok()?)))
+                .find(|(_, a)| a.is_ipv4() == remote.is_ipv4())
+                .ok_or_else(|| format!("no UDP listener for {remote}'s address family"))?;
+            (Out::Udp(sock.clone()), local, Transport::Udp, "")
+        }
+        CfgTransport::Tcp => {
+            let out = Out::Stream {
+                transport: Transport::Tcp,
+                tls_name: None,
+            };
+            let local = streams.tcp.unwrap_or_else(|| any(5060));
+            (out, local, Transport::Tcp, ";transport=tcp")
+        }
+        CfgTransport::Tls => {
+            let o = &spec.outbound;
+            let host = &o.address.host;
+            let name = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            let out = Out::Stream {
+                transport: Transport::Tls,
+                tls_name: o.tls_check_hostname.then(|| name.to_string()),
+            };
+            let local = streams.tls.unwrap_or_else(|| any(5061));
+            (out, local, Transport::Tls, ";transport=tls")
+        }
+    };
     let host = match &spec.public_host {
         Some(h) => h.clone(),
         None => uri_host(crate::io::sip_udp::local_ip_toward(local.ip(), remote)),
@@ -342,19 +431,19 @@ fn build(spec: &Spec, udp: &[Arc<UdpSocket>], remote: SocketAddr) -> Result<Runn
     let domain = &o.from_domain;
     let credentials = o.read_credentials().map_err(|e| e.to_string())?;
     let params = Params {
-        registrar: format!("sip:{}", o.address),
+        registrar: format!("sip:{}{param}", o.address),
         aor: format!("sip:{}@{domain}", o.username),
-        contact: format!("<sip:{}@{sent_by}>", o.username),
+        contact: format!("<sip:{}@{sent_by}{param}>", o.username),
         expires: u32::try_from(o.register_expires.as_secs()).unwrap_or(u32::MAX),
         credentials,
-        transport: Transport::Udp,
+        transport,
         sent_by,
         user_agent: spec.user_agent.clone(),
         timers: Timers::default(),
     };
     Ok(Running {
         reg: Registration::new(params, fastrand::u64(..)),
-        sock: sock.clone(),
+        out,
         remote,
     })
 }
