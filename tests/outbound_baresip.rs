@@ -1,7 +1,8 @@
 //! Outbound calls to a real SIP UA: `POST /v1/calls` through a `[[trunk]]` whose `outbound`
 //! is a baresip (Debian package) listening on loopback with `answermode=auto`, over UDP (the
 //! call dialled as an E.164 number, which becomes the Request-URI user baresip's account is
-//! named after) and over TCP (dialled as a `sip:` URI). baresip plays a 1000 Hz tone and the
+//! named after), over TCP (dialled as a `sip:` URI) and over TLS (baresip's certificate from
+//! a test CA, checked for its address). baresip plays a 1000 Hz tone and the
 //! agent a 440 Hz one on start; the test checks the agent hears baresip's tone and baresip's
 //! recording holds the agent's, then hangs up through the API and reads `completed`.
 //! Click-to-call with two phones (manager, client): each hears the other, the stereo
@@ -30,8 +31,14 @@ const CALLEE_HZ: f32 = 1000.0;
 const AGENT_HZ: f32 = 440.0;
 const NUMBER: &str = "+48123456789";
 
-/// A gateway with the API on and one trunk pointing at baresip, without credentials.
-async fn gateway(ports: (u16, u16), ua: &Baresip, transport: Transport) -> (Gateway, String) {
+/// A gateway with the API on and one trunk pointing at baresip, without credentials (over TLS
+/// trusting `ca`, the CA of baresip's certificate).
+async fn gateway(
+    ports: (u16, u16),
+    ua: &Baresip,
+    transport: Transport,
+    ca: &std::path::Path,
+) -> (Gateway, String) {
     let dir = scratch_dir("outbound-baresip");
     let token_file = dir.join("api.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
@@ -39,14 +46,15 @@ async fn gateway(ports: (u16, u16), ua: &Baresip, transport: Transport) -> (Gate
         "listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"",
         token_file.display()
     );
-    let tp = match transport {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-        Transport::Tls => unreachable!("these calls run over UDP and TCP"),
+    let (tp, port) = match transport {
+        Transport::Udp => ("udp", ua.ports().sip),
+        Transport::Tcp => ("tcp", ua.ports().sip),
+        Transport::Tls => ("tls", ua.ports().sip + 1),
     };
     let trunk = format!(
-        "[[trunk]]\nname = \"baresip\"\noutbound = {{ address = \"127.0.0.1:{}\", transport = \"{tp}\" }}\n",
-        ua.ports().sip
+        "[sip.tls]\nca_file = \"{}\"\n\
+         [[trunk]]\nname = \"baresip\"\noutbound = {{ address = \"127.0.0.1:{port}\", transport = \"{tp}\" }}\n",
+        ca.display()
     );
     let text =
         support::gw::config_text(ports, "builtin:echo", &trunk).replace("listen = \"\"", &api);
@@ -98,11 +106,22 @@ fn callee(transport: Transport, dir: &TempDir) -> Option<BaresipOptions> {
 
 async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16)) {
     let dir = TempDir::new("tg-outbound-baresip").expect("temp dir");
-    let Some(opts) = callee(transport, &dir) else {
+    let Some(mut opts) = callee(transport, &dir) else {
         return;
     };
+    // Over TLS baresip presents a certificate for 127.0.0.1 from a test CA (cert and key in
+    // one file, as baresip reads it); the gateway trusts that CA and checks the address.
+    let mut pki = support::pki::Pki::new();
+    if transport == Transport::Tls {
+        let leaf = pki.leaf(&["127.0.0.1"]);
+        let both = dir.path().join("baresip-cert.pem");
+        let pem = std::fs::read_to_string(&leaf.cert).expect("cert")
+            + &std::fs::read_to_string(&leaf.key).expect("key");
+        std::fs::write(&both, pem).expect("write baresip cert");
+        opts.certificate = Some(both);
+    }
     let mut ua = Baresip::start(opts).await.expect("baresip starts");
-    let (gw, base) = gateway(ports, &ua, transport).await;
+    let (gw, base) = gateway(ports, &ua, transport, &pki.ca_file()).await;
     let mut events = gw.subscribe();
     let tone = Action::Tone {
         freq: AGENT_HZ,
@@ -117,7 +136,7 @@ async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16))
     let (to, dialect_name) = match transport {
         Transport::Udp => (NUMBER.to_string(), "twilio"),
         Transport::Tcp => (format!("{};transport=tcp", ua_uri(&ua)), "raw"),
-        Transport::Tls => unreachable!("these calls run over UDP and TCP"),
+        Transport::Tls => (format!("{};transport=tls", ua_uri(&ua)), "plivo"),
     };
     let body = json!({"to": to, "from": "+48111222333", "websocket_url": agent.url,
                       "dialect": dialect_name, "sample_rate": 8000});
@@ -188,7 +207,7 @@ async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16))
     let via = match transport {
         Transport::Udp => "Via: SIP/2.0/UDP 127.0.0.1",
         Transport::Tcp => "Via: SIP/2.0/TCP 127.0.0.1",
-        Transport::Tls => unreachable!("these calls run over UDP and TCP"),
+        Transport::Tls => "Via: SIP/2.0/TLS 127.0.0.1",
     };
     let invite = finished
         .log
@@ -215,6 +234,11 @@ async fn gateway_calls_baresip_over_udp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_calls_baresip_over_tcp() {
     call_baresip(Transport::Tcp, Dialect::Raw, (37320, 37339)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_calls_baresip_over_tls() {
+    call_baresip(Transport::Tls, Dialect::Plivo, (39360, 39379)).await;
 }
 
 /// Click-to-call with two real phones: `POST /v1/calls` with `bridge_from` rings the

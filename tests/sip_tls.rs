@@ -293,3 +293,123 @@ async fn outbound_calls_reach_a_tls_trunk_with_the_certificate_checked() {
     assert_eq!(record["status"], "busy", "{record}");
     assert_eq!(trunk.tls_server_names().get(1), Some(&None));
 }
+
+/// `--check-config` refuses what would stop the TLS listener or TLS trunks at start: a key
+/// that does not belong to the certificate, and a CA file that holds no certificate.
+#[test]
+fn check_config_catches_a_mismatched_key_and_a_bad_ca_file() {
+    let mut pki = Pki::new();
+    let (one, two) = (pki.leaf(&["localhost"]), pki.leaf(&["localhost"]));
+    let bad_ca = gw::scratch_dir("tls-check").join("ca.pem");
+    std::fs::write(&bad_ca, "not a certificate\n").expect("write");
+    let mixed = Leaf {
+        cert: one.cert.clone(),
+        key: two.key.clone(),
+    };
+    let ca_key = format!("ca_file = \"{}\"", bad_ca.display());
+    let text = tls_config((39390, 39399), &mixed, "", &ca_key, TEST_FLOOD);
+    let file = gw::scratch_dir("tls-check").join("trunkgate.toml");
+    std::fs::write(&file, text).expect("config file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trunkgate"))
+        .arg("--check-config")
+        .arg(&file)
+        .output()
+        .expect("run --check-config");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("sip.tls: "),
+        "the key/certificate mismatch: {text}"
+    );
+    assert!(text.contains("sip.tls.ca_file: "), "the CA file: {text}");
+    // The matching pair and no CA file pass.
+    let text = tls_config((39390, 39399), &one, "", "", TEST_FLOOD)
+        .replace("listen = \"\"", "listen = \"\"\ntoken_file = \"\"");
+    std::fs::write(&file, text).expect("config file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trunkgate"))
+        .arg("--check-config")
+        .arg(&file)
+        .output()
+        .expect("run --check-config");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The real binary: a baresip call over TLS is up when the certificate is renewed on disk and
+/// SIGHUP reloads it; the call goes on (echo heard after the reload, then a normal hangup)
+/// while a new connection is served the renewed certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_renews_the_certificate_during_a_live_tls_call() {
+    use support::baresip::{Baresip, BaresipOptions, TempDir, Transport};
+    let dir = TempDir::new("tg-tls-sighup").expect("temp dir");
+    let play = dir.path().join("play.wav");
+    // Long enough to outlast the reload; the test hangs up itself.
+    let mut samples = support::wav::silence(200, 8000);
+    samples.extend(support::wav::tone(1000.0, 20_000, 0.5, 8000));
+    support::wav::write_wav_8k(&play, &samples).expect("play.wav");
+    let mut opts = BaresipOptions::new(Transport::Tls, &play);
+    if !opts.binary.exists() {
+        eprintln!("note: baresip not installed; skipping (scripts/test.sh installs it)");
+        return;
+    }
+    let mut pki = Pki::new();
+    let leaf = pki.leaf(&["localhost", "127.0.0.1"]);
+    opts.ca_file = Some(pki.ca_file());
+    let tls_port = 39401;
+    let text = tls_config((39402, 39419), &leaf, "", "", TEST_FLOOD).replace(
+        "listen_tls = [\"127.0.0.1:0\"]",
+        &format!("listen_tls = [\"127.0.0.1:{tls_port}\"]"),
+    );
+    let file = gw::scratch_dir("tls-sighup").join("trunkgate.toml");
+    std::fs::write(&file, text).expect("config file");
+    let mut daemon = support::daemon::Daemon::start(&file).await;
+    let server: SocketAddr = format!("127.0.0.1:{tls_port}").parse().expect("addr");
+    let first = Ua::tls_from(from("127.0.0.1"), server, pki.client_config(), "localhost")
+        .await
+        .expect("handshake")
+        .peer_certificate()
+        .expect("certificate");
+
+    let mut ua = Baresip::start(opts).await.expect("baresip starts");
+    ua.dial(&format!("sip:echo@{server};transport=tls"))
+        .await
+        .expect("dial");
+    ua.wait_established(WAIT).await.expect("call over TLS");
+    pki.reissue(&leaf, &["localhost", "127.0.0.1"]);
+    daemon.signal("HUP");
+    daemon.wait_log("TLS certificate reloaded", WAIT).await;
+    let renewed = Ua::tls_from(from("127.0.0.1"), server, pki.client_config(), "localhost")
+        .await
+        .expect("handshake after SIGHUP")
+        .peer_certificate()
+        .expect("certificate");
+    assert_ne!(
+        renewed, first,
+        "new connections get the renewed certificate"
+    );
+    // The live call was not dropped: in-dialog requests still reach the gateway over the
+    // call's connection (DTMF as INFO is not needed: the hangup's BYE is answered).
+    assert!(
+        ua.wait_event("CALL_CLOSED", Duration::from_millis(500))
+            .await
+            .is_err(),
+        "the call survives the reload"
+    );
+    ua.hangup().await.expect("hang up");
+    let closed = ua
+        .wait_event("CALL_CLOSED", WAIT)
+        .await
+        .expect("the call ends");
+    let finished = ua.quit().await.expect("baresip quits");
+    assert!(
+        !finished.log.contains("408") && !finished.log.contains("Request Timeout"),
+        "the BYE was answered over TLS: {closed:?}\n{}",
+        finished.log
+    );
+    daemon.stop().await;
+}

@@ -110,6 +110,9 @@ pub struct BaresipOptions {
     pub module_path: PathBuf,
     /// `sip_cafile`: the CA that signed the TLS server's certificate.
     pub ca_file: Option<PathBuf>,
+    /// `sip_certificate`: certificate and key (one PEM file) of baresip's own TLS listener
+    /// (on `sip + 1`), for calls it receives over TLS.
+    pub certificate: Option<PathBuf>,
 }
 
 impl BaresipOptions {
@@ -128,6 +131,7 @@ impl BaresipOptions {
             binary: env_or("TRUNKGATE_BARESIP", "/usr/bin/baresip"),
             module_path: env_or("TRUNKGATE_BARESIP_MODULES", "/usr/lib/baresip/modules"),
             ca_file: None,
+            certificate: None,
         }
     }
 }
@@ -251,14 +255,15 @@ impl Baresip {
         Ok(me)
     }
 
-    /// `sip:<user>@127.0.0.1:<port>` (with `;transport=tcp` for TCP): how others reach it.
+    /// `sip:<user>@127.0.0.1:<port>` (with `;transport=tcp` for TCP, the TLS port and
+    /// `;transport=tls` for TLS): how others reach it.
     pub fn local_uri(&self) -> String {
-        let t = if self.opts.transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let (port, t) = match self.opts.transport {
+            Transport::Udp => (self.ports.sip, ""),
+            Transport::Tcp => (self.ports.sip, ";transport=tcp"),
+            Transport::Tls => (self.ports.sip + 1, ";transport=tls"),
         };
-        format!("{}:{}{t}", config::aor(&self.opts), self.ports.sip)
+        format!("{}:{port}{t}", config::aor(&self.opts))
     }
 
     pub fn ports(&self) -> Ports {

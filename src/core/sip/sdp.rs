@@ -7,10 +7,12 @@
 //! Must not: resolve host names, allocate ports, or touch SIP messages — callers pass the
 //! addresses and ports to advertise and map errors to SIP status codes (488).
 //!
-//! Submodules: `parse` (text → types), `write` (types → text), `negotiate` (RFC 3264).
+//! Submodules: `parse` (text → types), `write` (types → text), `negotiate` (RFC 3264),
+//! `crypto` (SDES `a=crypto` keys, RFC 4568).
 
 use std::net::IpAddr;
 
+pub mod crypto;
 mod negotiate;
 mod parse;
 mod write;

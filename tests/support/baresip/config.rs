@@ -132,6 +132,9 @@ pub fn config_text(opts: &BaresipOptions, ports: Ports, play: &str, rec_dir: &st
     if let Some(ca) = opts.ca_file.as_ref().and_then(|p| p.to_str()) {
         kv("sip_cafile", ca);
     }
+    if let Some(cert) = opts.certificate.as_ref().and_then(|p| p.to_str()) {
+        kv("sip_certificate", cert);
+    }
     c
 }
 

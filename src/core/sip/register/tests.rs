@@ -284,6 +284,57 @@ fn challenge_401_then_200() {
 }
 
 #[test]
+fn a_refresh_challenged_again_is_answered_with_the_new_nonce() {
+    let (mut r, t0) = started(true);
+    let req = sent(&mut r);
+    assert!(r.handle_response(
+        t0,
+        &answer(&req, 401, &[("WWW-Authenticate", MD5_CHALLENGE)])
+    ));
+    let authed = sent(&mut r);
+    ok_with(&mut r, t0, &authed, CONTACT);
+    // The registrar has moved on to a new nonce (not stale=true): the refresh's proactive
+    // credentials are refused and it is challenged like a first REGISTER.
+    let (refresh, t1) = next_request(&mut r, t0);
+    let fresh = "Digest realm=\"trunk\", nonce=\"n9\", qop=\"auth\", algorithm=MD5";
+    assert!(r.handle_response(t1, &answer(&refresh, 401, &[("WWW-Authenticate", fresh)])));
+    let again = sent(&mut r);
+    assert_eq!(again.call_id(), refresh.call_id());
+    assert!(again.cseq().seq > refresh.cseq().seq);
+    let value = again
+        .header(&HeaderName::Authorization)
+        .expect("Authorization");
+    assert_eq!(param(value, "nonce"), "n9");
+    assert_eq!(param(value, "nc"), "00000001", "a new nonce counts from 1");
+    let challenge = parse_challenge(fresh).expect("challenge");
+    let creds = Credentials::new("alice", "s3cret-pw");
+    let expect = respond(
+        &creds,
+        &challenge,
+        "REGISTER",
+        REGISTRAR,
+        param(value, "cnonce"),
+        1,
+    )
+    .expect("respond");
+    assert_eq!(param(value, "response"), expect.response);
+    ok_with(&mut r, t1, &again, CONTACT);
+    assert!(r.state().registered);
+    assert_eq!(r.state().last_error, None);
+    // A 407 on a later refresh is answered the same way, with Proxy-Authorization.
+    let (refresh, t2) = next_request(&mut r, t1);
+    let proxy = "Digest realm=\"proxy\", nonce=\"p7\", qop=\"auth\", algorithm=SHA-256";
+    assert!(r.handle_response(t2, &answer(&refresh, 407, &[("Proxy-Authenticate", proxy)])));
+    let again = sent(&mut r);
+    let value = again
+        .header(&HeaderName::ProxyAuthorization)
+        .expect("Proxy-Authorization");
+    assert_eq!(param(value, "nonce"), "p7");
+    ok_with(&mut r, t2, &again, CONTACT);
+    assert!(r.state().registered);
+}
+
+#[test]
 fn challenge_407_answered_with_proxy_authorization() {
     let (mut r, t0) = started(true);
     let req = sent(&mut r);
