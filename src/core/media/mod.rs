@@ -7,6 +7,7 @@ pub mod pacer;
 pub mod rechunk;
 pub mod resample;
 pub mod rtp;
+pub mod srtp;
 pub mod tone;
 pub mod vad;
 pub mod wav;
