@@ -48,6 +48,7 @@ fn answered_call(now: Instant, offer: &str) -> Call {
             session_id: 1,
             session_version: 1,
             user: "trunkgate".into(),
+            srtp: Default::default(),
         },
         checkpoint_every: None,
         account_id: "AC1".into(),

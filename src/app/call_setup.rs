@@ -72,6 +72,7 @@ pub fn settings(config: &Config, local_host: &str) -> Settings {
             session_id: fastrand::u64(1..u64::MAX / 2),
             session_version: 1,
             user: "trunkgate".to_string(),
+            srtp: Default::default(),
         },
         checkpoint_every: Some(config.callbacks.checkpoint),
         account_id: config.api.account_sid.clone(),

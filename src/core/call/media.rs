@@ -86,6 +86,7 @@ impl SipMedia {
                     ptime_ms: params.ptime_ms,
                     direction: Direction::SendRecv,
                     audio_index: 0,
+                    srtp: None,
                 };
                 (neg, offer)
             }

@@ -17,7 +17,10 @@ mod negotiate;
 mod parse;
 mod write;
 
-pub use negotiate::{accept_answer, answer, offer, AnswerParams, Negotiated, NegotiationError};
+pub use negotiate::{
+    accept_answer, answer, offer, AnswerParams, Negotiated, NegotiationError, SrtpKeys, SrtpParams,
+    SrtpUse,
+};
 pub use parse::parse;
 
 /// A whole session description. Lines trunkgate has no use for (`i=`, `u=`, `e=`, `p=`, `z=`,

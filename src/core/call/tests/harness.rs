@@ -150,6 +150,7 @@ pub fn settings() -> Settings {
             session_id: 7,
             session_version: 1,
             user: "trunkgate".into(),
+            srtp: Default::default(),
         },
         checkpoint_every: None,
         account_id: "ACtest".into(),

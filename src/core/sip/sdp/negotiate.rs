@@ -2,13 +2,60 @@
 //! RFC 4733 §2.4, §7.1.1).
 //!
 //! Owns: choosing the audio m-line and codec, building our answer and our own offers, and
-//! reading the answer to our offer.
+//! reading the answer to our offer — with SDES-SRTP (RFC 4568) as [`SrtpParams`] asks: `off`
+//! declines RTP/SAVP, `optional` takes SRTP whenever a usable `a=crypto` is offered (also on
+//! RTP/AVP, as common SDES peers offer it) and offers RTP/AVP with keys, `required` takes
+//! only keyed streams and offers RTP/SAVP.
 //! Must not: allocate ports or pick addresses (the caller passes them), resolve host names,
-//! or offer SRTP (SDES comes later: RTP/SAVP m-lines are declined with port 0 for now).
+//! or generate keys (the caller passes random bytes).
 
 use std::net::SocketAddr;
 
+use super::crypto::{self, Crypto, Suite};
 use super::{Codec, Connection, Direction, MediaDescription, Origin, RtpMap, SessionDescription};
+
+/// Whether media is encrypted (`rtp.srtp`, a trunk's or number's `srtp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpUse {
+    #[default]
+    Off,
+    Optional,
+    Required,
+}
+
+/// SRTP for one negotiation: the mode and the random bytes our key is cut from (the first
+/// `key_len + salt_len` of the chosen suite). `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SrtpParams {
+    pub mode: SrtpUse,
+    pub key_material: [u8; 32],
+}
+
+impl std::fmt::Debug for SrtpParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtpParams")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SrtpParams {
+    fn key(&self, tag: u32, suite: Suite) -> Crypto {
+        let len = suite.key_len() + suite.salt_len();
+        Crypto {
+            tag,
+            suite,
+            key_salt: self.key_material.get(..len).unwrap_or(&[]).to_vec(),
+        }
+    }
+}
+
+/// The keys of an SRTP stream: ours protects what we send, theirs what we receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub ours: Crypto,
+    pub theirs: Crypto,
+}
 
 /// Payload type of telephone-event in our own offers.
 pub const OUR_DTMF_PT: u8 = 101;
@@ -30,6 +77,7 @@ pub struct AnswerParams {
     pub session_version: u64,
     /// `o=` user name, e.g. "trunkgate".
     pub user: String,
+    pub srtp: SrtpParams,
 }
 
 /// The outcome for the media path.
@@ -50,14 +98,18 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Index of the audio m-line in use.
     pub audio_index: usize,
+    /// The SRTP keys when the stream is encrypted.
+    pub srtp: Option<SrtpKeys>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NegotiationError {
     #[error("no usable audio stream offered")]
     NoAudio,
-    #[error("audio offered only with SRTP (RTP/SAVP), not supported yet")]
+    #[error("audio offered only with SRTP (RTP/SAVP), which is off here")]
     SrtpOnly,
+    #[error("SRTP is required and no audio stream offers a usable key")]
+    SrtpRequired,
     #[error("no codec in common")]
     NoCommonCodec,
     #[error("answer does not match our offer: {0}")]
@@ -70,34 +122,54 @@ struct Selection<'a> {
     codec: Codec,
     pt: u8,
     dtmf: Option<(u8, String)>,
+    srtp: Option<SrtpKeys>,
 }
 
 /// Answers an offer (RFC 3264 §6): one m-line per offered m-line in the same order, all
-/// rejected with port 0 except the first live RTP/AVP audio m-line with a codec in common.
+/// rejected with port 0 except the first live audio m-line the SRTP mode accepts (RTP/AVP,
+/// or RTP/SAVP with a usable key) with a codec in common; a keyed answer carries our key for
+/// the offer's tag and suite.
 pub fn answer(
     offer: &SessionDescription,
     p: &AnswerParams,
 ) -> Result<(Negotiated, SessionDescription), NegotiationError> {
     let mut chosen: Option<Selection<'_>> = None;
-    let (mut saw_avp, mut saw_savp) = (false, false);
+    let (mut saw_usable, mut saw_savp, mut saw_unkeyed) = (false, false, false);
     let mut media = Vec::with_capacity(offer.media.len());
     for (index, m) in offer.media.iter().enumerate() {
         if chosen.is_none() && is_audio(m) && m.port != 0 {
-            if m.proto.eq_ignore_ascii_case("RTP/AVP") {
-                saw_avp = true;
-                if let Some(sel) = select(index, m, &p.prefs) {
+            let savp = m.proto.eq_ignore_ascii_case("RTP/SAVP");
+            let avp = m.proto.eq_ignore_ascii_case("RTP/AVP");
+            let theirs = match p.srtp.mode {
+                SrtpUse::Off => None,
+                _ => crypto::choose(m.crypto.iter().map(String::as_str)),
+            };
+            saw_savp |= savp;
+            saw_unkeyed |= (avp || savp) && theirs.is_none();
+            let usable = match p.srtp.mode {
+                SrtpUse::Off => avp,
+                SrtpUse::Optional => avp || (savp && theirs.is_some()),
+                SrtpUse::Required => (avp || savp) && theirs.is_some(),
+            };
+            if usable {
+                saw_usable = true;
+                if let Some(mut sel) = select(index, m, &p.prefs) {
+                    sel.srtp = theirs.map(|theirs| SrtpKeys {
+                        ours: p.srtp.key(theirs.tag, theirs.suite),
+                        theirs,
+                    });
                     media.push(accepted(&sel, p));
                     chosen = Some(sel);
                     continue;
                 }
-            } else if m.proto.eq_ignore_ascii_case("RTP/SAVP") {
-                saw_savp = true;
             }
         }
         media.push(rejected(m));
     }
-    let sel = chosen.ok_or(if saw_avp {
+    let sel = chosen.ok_or(if saw_usable {
         NegotiationError::NoCommonCodec
+    } else if p.srtp.mode == SrtpUse::Required && saw_unkeyed {
+        NegotiationError::SrtpRequired
     } else if saw_savp {
         NegotiationError::SrtpOnly
     } else {
@@ -112,6 +184,7 @@ pub fn answer(
         ptime_ms: send_ptime(m, p.ptime_ms),
         direction: m.direction,
         audio_index: sel.index,
+        srtp: sel.srtp,
     };
     Ok((negotiated, session(p, media)))
 }
@@ -130,6 +203,15 @@ pub fn offer(p: &AnswerParams) -> SessionDescription {
     }
     let mut m = audio_media(p, codecs.iter().map(|c| (*c, c.static_pt())));
     add_dtmf(&mut m, OUR_DTMF_PT, format_events(OUR_EVENTS));
+    if p.srtp.mode != SrtpUse::Off {
+        if p.srtp.mode == SrtpUse::Required {
+            m.proto = "RTP/SAVP".to_owned();
+        }
+        m.crypto = (1u32..)
+            .zip(Suite::ALL)
+            .map(|(tag, suite)| p.srtp.key(tag, suite).value())
+            .collect();
+    }
     session(p, vec![m])
 }
 
@@ -159,6 +241,7 @@ pub fn accept_answer(
             .payload_types()
             .find(|pt| is_telephone_event(a.rtpmap(*pt)))
             .filter(|_| we_offered_dtmf);
+        let srtp = answered_keys(o, a)?;
         return Ok(Negotiated {
             codec,
             codec_pt: pt,
@@ -167,9 +250,37 @@ pub fn accept_answer(
             ptime_ms: send_ptime(a, o.ptime.unwrap_or(20)),
             direction: a.direction,
             audio_index: index,
+            srtp,
         });
     }
     Err(NegotiationError::NoCommonCodec)
+}
+
+/// The keys of an answer to our offer `o`: the answerer's `a=crypto` must name one of our
+/// tags with its suite. An RTP/SAVP offer needs one; to an RTP/AVP offer with keys, an
+/// answer without keys means plain RTP.
+fn answered_keys(
+    o: &MediaDescription,
+    a: &MediaDescription,
+) -> Result<Option<SrtpKeys>, NegotiationError> {
+    let theirs = a.crypto.iter().find_map(|v| Crypto::parse(v).ok());
+    let Some(theirs) = theirs else {
+        if o.proto.eq_ignore_ascii_case("RTP/SAVP") {
+            return Err(NegotiationError::BadAnswer(
+                "no usable key in the answer to SRTP",
+            ));
+        }
+        return Ok(None);
+    };
+    let ours = o
+        .crypto
+        .iter()
+        .filter_map(|v| Crypto::parse(v).ok())
+        .find(|c| c.tag == theirs.tag && c.suite == theirs.suite)
+        .ok_or(NegotiationError::BadAnswer(
+            "the answer's key matches none we offered",
+        ))?;
+    Ok(Some(SrtpKeys { ours, theirs }))
 }
 
 fn is_audio(m: &MediaDescription) -> bool {
@@ -202,6 +313,7 @@ fn select<'a>(index: usize, m: &'a MediaDescription, prefs: &[Codec]) -> Option<
         codec,
         pt,
         dtmf,
+        srtp: None,
     })
 }
 
@@ -281,6 +393,9 @@ fn accepted(sel: &Selection<'_>, p: &AnswerParams) -> MediaDescription {
     m.direction = sel.offered.direction.reverse();
     if let Some((pt, events)) = &sel.dtmf {
         add_dtmf(&mut m, *pt, events.clone());
+    }
+    if let Some(keys) = &sel.srtp {
+        m.crypto = vec![keys.ours.value()];
     }
     m
 }

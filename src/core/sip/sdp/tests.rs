@@ -362,3 +362,4 @@ fn mutations_and_random_bytes_never_panic() {
 }
 
 mod negotiate_cases;
+mod srtp_cases;

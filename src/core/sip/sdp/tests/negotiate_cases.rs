@@ -18,6 +18,7 @@ fn params(prefs: &[Codec]) -> AnswerParams {
         session_id: 1,
         session_version: 1,
         user: "trunkgate".into(),
+        srtp: Default::default(),
     }
 }
 
@@ -53,6 +54,7 @@ fn carrier_offer_answer_text() {
             ptime_ms: 20,
             direction: Direction::SendRecv,
             audio_index: 0,
+            srtp: None,
         }
     );
     assert_eq!(
@@ -311,6 +313,7 @@ fn our_offer_and_reading_the_answer() {
             ptime_ms: 30,
             direction: Direction::SendRecv,
             audio_index: 0,
+            srtp: None,
         }
     );
 
