@@ -41,31 +41,50 @@ pub fn dial(
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
 ) -> (u64, mpsc::Sender<Vec<u8>>) {
+    let connect = async move {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr()?;
+        Ok((stream, local))
+    };
+    spawn_dial(remote, Transport::Tcp, connect, limits, events)
+}
+
+/// The shared half of `dial` here and in `sip_tls`: a new connection id and writer returned
+/// at once, `connect` (the stream and our local address) run in a task, then served; a
+/// failure is reported as the connection's close.
+pub(super) fn spawn_dial<S, F>(
+    remote: SocketAddr,
+    transport: Transport,
+    connect: F,
+    limits: Limits,
+    events: mpsc::Sender<TransportEvent>,
+) -> (u64, mpsc::Sender<Vec<u8>>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+    F: std::future::Future<Output = std::io::Result<(S, SocketAddr)>> + Send + 'static,
+{
     let id = next_conn_id();
     let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
     let writer = tx.clone();
     tokio::spawn(async move {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                let Ok(local) = stream.local_addr() else {
-                    let _ = events.send(TransportEvent::ConnClosed { id }).await;
-                    return;
-                };
+        match connect.await {
+            Ok((stream, local)) => {
                 let flow = Flow {
-                    transport: Transport::Tcp,
+                    transport,
                     local,
                     remote,
                     conn: Some(id),
                 };
                 serve(stream, flow, (writer, rx), limits, events).await;
             }
-            Ok(Err(e)) => {
-                tracing::debug!(%remote, error = %e, "tcp connect failed");
-                let _ = events.send(TransportEvent::ConnClosed { id }).await;
-            }
-            Err(_) => {
-                tracing::debug!(%remote, "tcp connect timed out");
+            Err(e) => {
+                let t = transport.via_token();
+                tracing::debug!(%remote, transport = t, error = %e, "connect failed");
                 let _ = events.send(TransportEvent::ConnClosed { id }).await;
             }
         }

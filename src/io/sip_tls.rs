@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::conn_limit::ConnLimits;
-use super::sip_tcp::{next_conn_id, serve, CONNECT_TIMEOUT};
+use super::sip_tcp::{next_conn_id, serve, spawn_dial, CONNECT_TIMEOUT};
 use super::tls::{read_cert_chain, read_private_key, roots, TlsError};
 use super::TransportEvent;
 use crate::core::sip::message::Limits;
@@ -200,9 +200,6 @@ pub fn dial(
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
 ) -> (u64, mpsc::Sender<Vec<u8>>) {
-    let id = next_conn_id();
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(64);
-    let writer = tx.clone();
     let connector = if check_name {
         tls.checked.clone()
     } else {
@@ -210,7 +207,7 @@ pub fn dial(
     };
     let server_name =
         ServerName::try_from(name.to_owned()).unwrap_or_else(|_| ServerName::from(remote.ip()));
-    tokio::spawn(async move {
+    let connect = async move {
         let connected = async {
             let tcp = TcpStream::connect(remote).await?;
             let _ = tcp.set_nodelay(true);
@@ -218,27 +215,22 @@ pub fn dial(
             let tls = connector.connect(server_name, tcp).await?;
             Ok::<_, std::io::Error>((tls, local))
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT + CONNECT_TIMEOUT, connected).await {
-            Ok(Ok((stream, local))) => {
-                let flow = Flow {
-                    transport: Transport::Tls,
-                    local,
-                    remote,
-                    conn: Some(id),
-                };
-                serve(stream, flow, (writer, rx), limits, events).await;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(%remote, error = %e, "tls connection toward the trunk failed");
-                let _ = events.send(TransportEvent::ConnClosed { id }).await;
-            }
-            Err(_) => {
-                tracing::warn!(%remote, "tls connection toward the trunk timed out");
-                let _ = events.send(TransportEvent::ConnClosed { id }).await;
-            }
+        // Connect and handshake, each bounded like a TCP connect.
+        let result = tokio::time::timeout(CONNECT_TIMEOUT + CONNECT_TIMEOUT, connected)
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out",
+                ))
+            });
+        // A certificate the trunk should not have is the operator's to see.
+        if let Err(e) = &result {
+            tracing::warn!(%remote, error = %e, "tls connection toward the trunk failed");
         }
-    });
-    (id, tx)
+        result
+    };
+    spawn_dial(remote, Transport::Tls, connect, limits, events)
 }
 
 /// Verifies the chain (and signatures) like the default verifier, but accepts a certificate

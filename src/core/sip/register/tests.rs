@@ -253,15 +253,18 @@ fn transport_error_is_a_failure() {
     assert_eq!(r.poll_timeout(), Some(t0 + FIRST_BACKOFF));
 }
 
+/// The first REGISTER answered with a 401 carrying `challenge`: it and the retry.
+fn challenged(r: &mut Registration, now: Instant, challenge: &str) -> (Message, Message) {
+    let req = sent(r);
+    assert!(r.handle_response(now, &answer(&req, 401, &[("WWW-Authenticate", challenge)])));
+    let authed = sent(r);
+    (req, authed)
+}
+
 #[test]
 fn challenge_401_then_200() {
     let (mut r, t0) = started(true);
-    let req = sent(&mut r);
-    assert!(r.handle_response(
-        t0,
-        &answer(&req, 401, &[("WWW-Authenticate", MD5_CHALLENGE)])
-    ));
-    let authed = sent(&mut r);
+    let (req, authed) = challenged(&mut r, t0, MD5_CHALLENGE);
     assert_eq!(authed.call_id(), req.call_id());
     assert_eq!(authed.cseq().seq, req.cseq().seq + 1);
     let value = authed
@@ -286,12 +289,7 @@ fn challenge_401_then_200() {
 #[test]
 fn a_refresh_challenged_again_is_answered_with_the_new_nonce() {
     let (mut r, t0) = started(true);
-    let req = sent(&mut r);
-    assert!(r.handle_response(
-        t0,
-        &answer(&req, 401, &[("WWW-Authenticate", MD5_CHALLENGE)])
-    ));
-    let authed = sent(&mut r);
+    let (_, authed) = challenged(&mut r, t0, MD5_CHALLENGE);
     ok_with(&mut r, t0, &authed, CONTACT);
     // The registrar has moved on to a new nonce (not stale=true): the refresh's proactive
     // credentials are refused and it is challenged like a first REGISTER.

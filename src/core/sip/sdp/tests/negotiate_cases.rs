@@ -9,7 +9,7 @@ use crate::core::sip::sdp::{
     NegotiationError, SessionDescription,
 };
 
-fn params(prefs: &[Codec]) -> AnswerParams {
+pub(super) fn params(prefs: &[Codec]) -> AnswerParams {
     AnswerParams {
         prefs: prefs.to_vec(),
         address: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),

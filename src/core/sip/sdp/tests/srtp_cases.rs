@@ -1,8 +1,6 @@
 //! SDES-SRTP offer/answer (RFC 4568 §7): the three modes against plain, best-effort
 //! (RTP/AVP with keys) and RTP/SAVP offers, our offers in each mode, and reading answers.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use crate::core::sip::sdp::crypto::{Crypto, Suite};
 use crate::core::sip::sdp::{
     accept_answer, answer, offer, parse, AnswerParams, Codec, NegotiationError, SrtpParams, SrtpUse,
@@ -12,17 +10,11 @@ const KEY80: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
 
 fn params(mode: SrtpUse) -> AnswerParams {
     AnswerParams {
-        prefs: vec![Codec::Pcmu, Codec::Pcma],
-        address: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
-        port: 10_000,
-        ptime_ms: 20,
-        session_id: 1,
-        session_version: 1,
-        user: "trunkgate".into(),
         srtp: SrtpParams {
             mode,
             key_material: [0x42; 32],
         },
+        ..super::negotiate_cases::params(&[Codec::Pcmu, Codec::Pcma])
     }
 }
 
