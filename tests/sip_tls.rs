@@ -1,7 +1,8 @@
 //! SIP over TLS, over real sockets: requests on a TLS listener are answered on the same
 //! connection with TLS in Via and Contact; a reload swaps the certificate for new
 //! connections and keeps open ones; per-source connection caps, the handshake quota and the
-//! handshake timeout hold off a flooding or silent client while others are served; outbound
+//! handshake timeout hold off a flooding or silent client while others are served (a call
+//! from another source is set up while one source is over its handshake quota); outbound
 //! calls reach a TLS trunk with SNI and the certificate checked (or, switched off per trunk,
 //! only its chain). baresip over TLS is in `interop_baresip.rs`.
 
@@ -208,7 +209,14 @@ async fn handshakes_follow_the_flood_quota_and_silent_ones_time_out() {
     let mut other = Ua::tls_from(from("127.0.0.10"), tls, pki.client_config(), "localhost")
         .await
         .expect("another source has its own quota");
-    options_ok(&mut other, "quota1", 1).await;
+    // While .9 keeps knocking (refused), a call from the other source is set up and ended
+    // over its TLS connection (INVITE, ACK, BYE: within the same quota for SIP requests).
+    let knocking = Ua::tls_from(from("127.0.0.9"), tls, pki.client_config(), "localhost").await;
+    assert!(knocking.is_err(), "still over the quota");
+    let rtp = support::rtp::RtpPeer::bind().await;
+    let mut call = support::call::Call::new();
+    call.establish(&mut other, rtp.addr()).await;
+    call.hang_up(&mut other).await;
 
     // A connection that never starts its handshake is closed after the timeout (1 s here).
     let s = tokio::net::TcpSocket::new_v4().expect("socket");

@@ -348,30 +348,27 @@ impl Gateway {
             _ => None,
         };
         let mut tls_addrs = Vec::new();
-        for (addr, tls) in config
-            .sip
-            .listen_tls
-            .iter()
-            .zip(std::iter::repeat(&server_tls))
-        {
-            let Some(tls) = tls.clone() else { break };
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind {
-                    transport: "TLS",
-                    addr: *addr,
-                    source,
-                })?;
-            if let Ok(a) = listener.local_addr() {
-                tls_addrs.push(a);
+        if let Some(tls) = &server_tls {
+            for addr in &config.sip.listen_tls {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        transport: "TLS",
+                        addr: *addr,
+                        source,
+                    })?;
+                if let Ok(a) = listener.local_addr() {
+                    tls_addrs.push(a);
+                }
+                let (streams, limits, ttx) = (streams.clone(), limits.clone(), ttx.clone());
+                tokio::spawn(sip_tls::accept_loop(
+                    listener,
+                    tls.clone(),
+                    streams,
+                    limits,
+                    ttx,
+                ));
             }
-            tokio::spawn(sip_tls::accept_loop(
-                listener,
-                tls,
-                streams.clone(),
-                limits.clone(),
-                ttx.clone(),
-            ));
         }
         // Trust for TLS toward trunks; a bad CA file only stops TLS trunks (it was checked).
         let tls_client = match ClientTls::new(config.sip.tls_ca_file.as_deref()) {
