@@ -2,8 +2,11 @@
 //! decode, RFC 4733 DTMF in) and out (sequence, timestamp, SSRC, RFC 4733 DTMF out replacing
 //! audio frames), the pacer that times what the caller hears, and talk detection both ways.
 //!
+//! With SDES keys in the SDP, SRTP protects what goes out and checks what comes in
+//! ([`crate::core::media::srtp`]).
 //! Must not: own the socket or read a clock. Packets come in borrowed and go out through one
-//! buffer the machine reuses (no allocation per packet).
+//! buffer the machine reuses (no allocation per packet; an SRTP call allocates per packet in
+//! rtc-srtp's API).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -13,6 +16,7 @@ use crate::core::media::dtmf::{DtmfPacket, DtmfReceiver, DtmfSender};
 use crate::core::media::frame_clock::FrameClock;
 use crate::core::media::pacer::Pacer;
 use crate::core::media::rechunk::Rechunker;
+use crate::core::media::srtp::SrtpSession;
 use crate::core::media::vad::Vad;
 use crate::core::media::{g711, rtp};
 use crate::core::sip::sdp::{self, AnswerParams, Codec, Direction, Negotiated, SessionDescription};
@@ -55,6 +59,21 @@ pub struct SipMedia {
     /// The packet built for the driver to send, and where to.
     pub packet: Vec<u8>,
     pub packet_to: Option<SocketAddr>,
+    /// SRTP when the SDP negotiated keys (RFC 4568): what goes out is protected, what comes
+    /// in is checked and decrypted first.
+    pub srtp: Option<SrtpSession>,
+    /// Packets refused by SRTP (forged, replayed, wrongly keyed, malformed).
+    pub srtp_refused: u64,
+}
+
+/// The SRTP session for `neg`'s keys; keys the SDP layer validated always key a session.
+fn srtp_for(neg: &Negotiated) -> Result<Option<SrtpSession>, sdp::NegotiationError> {
+    match &neg.srtp {
+        None => Ok(None),
+        Some(k) => SrtpSession::new(&k.ours, &k.theirs)
+            .map(Some)
+            .map_err(|_| sdp::NegotiationError::SrtpRequired),
+    }
 }
 
 /// Random starting points for sequence, timestamp and SSRC (the shell supplies them).
@@ -93,7 +112,10 @@ impl SipMedia {
         };
         let ptime = neg.ptime_ms.clamp(10, 60);
         let frame = (8 * ptime) as usize;
+        let srtp = srtp_for(&neg)?;
         Ok(SipMedia {
+            srtp,
+            srtp_refused: 0,
             local_sdp: answer.to_string().into_bytes(),
             remote: neg.remote,
             declared: neg.remote,
@@ -209,8 +231,36 @@ impl SipMedia {
             self.seq = self.seq.wrapping_add(1);
             self.rtp_out += 1;
             self.packet_to = Some(remote);
+            if let Some(srtp) = &mut self.srtp {
+                match srtp.protect_rtp(&self.packet) {
+                    Ok(protected) => {
+                        self.packet.clear();
+                        self.packet.extend_from_slice(&protected);
+                    }
+                    Err(_) => self.packet_to = None,
+                }
+            }
         }
         self.ts = self.ts.wrapping_add(samples);
+    }
+
+    /// A datagram from the caller as plain RTP: decrypted when SRTP is on (`None`: refused,
+    /// counted), else as it came.
+    pub fn unprotect<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+        let Some(srtp) = &mut self.srtp else {
+            return Some(data);
+        };
+        match srtp.unprotect_rtp(data) {
+            Ok(plain) => {
+                buf.clear();
+                buf.extend_from_slice(&plain);
+                Some(&buf[..])
+            }
+            Err(_) => {
+                self.srtp_refused += 1;
+                None
+            }
+        }
     }
 
     /// Queues RFC 4733 packets for `digits`: 100 ms events sent back to back (each with its
@@ -250,6 +300,9 @@ impl SipMedia {
         };
         let offer = sdp::offer(&self.params);
         if let Ok(neg) = sdp::accept_answer(&offer, &sd) {
+            if let Ok(srtp) = srtp_for(&neg) {
+                self.srtp = srtp;
+            }
             self.remote = neg.remote;
             self.declare(neg.remote);
             self.neg = neg;
@@ -262,6 +315,7 @@ impl SipMedia {
             .map_err(|_| super::EndReason::SdpUnparsable)?;
         let offer = sdp::offer(&self.params);
         let neg = sdp::accept_answer(&offer, &sd).map_err(|_| super::EndReason::NoCommonCodec)?;
+        self.srtp = srtp_for(&neg).map_err(|_| super::EndReason::NoCommonCodec)?;
         self.remote = neg.remote;
         self.declare(neg.remote);
         self.neg = neg;
@@ -292,6 +346,8 @@ impl SipMedia {
         };
         match sdp::answer(&offer, &params) {
             Ok((neg, answer)) => {
+                // The peer's key may change with the re-INVITE (RFC 4568 §7.1.4).
+                self.srtp = srtp_for(&neg).map_err(|_| 488u16)?;
                 if neg.remote.is_some() && neg.remote != self.remote {
                     self.remote = neg.remote;
                 }

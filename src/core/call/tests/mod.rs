@@ -11,6 +11,7 @@ mod media_flow;
 mod outbound;
 mod recording;
 mod rejections;
+mod srtp;
 mod static_route;
 mod transfer;
 mod webhook;
