@@ -21,11 +21,10 @@ impl Call {
         let Some(m) = &mut self.media else {
             return;
         };
-        let mut plain = Vec::new();
-        let Some(data) = m.unprotect(data, &mut plain) else {
+        let Some(data) = m.unprotect(data) else {
             return;
         };
-        let Ok(pkt) = rtp::parse(data) else { return };
+        let Ok(pkt) = rtp::parse(&data) else { return };
         if !m.accept_source(from) {
             return;
         }

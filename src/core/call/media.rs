@@ -245,17 +245,14 @@ impl SipMedia {
     }
 
     /// A datagram from the caller as plain RTP: decrypted when SRTP is on (`None`: refused,
-    /// counted), else as it came.
-    pub fn unprotect<'a>(&mut self, data: &'a [u8], buf: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    /// counted), else as it came (borrowed, no copy).
+    pub fn unprotect<'a>(&mut self, data: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
         let Some(srtp) = &mut self.srtp else {
-            return Some(data);
+            return Some(std::borrow::Cow::Borrowed(data));
         };
         match srtp.unprotect_rtp(data) {
-            Ok(plain) => {
-                buf.clear();
-                buf.extend_from_slice(&plain);
-                Some(&buf[..])
-            }
+            // The crate's buffer becomes the Vec without a copy.
+            Ok(plain) => Some(std::borrow::Cow::Owned(plain.into())),
             Err(_) => {
                 self.srtp_refused += 1;
                 None
@@ -346,8 +343,12 @@ impl SipMedia {
         };
         match sdp::answer(&offer, &params) {
             Ok((neg, answer)) => {
-                // The peer's key may change with the re-INVITE (RFC 4568 §7.1.4).
-                self.srtp = srtp_for(&neg).map_err(|_| 488u16)?;
+                // The peer's key may change with the re-INVITE (RFC 4568 §7.1.4). Unchanged
+                // keys (a session-timer refresh) keep the session: a new one would lose the
+                // replay windows and the rollover counter (and fail after 2^16 packets).
+                if neg.srtp != self.neg.srtp {
+                    self.srtp = srtp_for(&neg).map_err(|_| 488u16)?;
+                }
                 if neg.remote.is_some() && neg.remote != self.remote {
                     self.remote = neg.remote;
                 }

@@ -75,8 +75,26 @@ fn an_srtp_caller_is_answered_with_our_key_and_heard_both_ways() {
         let plain = caller.unprotect_rtp(&wire).expect("decrypts with our key");
         assert_eq!(plain.len(), 12 + 160);
     }
+    // A refresh re-INVITE with the same keys keeps the session: a replay of a packet heard
+    // before it is still refused, and the stream goes on.
+    h.sip(CallEvent::ReInvite {
+        sdp: Some(savp_offer()),
+    });
+    let replay = caller
+        .protect_rtp(&audio_packet(0, 5, 800, &pcm))
+        .expect("protect");
+    h.caller_datagram(&replay);
+    let next = caller
+        .protect_rtp(&audio_packet(0, 8, 1280, &pcm))
+        .expect("protect");
+    h.caller_datagram(&next);
+    assert_eq!(
+        agent_binaries(&h.take()).len(),
+        1,
+        "the replay refused, the next heard"
+    );
     let e = h.dialog_ends(SipEnd::RemoteBye);
-    assert_eq!(e.rtp_in, 5, "refused packets are not media");
+    assert_eq!(e.rtp_in, 6, "refused packets are not media");
 }
 
 /// The statuses the call was refused with (the offer is checked before anything starts).
