@@ -17,11 +17,7 @@ pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRe
     let Some(out) = trunk.outbound.as_ref() else {
         return unresolved_spec();
     };
-    let transport = match out.transport {
-        crate::config::Transport::Tcp => Transport::Tcp,
-        crate::config::Transport::Tls => Transport::Tls,
-        crate::config::Transport::Udp => Transport::Udp,
-    };
+    let transport = transport(out.transport);
     let next_hop = out.outbound_proxy.as_ref().unwrap_or(&out.address);
     let remote = resolve(next_hop).await;
     // Loose routing through the proxy (RFC 3261 §16.12): the Request-URI stays the trunk's.
@@ -89,20 +85,32 @@ pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRe
         headers,
         sdp: Vec::new(),
         credentials,
-        tls_name: (transport == Transport::Tls && out.tls_check_hostname).then(|| {
-            // The name is the next hop's: the proxy's when there is one.
-            let host = &next_hop.host;
-            host.strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host)
-                .to_string()
-        }),
+        // The name is the next hop's: the proxy's when there is one.
+        tls_name: tls_name(out, next_hop),
     }
+}
+
+/// The SIP transport a trunk's `outbound.transport` names.
+pub(super) fn transport(t: crate::config::Transport) -> Transport {
+    match t {
+        crate::config::Transport::Tcp => Transport::Tcp,
+        crate::config::Transport::Tls => Transport::Tls,
+        crate::config::Transport::Udp => Transport::Udp,
+    }
+}
+
+/// Over TLS with the host name checked: the name `hop`'s certificate must carry.
+pub(super) fn tls_name(
+    out: &crate::config::Outbound,
+    hop: &crate::config::HostPort,
+) -> Option<String> {
+    let tls = out.transport == crate::config::Transport::Tls;
+    (tls && out.tls_check_hostname).then(|| hop.bare_host().to_string())
 }
 
 /// The URI parameter for the transport: `sip:` URIs over TLS say `transport=tls` (a `sips:`
 /// URI would promise TLS on every hop to the callee, RFC 5630, which we cannot).
-fn transport_param(t: Transport) -> &'static str {
+pub(super) fn transport_param(t: Transport) -> &'static str {
     match t {
         Transport::Tcp => ";transport=tcp",
         Transport::Tls => ";transport=tls",

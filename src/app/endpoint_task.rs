@@ -96,10 +96,8 @@ pub struct EndpointTask {
     /// For connections we open toward trunks (weak: the transport channel still closes when
     /// the listeners are gone).
     transport_tx: Option<mpsc::WeakSender<TransportEvent>>,
-    /// Our TCP listening address (advertised in Via/Contact on connections we open).
-    tcp_local: Option<SocketAddr>,
-    /// Our TLS listening address, likewise.
-    tls_local: Option<SocketAddr>,
+    /// Our TCP and TLS listening addresses (advertised in Via/Contact on connections we open).
+    locals: super::trunks::StreamLocals,
     /// Trust for TLS toward trunks (`None`: the trust anchors could not be loaded).
     tls_client: Option<crate::io::sip_tls::ClientTls>,
     /// The connection in use toward each trunk address, per transport and (TLS) the name its
@@ -147,8 +145,7 @@ impl EndpointTask {
             ctl,
             drain_deadline: None,
             transport_tx: None,
-            tcp_local: None,
-            tls_local: None,
+            locals: Default::default(),
             tls_client: None,
             trunk_conns: HashMap::new(),
             trunks,
@@ -162,16 +159,9 @@ impl EndpointTask {
         tcp_local: Option<SocketAddr>,
     ) -> Self {
         self.transport_tx = Some(transport.downgrade());
-        self.tcp_local = tcp_local;
-        self.trunks.set_stream_locals(self.stream_locals());
+        self.locals.tcp = tcp_local;
+        self.trunks.set_stream_locals(self.locals);
         self
-    }
-
-    fn stream_locals(&self) -> super::trunks::StreamLocals {
-        super::trunks::StreamLocals {
-            tcp: self.tcp_local,
-            tls: self.tls_local,
-        }
     }
 
     /// Lets the task open TLS connections toward trunks, advertising `tls_local`.
@@ -181,8 +171,8 @@ impl EndpointTask {
         tls_local: Option<SocketAddr>,
     ) -> Self {
         self.tls_client = client;
-        self.tls_local = tls_local;
-        self.trunks.set_stream_locals(self.stream_locals());
+        self.locals.tls = tls_local;
+        self.trunks.set_stream_locals(self.locals);
         self
     }
 
@@ -307,14 +297,7 @@ impl EndpointTask {
                 })
             }
             Transport::Tcp | Transport::Tls => {
-                // Advertised in Via/Contact: our listener, so the trunk can also connect back.
-                let (listener, default_port) = match transport {
-                    Transport::Tls => (self.tls_local, 5061),
-                    _ => (self.tcp_local, 5060),
-                };
-                let local = listener.unwrap_or_else(|| {
-                    SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), default_port)
-                });
+                let local = self.locals.advertised(transport);
                 let key = (transport, remote, tls_name);
                 let conn = match self.trunk_conns.get(&key) {
                     Some(id) if self.conns.contains_key(id) => *id,

@@ -170,6 +170,25 @@ impl Ctx {
     }
 }
 
+/// Binds a stream (TCP or TLS) listener and records the address it got.
+async fn bind_stream(
+    transport: &'static str,
+    addr: SocketAddr,
+    bound: &mut Vec<SocketAddr>,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            transport,
+            addr,
+            source,
+        })?;
+    if let Ok(a) = listener.local_addr() {
+        bound.push(a);
+    }
+    Ok(listener)
+}
+
 /// A running gateway.
 pub struct Gateway {
     pub udp_addrs: Vec<SocketAddr>,
@@ -322,16 +341,7 @@ impl Gateway {
         );
         let mut tcp_addrs = Vec::new();
         for addr in &config.sip.listen_tcp {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind {
-                    transport: "TCP",
-                    addr: *addr,
-                    source,
-                })?;
-            if let Ok(a) = listener.local_addr() {
-                tcp_addrs.push(a);
-            }
+            let listener = bind_stream("TCP", *addr, &mut tcp_addrs).await?;
             tokio::spawn(sip_tcp::accept_loop(
                 listener,
                 streams.clone(),
@@ -350,16 +360,7 @@ impl Gateway {
         let mut tls_addrs = Vec::new();
         if let Some(tls) = &server_tls {
             for addr in &config.sip.listen_tls {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind {
-                        transport: "TLS",
-                        addr: *addr,
-                        source,
-                    })?;
-                if let Ok(a) = listener.local_addr() {
-                    tls_addrs.push(a);
-                }
+                let listener = bind_stream("TLS", *addr, &mut tls_addrs).await?;
                 let (streams, limits, ttx) = (streams.clone(), limits.clone(), ttx.clone());
                 tokio::spawn(sip_tls::accept_loop(
                     listener,

@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::Ctx;
-use crate::config::{Config, Outbound, Transport as CfgTransport};
+use crate::config::{Config, Outbound};
 use crate::core::sip::endpoint::uri_host;
 use crate::core::sip::message::Message;
 use crate::core::sip::register::{Params, Registration};
@@ -381,6 +381,18 @@ pub struct StreamLocals {
     pub tls: Option<SocketAddr>,
 }
 
+impl StreamLocals {
+    /// What Via and Contact advertise on a connection we open over `transport` (TCP or
+    /// TLS): our listener, so the peer can also connect back; else 0.0.0.0 and the default.
+    pub fn advertised(&self, transport: Transport) -> SocketAddr {
+        let (listener, port) = match transport {
+            Transport::Tls => (self.tls, 5061),
+            _ => (self.tcp, 5060),
+        };
+        listener.unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port))
+    }
+}
+
 /// The registration of `spec` toward `remote`: from our UDP socket of its family, or over
 /// the endpoint task's TCP/TLS connection (advertising our listener of that transport).
 fn build(
@@ -389,44 +401,30 @@ fn build(
     streams: StreamLocals,
     remote: SocketAddr,
 ) -> Result<Running, String> {
-    let any = |port| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port);
-    let (out, local, transport, param) = match spec.outbound.transport {
-        CfgTransport::Udp => {
+    let o = &spec.outbound;
+    let transport = super::dial_spec::transport(o.transport);
+    let param = super::dial_spec::transport_param(transport);
+    let (out, local) = match transport {
+        Transport::Udp => {
             let (sock, local) = udp
                 .iter()
                 .filter_map(|s| Some((s, s.local_addr().ok()?)))
                 .find(|(_, a)| a.is_ipv4() == remote.is_ipv4())
                 .ok_or_else(|| format!("no UDP listener for {remote}'s address family"))?;
-            (Out::Udp(sock.clone()), local, Transport::Udp, "")
+            (Out::Udp(sock.clone()), local)
         }
-        CfgTransport::Tcp => {
+        Transport::Tcp | Transport::Tls => {
             let out = Out::Stream {
-                transport: Transport::Tcp,
-                tls_name: None,
+                transport,
+                tls_name: super::dial_spec::tls_name(o, &o.address),
             };
-            let local = streams.tcp.unwrap_or_else(|| any(5060));
-            (out, local, Transport::Tcp, ";transport=tcp")
-        }
-        CfgTransport::Tls => {
-            let o = &spec.outbound;
-            let host = &o.address.host;
-            let name = host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host);
-            let out = Out::Stream {
-                transport: Transport::Tls,
-                tls_name: o.tls_check_hostname.then(|| name.to_string()),
-            };
-            let local = streams.tls.unwrap_or_else(|| any(5061));
-            (out, local, Transport::Tls, ";transport=tls")
+            (out, streams.advertised(transport))
         }
     };
     let host = match &spec.public_host {
         Some(h) => h.clone(),
         None => uri_host(crate::io::sip_udp::local_ip_toward(local.ip(), remote)),
     };
-    let o = &spec.outbound;
     let sent_by = format!("{host}:{}", local.port());
     let domain = &o.from_domain;
     let credentials = o.read_credentials().map_err(|e| e.to_string())?;

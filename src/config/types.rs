@@ -289,12 +289,15 @@ pub struct HostPort {
 impl HostPort {
     /// The host as an IP address when it is a literal; `None` → a name to resolve.
     pub fn ip(&self) -> Option<IpAddr> {
-        let bare = self
-            .host
+        self.bare_host().parse().ok()
+    }
+
+    /// The host without an IPv6 literal's brackets (what a TLS certificate names).
+    pub fn bare_host(&self) -> &str {
+        self.host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&self.host);
-        bare.parse().ok()
+            .unwrap_or(&self.host)
     }
 }
 
