@@ -50,6 +50,7 @@ fn answered_call(now: Instant, offer: &str) -> Call {
             user: "trunkgate".into(),
             srtp: Default::default(),
         },
+        bridge_srtp: Default::default(),
         checkpoint_every: None,
         account_id: "AC1".into(),
         billing: trunkgate::core::call::billing::Rule {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{fields, ApiError};
 use crate::app::control::{AgentSource, DialRequest};
-use crate::config::Dialect;
+use crate::config::{Dialect, SrtpMode};
 use crate::core::hooks::callback::{CallbackEvent, EventSet};
 
 /// `timeout_s` (ring timeout) and `time_limit_s` ranges.
@@ -40,6 +40,7 @@ pub(super) const FIELDS: &[&str] = &[
     "early_media",
     "bridge_from",
     "bridge_from_trunk",
+    "srtp",
 ];
 
 /// The body as a validated request (its `idempotency_key` is set by the caller).
@@ -118,6 +119,7 @@ fn options(body: &Map<String, Value>, mut req: DialRequest) -> Result<DialReques
     req.time_limit = seconds(body, "time_limit_s", MAX_TIME_LIMIT_S)?;
     req.record = boolean(body, "record")?.unwrap_or(false);
     req.early_media = boolean(body, "early_media")?.unwrap_or(false);
+    req.srtp = srtp(body)?;
     req.parameters = parameters(body)?;
     req.status_events = status_events(body)?;
     Ok(req)
@@ -186,6 +188,23 @@ fn boolean(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiErr
         Some(v) => Err(ApiError::invalid_field(
             name,
             format!("{v} is not true or false"),
+        )),
+    }
+}
+
+/// `srtp`: "off", "optional" or "required" (the trunk's `outbound.srtp` when absent).
+fn srtp(body: &Map<String, Value>) -> Result<Option<SrtpMode>, ApiError> {
+    match field(body, "srtp") {
+        None => Ok(None),
+        Some(Value::String(s)) if s == "off" => Ok(Some(SrtpMode::Off)),
+        Some(Value::String(s)) if s == "optional" => Ok(Some(SrtpMode::Optional)),
+        Some(Value::String(s)) if s == "required" => Ok(Some(SrtpMode::Required)),
+        Some(v) => Err(ApiError::invalid_field(
+            "srtp",
+            format!(
+                "{} is not \"off\", \"optional\" or \"required\"",
+                fields::shorten(&v.to_string())
+            ),
         )),
     }
 }

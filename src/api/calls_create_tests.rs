@@ -44,7 +44,7 @@ fn every_field_is_read() {
         "callback_url": "https://platform.example/cb", "trunk": "carrier-a",
         "timeout_s": 45, "time_limit_s": 3600, "record": true, "early_media": true,
         "parameters": {"lead": "42", "score": 7.5, "vip": true},
-        "status_events": ["ringing", "completed"], "from_extra": null
+        "status_events": ["ringing", "completed"], "srtp": "required", "from_extra": null
     });
     let mut body = body;
     if let Some(o) = body.as_object_mut() {
@@ -74,6 +74,7 @@ fn every_field_is_read() {
     assert_eq!(req.ring_timeout, Duration::from_secs(45));
     assert_eq!(req.time_limit, Some(Duration::from_secs(3600)));
     assert!(req.record && req.early_media);
+    assert_eq!(req.srtp, Some(crate::config::SrtpMode::Required));
     let params: Vec<(&str, &str)> = req
         .parameters
         .iter()
@@ -111,6 +112,8 @@ fn garbage_names_its_field() {
         ("time_limit_s", json!(86_401)),
         ("record", json!("yes")),
         ("early_media", json!(1)),
+        ("srtp", json!("sometimes")),
+        ("srtp", json!(true)),
         ("parameters", json!(["a"])),
         ("parameters", json!({"a": {"b": "c"}})),
         ("parameters", json!({"a": null})),

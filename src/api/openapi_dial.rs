@@ -44,7 +44,10 @@ pub(super) fn schemas() -> [(&'static str, Value); 2] {
         "bridge_from": {"type": "string", "description":
             "Click-to-call, instead of websocket_url: this phone (E.164 or sip: URI, the manager)              rings first; once it answers it hears ringback while `to` is dialled, and the two are              bridged (recorded left = client, right = manager)."},
         "bridge_from_trunk": {"type": "string", "description":
-            "The [[trunk]] that rings bridge_from (default: `trunk`)."}
+            "The [[trunk]] that rings bridge_from (default: `trunk`)."},
+        "srtp": {"type": "string", "enum": ["off", "optional", "required"], "description":
+            "SRTP (SDES) toward the callee (default: the trunk's outbound.srtp). Over a trunk \
+             that is not TLS only \"off\" is accepted, unless rtp.srtp_allow_plain_sip."}
     });
     debug_assert_eq!(properties.as_object().map(|p| p.len()), Some(FIELDS.len()));
     let request = json!({

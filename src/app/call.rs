@@ -112,7 +112,11 @@ pub async fn run(
     let machine = Call::new(
         now,
         call_setup::setup(&config, &info, &admitted),
-        call_setup::settings(&config, &info.local_host),
+        call_setup::settings(
+            &config,
+            &info.local_host,
+            super::call_srtp::inbound(&config, admitted.trunk.as_deref(), number, info.transport),
+        ),
     );
     let status = StatusEvents::new(callback_url, config.callbacks.events);
     let mut driver = Driver::new(machine, status, key, ctl, ctx.clone(), events);

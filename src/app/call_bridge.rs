@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 
 use super::{CallMsg, Driver, EndpointMsg, Rtp};
 use crate::app::dial::{Destination, DialRequest};
-use crate::config::{Config, TrunkConfig};
 use crate::core::call::bridge::BRIDGED;
 use crate::core::call::Input;
 use crate::core::sip::endpoint::{CallEvent, EndReason};
@@ -27,7 +26,7 @@ impl Driver {
         let key = super::super::outbound::next_key();
         self.bridge_key = Some(key);
         let config = self.config.clone();
-        let Some(trunk) = bridge_trunk(&config, self.trunk.as_deref()) else {
+        let Some(trunk) = super::routing::bridge_trunk(&config, self.trunk.as_deref()) else {
             tracing::warn!("no [[trunk]] places calls: the bridged leg cannot be dialled");
             let _ = tx.send(CallMsg::Sip(CallEvent::Ended(EndReason::Unreachable)));
             return;
@@ -108,12 +107,6 @@ impl Driver {
 
 /// The trunk that dials a bridged leg: the named one if it places calls, else the first that
 /// does.
-fn bridge_trunk<'a>(config: &'a Config, name: Option<&str>) -> Option<&'a TrunkConfig> {
-    let places = |t: &&TrunkConfig| t.outbound.is_some();
-    name.and_then(|n| config.trunks.iter().filter(places).find(|t| t.name == n))
-        .or_else(|| config.trunks.iter().find(places))
-}
-
 /// A transfer target (already checked by `transfer::valid_target`) as a destination: a SIP URI
 /// as given, a number normalised to E.164 where it is one.
 fn destination(to: &str) -> Destination {

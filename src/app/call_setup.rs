@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::call_srtp::CallSrtp;
 use super::{routing, Admitted};
 use crate::config::{AgentConfig, Config, Dialect as CfgDialect, OnDisconnect, TransferMode};
 use crate::core::agent::{AudioEncoding, Dialect};
@@ -55,8 +56,8 @@ pub fn setup(config: &Config, info: &IncomingCall, admitted: &Admitted) -> Setup
 }
 
 /// `local_host`: the address the peer reaches us at (for SDP `c=` when nothing more specific
-/// is configured).
-pub fn settings(config: &Config, local_host: &str) -> Settings {
+/// is configured); `srtp`: what [`super::call_srtp`] decided for the call's legs.
+pub fn settings(config: &Config, local_host: &str, srtp: CallSrtp) -> Settings {
     Settings {
         rtp_timeout: config.rtp.rtp_timeout,
         reconnect_agent: config.agent.on_disconnect == OnDisconnect::Reconnect,
@@ -72,8 +73,9 @@ pub fn settings(config: &Config, local_host: &str) -> Settings {
             session_id: fastrand::u64(1..u64::MAX / 2),
             session_version: 1,
             user: "trunkgate".to_string(),
-            srtp: Default::default(),
+            srtp: super::call_srtp::params(srtp),
         },
+        bridge_srtp: srtp.bridged,
         checkpoint_every: Some(config.callbacks.checkpoint),
         account_id: config.api.account_sid.clone(),
         billing: super::record::rule(&config.billing),

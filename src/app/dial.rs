@@ -70,6 +70,8 @@ pub struct DialRequest {
     pub idempotency_key: Option<String>,
     /// Created through the Twilio-compatible API: callbacks use Twilio's form fields.
     pub twilio_form: bool,
+    /// SRTP toward the callee; `None` → the trunk's `outbound.srtp`.
+    pub srtp: Option<crate::config::SrtpMode>,
 }
 
 impl DialRequest {
@@ -89,6 +91,7 @@ impl DialRequest {
             early_media: false,
             idempotency_key: None,
             twilio_form: false,
+            srtp: None,
         }
     }
 }

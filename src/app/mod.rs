@@ -7,6 +7,7 @@ mod agent_ws;
 mod alerts;
 mod call;
 mod call_setup;
+mod call_srtp;
 mod call_transcript;
 pub mod check;
 pub mod control;
@@ -210,10 +211,6 @@ pub struct Gateway {
 impl Gateway {
     /// Binds every listener of `config` and starts serving.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        // Refuse rather than silently ignore what the configuration asks for and we lack.
-        if config.rtp.srtp == crate::config::SrtpMode::Required {
-            return Err(StartError::Unsupported("SRTP (rtp.srtp = \"required\")"));
-        }
         let (events, _) = broadcast::channel(1024);
         let ports = PortPool::new(config.rtp.port_min, config.rtp.port_max);
         let settings = endpoint_settings(&config);

@@ -52,6 +52,15 @@ pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialErro
             ))
         })?;
     }
+    if let Some(why) = req
+        .srtp
+        .and_then(|mode| super::call_srtp::refusal(&config, &trunk, mode))
+    {
+        return Err(DialError::Invalid {
+            field: "srtp",
+            message: why,
+        });
+    }
     let call_id = CallId::from_random(fastrand::u128(..));
     let answerer = answerer(&req, &call_id, &trunk)?;
     let Some(ctl) = ctx.endpoint.upgrade() else {
@@ -275,7 +284,11 @@ async fn run(
     let machine = Call::new(
         Instant::now(),
         setup,
-        call_setup::settings(&config, &spec.local_host),
+        call_setup::settings(
+            &config,
+            &spec.local_host,
+            super::call_srtp::outbound(&config, &trunk, req.srtp),
+        ),
     );
     let callback_url = req.callback_url.clone().or(config.callbacks.url.clone());
     let events = req.status_events.unwrap_or(config.callbacks.events);

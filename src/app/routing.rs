@@ -1,12 +1,12 @@
 //! Which agent answers a call: the `[[number]]` whose DID matches the dialled number
 //! (Request-URI user, then To user, then the DID of a `"DID|CRT"` display name), else a
-//! catch-all `did = "*"`.
+//! catch-all `did = "*"`; and the trunk a bridged leg leaves through.
 //!
 //! Owns: the order the candidates are tried in and the exact-then-`"*"` lookup. Must not
 //! normalise numbers itself: `core::number` holds the one rule (config DIDs went through it at
 //! load time, call numbers go through it here).
 
-use crate::config::{Config, DidPattern, NumberConfig};
+use crate::config::{Config, DidPattern, NumberConfig, TrunkConfig};
 use crate::core::number::normalise_e164;
 use crate::core::sip::endpoint::IncomingCall;
 
@@ -52,6 +52,14 @@ pub fn find_number_by_did<'a>(config: &'a Config, did: Option<&str>) -> Option<&
 
 /// The `[[number]]` for a call, as admission computes it (tests; the gateway routes by the
 /// DID admission fixed).
+/// The trunk a bridged leg of a call from `name` leaves through: that trunk if it places
+/// calls, else the first that does.
+pub(super) fn bridge_trunk<'a>(config: &'a Config, name: Option<&str>) -> Option<&'a TrunkConfig> {
+    let places = |t: &&TrunkConfig| t.outbound.is_some();
+    name.and_then(|n| config.trunks.iter().filter(places).find(|t| t.name == n))
+        .or_else(|| config.trunks.iter().find(places))
+}
+
 #[cfg(test)]
 fn find_number<'a>(config: &'a Config, call: &IncomingCall) -> Option<&'a NumberConfig> {
     find_number_by_did(config, dialled_did(config, call).as_deref())

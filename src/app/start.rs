@@ -15,8 +15,6 @@ use crate::io::tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0} is not implemented yet; remove it from the configuration")]
-    Unsupported(&'static str),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
     #[error("HTTP client: {0}")]

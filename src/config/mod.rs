@@ -25,6 +25,7 @@ mod validate;
 mod validate_outbound;
 mod validate_routes;
 mod validate_sections;
+mod validate_srtp;
 mod validate_transcription;
 
 #[cfg(test)]
@@ -39,6 +40,8 @@ mod tests_outbound;
 mod tests_policy;
 #[cfg(test)]
 mod tests_sip;
+#[cfg(test)]
+mod tests_srtp;
 #[cfg(test)]
 mod tests_transcription;
 

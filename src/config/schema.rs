@@ -55,7 +55,8 @@ pub(crate) struct RawRtp {
     pub port_max: Opt<u16>,
     pub ptime_ms: Opt<u32>,
     pub rtp_timeout: Opt<IntOrStr>,
-    pub srtp: Option<SrtpMode>,
+    pub srtp: Opt<SrtpMode>,
+    pub srtp_allow_plain_sip: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +173,8 @@ pub(crate) struct RawTrunk {
     pub transfer: Opt<RawTransfer>,
     #[serde(default)]
     pub policy: Option<RawPolicy>,
+    #[serde(default)]
+    pub srtp: Opt<SrtpMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +240,8 @@ pub(crate) struct RawNumber {
     pub callback_url: Opt<String>,
     #[serde(default)]
     pub policy: Option<RawPolicy>,
+    #[serde(default)]
+    pub srtp: Opt<SrtpMode>,
 }
 
 #[derive(Debug, Deserialize)]

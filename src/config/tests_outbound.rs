@@ -95,7 +95,7 @@ fn outbound_problems() {
         errors(text),
         [
             "t.toml:3: trunk[0].outbound.transport: \"sctp\" is not one of \"udp\", \"tcp\", \"tls\"",
-            "t.toml:6: trunk[1].outbound.srtp: srtp toward trunks comes later; only \"off\" is accepted for now",
+            "t.toml:6: trunk[1].outbound.srtp: SRTP over transport \"udp\" would send its keys in clear; use transport = \"tls\", or set rtp.srtp_allow_plain_sip = true",
             "t.toml:9: trunk[2].outbound.outbound_proxy: \"proxy\" is not host:port (write e.g. \"sip.carrier.example:5060\")",
             "t.toml:9: trunk[2].outbound.register_expires: must be at least 60s",
             "t.toml:12: trunk[3].outbound.password_file: a password needs a username (or auth_username) to authenticate as",

@@ -119,7 +119,11 @@ pub struct RtpConfig {
     pub ptime_ms: u32,
     /// Positive: no media for this long ends the call.
     pub rtp_timeout: Duration,
+    /// SRTP for calls whose trunk or number sets none (`optional` by default).
     pub srtp: SrtpMode,
+    /// SDES keys may travel in SIP over UDP/TCP (in clear). Off: `required` is refused where
+    /// plain signalling can carry it, and `optional` encrypts only calls signalled over TLS.
+    pub srtp_allow_plain_sip: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -244,6 +248,8 @@ pub struct TrunkConfig {
     pub transfer: Option<TransferConfig>,
     /// Overrides only: `None` fields inherit from the global policy.
     pub policy: PolicyConfig,
+    /// SRTP for inbound calls from this trunk; `None` → `rtp.srtp` (a number's wins).
+    pub srtp: Option<SrtpMode>,
 }
 
 /// How calls leave through a trunk (trunkgate as UAC). Secrets stay in their file: see
@@ -366,6 +372,8 @@ pub struct NumberConfig {
     pub callback_url: Option<String>,
     /// Overrides only: `None` fields inherit from the trunk, then the global policy.
     pub policy: PolicyConfig,
+    /// SRTP for calls to this number; `None` → the trunk's, then `rtp.srtp`.
+    pub srtp: Option<SrtpMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

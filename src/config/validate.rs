@@ -172,6 +172,14 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
         raw.webhook.is_none() || webhook.url.is_some(),
     );
 
+    super::validate_srtp::check(
+        ctx,
+        &sip,
+        raw.rtp.as_ref(),
+        &raw.trunks,
+        &trunks,
+        &raw.numbers,
+    );
     if raw.rtp.is_some() {
         let mut listeners = api_listener.into_iter().collect::<Vec<_>>();
         if raw.sip.is_some() {

@@ -2,7 +2,7 @@
 //! and the outbound admission layers (`[outbound_policy]`, a trunk's `outbound_policy`).
 //!
 //! Owns the outbound keys' defaults (they must match `etc/trunkgate.toml`), `host:port`
-//! syntax, and the refusals of what is not built yet (SRTP toward trunks). Must not
+//! syntax (SRTP over plain SIP is `validate_srtp`'s). Must not
 //! read the password file (it is read when the trunk is used: [`super::secret`]) nor merge
 //! policy layers (`OutboundPolicyConfig::merged` does).
 
@@ -94,14 +94,7 @@ pub(crate) fn outbound(ctx: &mut Problems<'_>, path: &str, raw: &RawOutbound) ->
             "must be at least 60s",
         );
     }
-    let srtp = match &raw.srtp {
-        Some(sp) if sp.value != SrtpMode::Off => {
-            let msg = "srtp toward trunks comes later; only \"off\" is accepted for now";
-            ctx.push(key(path, "srtp"), &sp.span, msg);
-            SrtpMode::Off
-        }
-        _ => SrtpMode::Off,
-    };
+    let srtp = raw.srtp.as_ref().map_or(SrtpMode::Off, |sp| sp.value);
     Outbound {
         address,
         transport,

@@ -242,6 +242,7 @@ pub(crate) fn trunks(ctx: &mut Problems<'_>, raw: &[(usize, RawTrunk)]) -> Vec<T
                 .as_ref()
                 .map(|sp| transfer(ctx, &key(&prefix, "transfer"), &sp.value, &sp.span)),
             policy: policy(ctx, &key(&prefix, "policy"), t.policy.as_ref()),
+            srtp: t.srtp.as_ref().map(|sp| sp.value),
         };
         out.push((*i, trunk));
     }
@@ -361,6 +362,7 @@ pub(crate) fn numbers(
             agent,
             callback_url: http_url(ctx, &key(&prefix, "callback_url"), &n.callback_url),
             policy: policy(ctx, &key(&prefix, "policy"), n.policy.as_ref()),
+            srtp: n.srtp.as_ref().map(|sp| sp.value),
         };
         out.push((*i, number));
     }

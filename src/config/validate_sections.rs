@@ -297,7 +297,8 @@ pub(crate) fn rtp(ctx: &mut Problems<'_>, raw: Option<&RawRtp>) -> (RtpConfig, S
         port_max,
         ptime_ms,
         rtp_timeout,
-        srtp: raw.srtp.unwrap_or(SrtpMode::Optional),
+        srtp: raw.srtp.as_ref().map_or(SrtpMode::Optional, |sp| sp.value),
+        srtp_allow_plain_sip: raw.srtp_allow_plain_sip.unwrap_or(false),
     };
     (
         config,

@@ -16,10 +16,11 @@ use super::leg::{AnswerLeg, LegId};
 use super::media::{RtpSeed, SipMedia};
 use super::{transfer, Call, EndReason, Notice, Output, Phase};
 use crate::core::media::pacer::FrameKind;
+use crate::core::media::srtp::derive_key_material;
 use crate::core::media::tone::ToneGen;
 use crate::core::media::{g711, rtp};
 use crate::core::sip::endpoint::{CallCommand, CallEvent, EndReason as SipEnd};
-use crate::core::sip::sdp::{AnswerParams, Codec};
+use crate::core::sip::sdp::{AnswerParams, Codec, SrtpParams};
 
 /// The bridged leg in the machine's inputs and outputs.
 pub const BRIDGED: LegId = LegId(2);
@@ -128,9 +129,13 @@ impl Call {
         let Some(port) = port else {
             return self.bridge_failed(now, Some(503));
         };
-        let params = AnswerParams {
+        let mut params = AnswerParams {
             port,
             ..self.settings.answer.clone()
+        };
+        params.srtp = SrtpParams {
+            mode: self.settings.bridge_srtp,
+            key_material: derive_key_material(&params.srtp.key_material, b"bridged leg"),
         };
         let s = self.setup.seed;
         let seed = RtpSeed {

@@ -16,7 +16,7 @@ use crate::core::media::dtmf::{DtmfPacket, DtmfReceiver, DtmfSender};
 use crate::core::media::frame_clock::FrameClock;
 use crate::core::media::pacer::Pacer;
 use crate::core::media::rechunk::Rechunker;
-use crate::core::media::srtp::SrtpSession;
+use crate::core::media::srtp::{derive_key_material, SrtpSession};
 use crate::core::media::vad::Vad;
 use crate::core::media::{g711, rtp};
 use crate::core::sip::sdp::{self, AnswerParams, Codec, Direction, Negotiated, SessionDescription};
@@ -74,6 +74,11 @@ fn srtp_for(neg: &Negotiated) -> Result<Option<SrtpSession>, sdp::NegotiationErr
             .map(Some)
             .map_err(|_| sdp::NegotiationError::SrtpRequired),
     }
+}
+
+/// The peer's SDES key, when the stream is encrypted.
+fn theirs(neg: &Negotiated) -> Option<&crate::core::sip::sdp::crypto::Crypto> {
+    neg.srtp.as_ref().map(|k| &k.theirs)
 }
 
 /// Random starting points for sequence, timestamp and SSRC (the shell supplies them).
@@ -337,17 +342,28 @@ impl SipMedia {
             return Err(488);
         };
         self.session_version += 1;
-        let params = AnswerParams {
+        let mut params = AnswerParams {
             session_version: self.session_version,
             ..self.params.clone()
         };
-        match sdp::answer(&offer, &params) {
+        let mut answered = sdp::answer(&offer, &params);
+        // The peer may rekey with a re-INVITE (RFC 4568 §7.1.4): a new session then, and a new
+        // key of ours with it (a new context restarts the rollover counter, so our old key
+        // would repeat keystream once the sequence had wrapped).
+        if let Ok((neg, _)) = &answered {
+            if self.srtp.is_some() && theirs(neg) != theirs(&self.neg) {
+                params.srtp.key_material = derive_key_material(&params.srtp.key_material, b"rekey");
+                answered = sdp::answer(&offer, &params);
+            }
+        }
+        match answered {
             Ok((neg, answer)) => {
-                // The peer's key may change with the re-INVITE (RFC 4568 §7.1.4). Unchanged
-                // keys (a session-timer refresh) keep the session: a new one would lose the
-                // replay windows and the rollover counter (and fail after 2^16 packets).
+                // Unchanged keys (a session-timer refresh) keep the session: a new one would
+                // lose the replay windows and the rollover counter (and fail after 2^16
+                // packets).
                 if neg.srtp != self.neg.srtp {
                     self.srtp = srtp_for(&neg).map_err(|_| 488u16)?;
+                    self.params.srtp = params.srtp.clone();
                 }
                 if neg.remote.is_some() && neg.remote != self.remote {
                     self.remote = neg.remote;

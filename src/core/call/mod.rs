@@ -79,7 +79,7 @@ use crate::core::hooks::request::IncomingCall as WebhookRequest;
 use crate::core::media::vad::Segment;
 use crate::core::policy::CutReason;
 use crate::core::sip::endpoint::{CallCommand, EndReason as SipEnd};
-use crate::core::sip::sdp::AnswerParams;
+use crate::core::sip::sdp::{AnswerParams, SrtpUse};
 use leg::{AgentLeg, AnswerLeg, Answerer, LegId};
 use media::{RtpSeed, SipMedia};
 
@@ -90,8 +90,12 @@ pub struct Settings {
     pub rtp_timeout: Duration,
     /// An agent whose WebSocket drops is reconnected once (else the call ends).
     pub reconnect_agent: bool,
-    /// Our SDP: codecs, address, ptime, session id (the port comes with the lease).
+    /// Our SDP: codecs, address, ptime, session id (the port comes with the lease), and the
+    /// SRTP mode and key material of the caller's (or callee's) leg.
     pub answer: AnswerParams,
+    /// SRTP toward a bridged leg (its trunk's `outbound.srtp`); its key is derived from the
+    /// call's material, never the same as the first leg's.
+    pub bridge_srtp: SrtpUse,
     /// How often an answered call's running state is checkpointed (`None`: never).
     pub checkpoint_every: Option<Duration>,
     /// `accountSid` / `accountId` in agent start messages.

@@ -15,6 +15,27 @@ use rtc_srtp::protection_profile::ProtectionProfile;
 
 use crate::core::sip::sdp::crypto::{Crypto, Suite};
 
+/// Fresh key material for another SRTP stream of the same call (the bridged leg, a rekey
+/// after the peer changed its key), derived with HKDF-SHA256 (RFC 5869) from the call's own
+/// random material: one master key is never used for two streams or two contexts (a new
+/// context restarts the rollover counter, so reusing the key would repeat keystream).
+pub fn derive_key_material(material: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    struct Len32;
+    impl ring::hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let mut out = [0u8; 32];
+    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"trunkgate sdes").extract(material);
+    let info = [label];
+    // Expanding to 32 bytes of SHA-256 output cannot fail (the limit is 255 * 32).
+    if let Ok(okm) = prk.expand(&info, Len32) {
+        let _ = okm.fill(&mut out);
+    }
+    out
+}
+
 /// Packets remembered per SSRC for replay protection.
 const REPLAY_WINDOW: usize = 64;
 
@@ -255,5 +276,17 @@ mod tests {
             text,
             "SrtpSession { ours: AesCm128HmacSha1_80, theirs: AesCm128HmacSha1_80 }"
         );
+    }
+
+    #[test]
+    fn derived_key_material_is_new_per_label_and_repeatable() {
+        let base = [7u8; 32];
+        let bridged = derive_key_material(&base, b"bridged leg");
+        let rekeyed = derive_key_material(&base, b"rekey");
+        assert_ne!(bridged, base);
+        assert_ne!(bridged, rekeyed);
+        assert_ne!(bridged, [0u8; 32]);
+        assert_eq!(bridged, derive_key_material(&base, b"bridged leg"));
+        assert_ne!(derive_key_material(&[8u8; 32], b"rekey"), rekeyed);
     }
 }

@@ -152,6 +152,7 @@ pub fn settings() -> Settings {
             user: "trunkgate".into(),
             srtp: Default::default(),
         },
+        bridge_srtp: Default::default(),
         checkpoint_every: None,
         account_id: "ACtest".into(),
         billing: crate::core::call::billing::Rule {

@@ -19,11 +19,15 @@ fn caller_key() -> Crypto {
 }
 
 fn savp_offer() -> Vec<u8> {
+    savp_offer_with(&caller_key())
+}
+
+fn savp_offer_with(key: &Crypto) -> Vec<u8> {
     OFFER
         .replace("RTP/AVP", "RTP/SAVP")
         .replace(
             "a=ptime:20\r\n",
-            &format!("a=ptime:20\r\na=crypto:{}\r\n", caller_key().value()),
+            &format!("a=ptime:20\r\na=crypto:{}\r\n", key.value()),
         )
         .into_bytes()
 }
@@ -123,4 +127,92 @@ fn srtp_off_declines_a_savp_only_offer_and_required_declines_plain() {
     settings.answer.srtp.mode = SrtpUse::Required;
     let mut h = H::new(setup(Route::Static(raw_agent())), settings);
     assert_eq!(rejections(&mut h), [488], "SRTP required: a plain offer");
+}
+
+#[test]
+fn a_reinvite_with_a_new_caller_key_rekeys_both_ways() {
+    let mut settings = settings();
+    settings.answer.srtp = SrtpParams {
+        mode: SrtpUse::Required,
+        key_material: [9; 32],
+    };
+    let mut s = setup(Route::Static(raw_agent()));
+    s.offer = Some(savp_offer());
+    let mut h = H::new(s, settings);
+    h.agent_up();
+    h.lease(Some(PORT));
+    let first = answer_sdp(&h.take());
+    h.sip(CallEvent::Acked { sdp: None });
+    let first = Crypto::parse(&first.media[0].crypto[0]).expect("our key");
+    let pcm = tone(160);
+
+    let new_key = Crypto {
+        key_salt: vec![8; 30],
+        ..caller_key()
+    };
+    h.sip(CallEvent::ReInvite {
+        sdp: Some(savp_offer_with(&new_key)),
+    });
+    let answer = sip_cmds(&h.take())
+        .into_iter()
+        .find_map(|c| match c {
+            crate::core::sip::endpoint::CallCommand::ReInviteAnswer { sdp } => Some(sdp),
+            _ => None,
+        })
+        .expect("re-INVITE answered");
+    let answer = crate::core::sip::sdp::parse(&String::from_utf8_lossy(&answer)).expect("sdp");
+    let ours = Crypto::parse(&answer.media[0].crypto[0]).expect("our new key");
+    assert_eq!((ours.tag, ours.suite), (first.tag, first.suite));
+    assert_ne!(
+        ours.key_salt, first.key_salt,
+        "a new key of ours with the new session"
+    );
+
+    // The caller's packets under its old key are refused, under the new one heard.
+    let mut old = SrtpSession::new(&caller_key(), &first).expect("old session");
+    h.caller_datagram(
+        &old.protect_rtp(&audio_packet(0, 1, 160, &pcm))
+            .expect("protect"),
+    );
+    let mut caller = SrtpSession::new(&new_key, &ours).expect("new session");
+    h.caller_datagram(
+        &caller
+            .protect_rtp(&audio_packet(0, 2, 320, &pcm))
+            .expect("protect"),
+    );
+    assert_eq!(
+        agent_binaries(&h.take()).len(),
+        1,
+        "only the newly keyed packet"
+    );
+    // What we send decrypts with our new key only.
+    h.advance_to(ms(100));
+    let sent = packets(&h.take());
+    assert!(!sent.is_empty());
+    for p in &sent {
+        let mut wire = Vec::new();
+        rtp::write(&p.header, &p.payload, &mut wire);
+        assert!(
+            caller.unprotect_rtp(&wire).is_ok(),
+            "decrypts with the new key"
+        );
+    }
+    // A later refresh offering the same new key keeps our new key.
+    h.sip(CallEvent::ReInvite {
+        sdp: Some(savp_offer_with(&new_key)),
+    });
+    let again = sip_cmds(&h.take())
+        .into_iter()
+        .find_map(|c| match c {
+            crate::core::sip::endpoint::CallCommand::ReInviteAnswer { sdp } => Some(sdp),
+            _ => None,
+        })
+        .expect("refresh answered");
+    let again = crate::core::sip::sdp::parse(&String::from_utf8_lossy(&again)).expect("sdp");
+    assert_eq!(
+        Crypto::parse(&again.media[0].crypto[0])
+            .expect("key")
+            .key_salt,
+        ours.key_salt
+    );
 }

@@ -24,7 +24,9 @@ pub enum SrtpUse {
 }
 
 /// SRTP for one negotiation: the mode and the random bytes our key is cut from (the first
-/// `key_len + salt_len` of the chosen suite). `Debug` never shows the bytes.
+/// `key_len + salt_len` of the chosen suite). All-zero bytes mean no key could be made: such
+/// params neither take nor offer keys (`required` then refuses every offer). `Debug` never
+/// shows the bytes.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct SrtpParams {
     pub mode: SrtpUse,
@@ -40,6 +42,10 @@ impl std::fmt::Debug for SrtpParams {
 }
 
 impl SrtpParams {
+    fn has_key(&self) -> bool {
+        self.key_material != [0u8; 32]
+    }
+
     fn key(&self, tag: u32, suite: Suite) -> Crypto {
         let len = suite.key_len() + suite.salt_len();
         Crypto {
@@ -142,6 +148,7 @@ pub fn answer(
             let avp = m.proto.eq_ignore_ascii_case("RTP/AVP");
             let theirs = match p.srtp.mode {
                 SrtpUse::Off => None,
+                _ if !p.srtp.has_key() => None,
                 _ => crypto::choose(m.crypto.iter().map(String::as_str)),
             };
             saw_savp |= savp;
@@ -206,6 +213,9 @@ pub fn offer(p: &AnswerParams) -> SessionDescription {
     if p.srtp.mode != SrtpUse::Off {
         if p.srtp.mode == SrtpUse::Required {
             m.proto = "RTP/SAVP".to_owned();
+        }
+        if !p.srtp.has_key() {
+            return session(p, vec![m]);
         }
         m.crypto = (1u32..)
             .zip(Suite::ALL)

@@ -182,3 +182,30 @@ fn srtp_params_do_not_show_the_key_material() {
     assert!(!text.contains("66"), "{text}");
     assert!(text.contains("Required"), "{text}");
 }
+
+#[test]
+fn without_key_material_no_key_is_taken_or_offered() {
+    let keyless = |mode| AnswerParams {
+        srtp: SrtpParams {
+            mode,
+            key_material: [0; 32],
+        },
+        ..params(mode)
+    };
+    let savp = sdp("RTP/SAVP", &[key_line(1, "AES_CM_128_HMAC_SHA1_80")]);
+    let keyed_avp = sdp("RTP/AVP", &[key_line(1, "AES_CM_128_HMAC_SHA1_80")]);
+    let savp = parse(&savp).expect("parses");
+    let keyed_avp = parse(&keyed_avp).expect("parses");
+    // required: nothing is usable without our own key.
+    assert_eq!(
+        answer(&savp, &keyless(SrtpUse::Required)).map(|_| ()),
+        Err(NegotiationError::SrtpRequired)
+    );
+    // optional: plain RTP, the offered key ignored.
+    let (n, a) = answer(&keyed_avp, &keyless(SrtpUse::Optional)).expect("plain");
+    assert!(n.srtp.is_none() && a.media[0].crypto.is_empty());
+    // our offers carry no key (a required offer cannot be answered with SRTP).
+    for mode in [SrtpUse::Optional, SrtpUse::Required] {
+        assert!(offer(&keyless(mode)).media[0].crypto.is_empty());
+    }
+}
