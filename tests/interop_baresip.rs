@@ -3,6 +3,10 @@
 //! side — over UDP, TCP and TLS, plays a 1000 Hz tone, sends RFC 4733 DTMF, and hangs up when
 //! its play file ends. The test checks that the gateway saw the digits and that baresip's
 //! recording holds its own tone (echoed) and the digits' tones (played back by the agent).
+//! With baresip's `mediaenc=srtp-mand` (RTP/SAVP, SDES keys) the same call runs on SRTP —
+//! baresip drops what does not decrypt, so the echo proves both directions — and the
+//! refusals are 488s: SRTP off, a plain caller where SRTP is required, and SDES keys over
+//! plain UDP where `rtp.srtp_allow_plain_sip` is false.
 
 mod support;
 
@@ -12,6 +16,7 @@ use support::baresip::{Baresip, BaresipOptions, TempDir, Transport};
 use support::gw::{self, wait_event};
 use support::wav;
 use trunkgate::app::GatewayEvent;
+use trunkgate::config::SrtpMode;
 use trunkgate::core::media::tone::{detect_dtmf, detect_tone};
 use trunkgate::core::sip::endpoint::EndReason;
 
@@ -33,11 +38,34 @@ fn demo_config(ports: (u16, u16)) -> trunkgate::config::Config {
     trunkgate::config::parse(&text, "demo.toml").expect("demo config")
 }
 
-async fn call_through(transport: Transport, ports: (u16, u16)) {
-    let mut config = demo_config(ports);
-    // Over TLS: the demo with a TLS listener whose certificate a test CA signed.
-    let mut pki = support::pki::Pki::new();
-    if transport == Transport::Tls {
+/// How one call is placed: baresip's transport and `mediaenc`, the gateway's SRTP settings.
+#[derive(Clone, Copy)]
+struct Case {
+    transport: Transport,
+    ports: (u16, u16),
+    mediaenc: Option<&'static str>,
+    srtp: SrtpMode,
+    allow_plain: bool,
+}
+
+impl Case {
+    fn plain(transport: Transport, ports: (u16, u16)) -> Case {
+        Case {
+            transport,
+            ports,
+            mediaenc: None,
+            srtp: SrtpMode::Optional,
+            allow_plain: false,
+        }
+    }
+}
+
+/// The demo (with a TLS listener a test CA signed, for TLS) as `case` sets SRTP.
+async fn gateway(case: Case, pki: &mut support::pki::Pki) -> trunkgate::app::Gateway {
+    let mut config = demo_config(case.ports);
+    config.rtp.srtp = case.srtp;
+    config.rtp.srtp_allow_plain_sip = case.allow_plain;
+    if case.transport == Transport::Tls {
         let leaf = pki.leaf(&["localhost", "127.0.0.1"]);
         config.sip.listen_tls = vec!["127.0.0.1:0".parse().expect("addr")];
         config.sip.tls = Some(trunkgate::config::TlsFiles {
@@ -45,9 +73,23 @@ async fn call_through(transport: Transport, ports: (u16, u16)) {
             key_file: leaf.key,
         });
     }
-    let gw = trunkgate::app::Gateway::start(config)
+    trunkgate::app::Gateway::start(config)
         .await
-        .expect("demo starts");
+        .expect("demo starts")
+}
+
+fn target(gw: &trunkgate::app::Gateway, transport: Transport) -> String {
+    match transport {
+        Transport::Udp => format!("sip:echo@{}", gw.udp_addrs[0]),
+        Transport::Tcp => format!("sip:echo@{}", gw.tcp_addrs[0]),
+        Transport::Tls => format!("sip:echo@{};transport=tls", gw.tls_addrs[0]),
+    }
+}
+
+async fn call_through(case: Case) {
+    let mut pki = support::pki::Pki::new();
+    let gw = gateway(case, &mut pki).await;
+    let transport = case.transport;
     let mut events = gw.subscribe();
     let dir = TempDir::new("tg-interop").expect("temp dir");
     // 4.5 s of audio: the call ends (baresip sends BYE) when the file ends.
@@ -58,13 +100,10 @@ async fn call_through(transport: Transport, ports: (u16, u16)) {
     let mut opts = BaresipOptions::new(transport, &play);
     opts.record_wav = Some(dir.path().join("heard.wav"));
     opts.ca_file = Some(pki.ca_file());
+    opts.mediaenc = case.mediaenc;
+    opts.sip_trace = case.mediaenc.is_some();
     let mut ua = Baresip::start(opts).await.expect("baresip starts");
-    let target = match transport {
-        Transport::Udp => format!("sip:echo@{}", gw.udp_addrs[0]),
-        Transport::Tcp => format!("sip:echo@{}", gw.tcp_addrs[0]),
-        Transport::Tls => format!("sip:echo@{};transport=tls", gw.tls_addrs[0]),
-    };
-    ua.dial(&target).await.expect("dial");
+    ua.dial(&target(&gw, transport)).await.expect("dial");
     ua.wait_established(Duration::from_secs(10))
         .await
         .expect("call established");
@@ -132,21 +171,107 @@ async fn call_through(transport: Transport, ports: (u16, u16)) {
             "digit {d} played back (heard {heard_digits:?})"
         );
     }
+    if case.mediaenc == Some("srtp-mand") {
+        // Our answer (in baresip's SIP trace) took the RTP/SAVP stream with a key of ours.
+        let log = ua.log();
+        let answer = log
+            .split("SIP/2.0 200 OK")
+            .nth(1)
+            .expect("the 200 OK in baresip's trace");
+        assert!(
+            answer.contains("RTP/SAVP") && answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_"),
+            "answer: {}",
+            &answer[..answer.len().min(1500)]
+        );
+    }
+    let _ = ua.quit().await;
+    assert_eq!(gw.rtp_ports_in_use(), 0);
+}
+
+/// Dials and expects the call refused with 488 before it was answered.
+async fn refused_488(case: Case) {
+    let mut pki = support::pki::Pki::new();
+    let gw = gateway(case, &mut pki).await;
+    let dir = TempDir::new("tg-interop-488").expect("temp dir");
+    let play = dir.path().join("play.wav");
+    wav::write_wav_8k(&play, &wav::silence(1000, 8000)).expect("write play.wav");
+    let mut opts = BaresipOptions::new(case.transport, &play);
+    opts.ca_file = Some(pki.ca_file());
+    opts.mediaenc = case.mediaenc;
+    let mut ua = Baresip::start(opts).await.expect("baresip starts");
+    ua.dial(&target(&gw, case.transport)).await.expect("dial");
+    let closed = ua
+        .wait_event("CALL_CLOSED", Duration::from_secs(10))
+        .await
+        .expect("call refused");
+    assert!(
+        closed.param.as_deref().unwrap_or("").contains("488"),
+        "{closed:?}"
+    );
+    assert!(
+        ua.events().iter().all(|e| e.kind != "CALL_ESTABLISHED"),
+        "never answered"
+    );
     let _ = ua.quit().await;
     assert_eq!(gw.rtp_ports_in_use(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_demo_over_udp() {
-    call_through(Transport::Udp, (33000, 33099)).await;
+    call_through(Case::plain(Transport::Udp, (33000, 33099))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_demo_over_tcp() {
-    call_through(Transport::Tcp, (33100, 33199)).await;
+    call_through(Case::plain(Transport::Tcp, (33100, 33199))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_demo_over_tls() {
-    call_through(Transport::Tls, (33200, 33299)).await;
+    call_through(Case::plain(Transport::Tls, (33200, 33299))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_on_srtp_over_tls() {
+    call_through(Case {
+        mediaenc: Some("srtp-mand"),
+        ..Case::plain(Transport::Tls, (39420, 39439))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_on_srtp_over_udp_where_allowed() {
+    call_through(Case {
+        mediaenc: Some("srtp-mand"),
+        srtp: SrtpMode::Required,
+        allow_plain: true,
+        ..Case::plain(Transport::Udp, (39440, 39459))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_refusals_are_488() {
+    // An SRTP-mandatory caller where SRTP is off.
+    refused_488(Case {
+        mediaenc: Some("srtp-mand"),
+        srtp: SrtpMode::Off,
+        ..Case::plain(Transport::Tls, (39460, 39469))
+    })
+    .await;
+    // A plain caller where SRTP is required.
+    refused_488(Case {
+        srtp: SrtpMode::Required,
+        allow_plain: true,
+        ..Case::plain(Transport::Udp, (39470, 39479))
+    })
+    .await;
+    // SDES keys over plain UDP with rtp.srtp_allow_plain_sip false: "optional" runs plain,
+    // so an RTP/SAVP-only offer cannot be taken.
+    refused_488(Case {
+        mediaenc: Some("srtp-mand"),
+        ..Case::plain(Transport::Udp, (39480, 39489))
+    })
+    .await;
 }

@@ -113,6 +113,9 @@ pub struct BaresipOptions {
     /// `sip_certificate`: certificate and key (one PEM file) of baresip's own TLS listener
     /// (on `sip + 1`), for calls it receives over TLS.
     pub certificate: Option<PathBuf>,
+    /// The account's `mediaenc` (`srtp`: RTP/AVP with SDES keys, `srtp-mand`: RTP/SAVP
+    /// only); loads the srtp module. `None` → plain RTP.
+    pub mediaenc: Option<&'static str>,
 }
 
 impl BaresipOptions {
@@ -132,6 +135,7 @@ impl BaresipOptions {
             module_path: env_or("TRUNKGATE_BARESIP_MODULES", "/usr/lib/baresip/modules"),
             ca_file: None,
             certificate: None,
+            mediaenc: None,
         }
     }
 }

@@ -122,6 +122,9 @@ pub fn config_text(opts: &BaresipOptions, ports: Ports, play: &str, rec_dir: &st
     for m in ["g711.so", "sndfile.so", "aubridge.so", "aufile.so"] {
         kv("module", m);
     }
+    if opts.mediaenc.is_some() {
+        kv("module", "srtp.so");
+    }
     kv("module_tmp", "account.so");
     // menu provides the dial/hangup/accept/sndcode commands that ctrl_tcp relays.
     kv("module_app", "menu.so");
@@ -149,8 +152,12 @@ pub fn account_line(opts: &BaresipOptions) -> String {
         Transport::Tls => ";transport=tls",
     };
     let answer = if opts.auto_answer { "auto" } else { "manual" };
+    let mediaenc = opts
+        .mediaenc
+        .map(|m| format!(";mediaenc={m}"))
+        .unwrap_or_default();
     format!(
-        "<{}{transport}>;regint=0;answermode={answer};audio_codecs={};ptime=20\n",
+        "<{}{transport}>;regint=0;answermode={answer};audio_codecs={};ptime=20{mediaenc}\n",
         aor(opts),
         opts.codecs.join(",")
     )
