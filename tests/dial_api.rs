@@ -167,6 +167,7 @@ async fn garbage_in_every_field_is_400_naming_it() {
         ("time_limit_s", json!(86401)),
         ("record", json!("true")),
         ("early_media", json!(0)),
+        ("srtp", json!("sometimes")),
         ("parameters", json!({"nested": {"x": 1}})),
         ("parameters", json!({"list": [1]})),
         ("parameters", json!("a=b")),

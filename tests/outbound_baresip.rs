@@ -38,6 +38,7 @@ async fn gateway(
     ua: &Baresip,
     transport: Transport,
     ca: &std::path::Path,
+    trunk_extra: &str,
 ) -> (Gateway, String) {
     let dir = scratch_dir("outbound-baresip");
     let token_file = dir.join("api.token");
@@ -53,7 +54,7 @@ async fn gateway(
     };
     let trunk = format!(
         "[sip.tls]\nca_file = \"{}\"\n\
-         [[trunk]]\nname = \"baresip\"\noutbound = {{ address = \"127.0.0.1:{port}\", transport = \"{tp}\" }}\n",
+         [[trunk]]\nname = \"baresip\"\noutbound = {{ address = \"127.0.0.1:{port}\", transport = \"{tp}\"{trunk_extra} }}\n",
         ca.display()
     );
     let text =
@@ -104,11 +105,17 @@ fn callee(transport: Transport, dir: &TempDir) -> Option<BaresipOptions> {
     Some(opts)
 }
 
-async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16)) {
+/// With `srtp`, baresip takes only RTP/SAVP (`mediaenc=srtp-mand`), the trunk's
+/// `outbound.srtp` is "optional" and the call asks for "required" (its own wins: an
+/// optional offer is RTP/AVP, which baresip would refuse).
+async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16), srtp: bool) {
     let dir = TempDir::new("tg-outbound-baresip").expect("temp dir");
     let Some(mut opts) = callee(transport, &dir) else {
         return;
     };
+    if srtp {
+        opts.mediaenc = Some("srtp-mand");
+    }
     // Over TLS baresip presents a certificate for 127.0.0.1 from a test CA (cert and key in
     // one file, as baresip reads it); the gateway trusts that CA and checks the address.
     let mut pki = support::pki::Pki::new();
@@ -121,7 +128,8 @@ async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16))
         opts.certificate = Some(both);
     }
     let mut ua = Baresip::start(opts).await.expect("baresip starts");
-    let (gw, base) = gateway(ports, &ua, transport, &pki.ca_file()).await;
+    let trunk_extra = if srtp { ", srtp = \"optional\"" } else { "" };
+    let (gw, base) = gateway(ports, &ua, transport, &pki.ca_file(), trunk_extra).await;
     let mut events = gw.subscribe();
     let tone = Action::Tone {
         freq: AGENT_HZ,
@@ -138,8 +146,11 @@ async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16))
         Transport::Tcp => (format!("{};transport=tcp", ua_uri(&ua)), "raw"),
         Transport::Tls => (format!("{};transport=tls", ua_uri(&ua)), "plivo"),
     };
-    let body = json!({"to": to, "from": "+48111222333", "websocket_url": agent.url,
+    let mut body = json!({"to": to, "from": "+48111222333", "websocket_url": agent.url,
                       "dialect": dialect_name, "sample_rate": 8000});
+    if srtp {
+        body["srtp"] = json!("required");
+    }
     let (status, body) = post(&base, "/v1/calls", &body).await;
     assert_eq!(status, 201, "{body}");
     let id = body["call_id"].as_str().expect("call_id").to_string();
@@ -217,6 +228,14 @@ async fn call_baresip(transport: Transport, dialect: Dialect, ports: (u16, u16))
         finished.log[invite..].contains(via),
         "the INVITE came over {transport:?}"
     );
+    if srtp {
+        let offer = &finished.log[invite..];
+        let offer = &offer[..offer.find("\n\n\n").unwrap_or(offer.len()).min(3000)];
+        assert!(
+            offer.contains("m=audio") && offer.contains("RTP/SAVP") && offer.contains("a=crypto:"),
+            "our offer is RTP/SAVP with keys: {offer}"
+        );
+    }
     assert_eq!(gw.rtp_ports_in_use(), 0);
 }
 
@@ -228,17 +247,22 @@ fn ua_uri(ua: &Baresip) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_calls_baresip_over_udp() {
-    call_baresip(Transport::Udp, Dialect::Twilio, (37300, 37319)).await;
+    call_baresip(Transport::Udp, Dialect::Twilio, (37300, 37319), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_calls_baresip_over_tcp() {
-    call_baresip(Transport::Tcp, Dialect::Raw, (37320, 37339)).await;
+    call_baresip(Transport::Tcp, Dialect::Raw, (37320, 37339), false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_calls_baresip_over_tls() {
-    call_baresip(Transport::Tls, Dialect::Plivo, (39360, 39379)).await;
+    call_baresip(Transport::Tls, Dialect::Plivo, (39360, 39379), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_calls_baresip_on_srtp_over_tls() {
+    call_baresip(Transport::Tls, Dialect::Plivo, (39490, 39509), true).await;
 }
 
 /// Click-to-call with two real phones: `POST /v1/calls` with `bridge_from` rings the

@@ -501,3 +501,37 @@ async fn the_callee_hanging_up_completes_the_call() {
         (Some(support::trunk::Side::Trunk), Some(200))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_toward_a_plain_trunk_is_refused_before_dialling() {
+    let trunk = Trunk::with_script(Transport::Udp, Script::answer().never_answer()).await;
+    let (_gw, api) = start((39510, 39529), &trunk).await;
+    let call = |srtp: &str| {
+        json!({"to": "+48123456789", "websocket_url": "builtin:echo", "timeout_s": 1,
+               "srtp": srtp})
+    };
+    for mode in ["optional", "required"] {
+        let (status, body) = api.post("/v1/calls", &call(mode)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["field"], "srtp", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("in clear"), "{message}");
+    }
+    // "off" is placed, and its offer carries no key; it is the only INVITE the trunk saw.
+    let (status, body) = api.post("/v1/calls", &call("off")).await;
+    assert_eq!(status, 201, "{body}");
+    let invite = trunk.expect_request("INVITE", WAIT).await;
+    let sdp = &invite.msg.body;
+    assert!(
+        sdp.contains("RTP/AVP") && !sdp.contains("a=crypto"),
+        "{sdp}"
+    );
+    assert_eq!(
+        trunk
+            .requests()
+            .iter()
+            .filter(|r| r.method == "INVITE")
+            .count(),
+        1
+    );
+}
