@@ -9,6 +9,7 @@
 #   scripts/load.sh --bin-dir DIR -- ...    # run prebuilt trunkgate and trunkgate-load from DIR (no cargo build)
 #   scripts/load.sh --runs 2 -- ...         # the same run twice against one gateway (RSS drift)
 #   scripts/load.sh --record -- ...         # every call recorded ([recording] enabled, a temp dir)
+#   scripts/load.sh --srtp -- ...           # bridged calls on SRTP (SDES over the loopback SIP)
 #   scripts/load.sh -- --calls 1000 --concurrency 1000 --rate 200 --duration 20
 #
 # Everything after `--` goes to trunkgate-load (see `trunkgate-load --help`).
@@ -20,6 +21,7 @@ runs=1
 bin_dir=""
 record=false
 click=false
+srtp=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) mode="$2"; shift 2 ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --bin-dir) bin_dir="$2"; shift 2 ;;
     --record) record=true; shift ;;
     --click-to-call) click=true; shift ;;
+    --srtp) srtp=true; shift ;;
     --) shift; break ;;
     *) break ;;
   esac
@@ -34,6 +37,10 @@ done
 load_args=("$@")
 if [ "$click" = true ] && [ "$mode" != outbound ]; then
   echo "--click-to-call needs --mode outbound" >&2
+  exit 2
+fi
+if [ "$srtp" = true ] && [ "$mode" != bridge ]; then
+  echo "--srtp is for the bridged (inbound) mode" >&2
   exit 2
 fi
 if [ "$record" = true ] && [ "$mode" = demo ]; then
@@ -119,6 +126,7 @@ bind = "127.0.0.1"
 port_min = 20000
 port_max = 29999
 rtp_timeout = "30s"
+$( [ "$srtp" = true ] && printf 'srtp = "required"\nsrtp_allow_plain_sip = true\n' )
 [api]
 listen = ""
 [webhook]
@@ -138,6 +146,7 @@ CONF
   gateway_pid=$!
   target=127.0.0.1:5080
   serve=(--serve 127.0.0.1:18080)
+  [ "$srtp" = true ] && serve+=(--srtp)
 fi
 
 # Wait (bounded) for the gateway to listen: its SIP TCP listener (outbound: its API) accepts.

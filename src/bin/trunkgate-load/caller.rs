@@ -10,8 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
+use trunkgate::core::media::srtp::SrtpSession;
 use trunkgate::core::sip::framing::{Frame, Framer};
 use trunkgate::core::sip::message::{Limits, Message};
+use trunkgate::core::sip::sdp::crypto::{Crypto, Suite};
 
 use crate::{media, procfs, Args};
 
@@ -277,6 +279,37 @@ impl Leg {
     }
 }
 
+/// [`sdp_offer`] as RTP/SAVP with our SDES key.
+fn srtp_offer(rtp: SocketAddr, key: &Crypto) -> String {
+    sdp_offer(rtp).replace("RTP/AVP", "RTP/SAVP") + &format!("a=crypto:{}\r\n", key.value())
+}
+
+/// A random AES_CM_128_HMAC_SHA1_80 key (tag 1) for one call.
+fn random_key() -> Crypto {
+    use ring::rand::SecureRandom;
+    let mut key_salt = vec![0u8; 30];
+    let _ = ring::rand::SystemRandom::new().fill(&mut key_salt);
+    Crypto {
+        tag: 1,
+        suite: Suite::AesCm128HmacSha1_80,
+        key_salt,
+    }
+}
+
+/// The gateway's key in its answer, for our tag and suite.
+fn answered_key(resp: &Message, ours: &Crypto) -> Option<Crypto> {
+    let text = std::str::from_utf8(resp.body()).ok()?;
+    let sd = trunkgate::core::sip::sdp::parse(text).ok()?;
+    let m = sd
+        .media
+        .iter()
+        .find(|m| m.media == "audio" && m.port != 0)?;
+    m.crypto
+        .iter()
+        .filter_map(|c| Crypto::parse(c).ok())
+        .find(|c| c.tag == ours.tag && c.suite == ours.suite)
+}
+
 pub fn sdp_offer(rtp: SocketAddr) -> String {
     format!(
         "v=0\r\no=load 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
@@ -326,13 +359,12 @@ async fn call_inner(
         call_id: format!("load-{n}-{:x}@trunkgate-load", fastrand::u64(..)),
         from_tag: format!("{:x}", fastrand::u32(..)),
     };
-    let invite = leg.request(
-        "INVITE",
-        &format!("i{n}"),
-        1,
-        None,
-        &sdp_offer(engine.local()),
-    );
+    let key = args.srtp.then(random_key);
+    let offer = match &key {
+        Some(k) => srtp_offer(engine.local(), k),
+        None => sdp_offer(engine.local()),
+    };
+    let invite = leg.request("INVITE", &format!("i{n}"), 1, None, &offer);
     let t0 = Instant::now();
     let resp = leg
         .transact(&invite, "INVITE", Duration::from_secs(32))
@@ -347,8 +379,15 @@ async fn call_inner(
     result.setup = Some(t0.elapsed());
     leg.send(&ack).await.map_err(|e| e.to_string())?;
     let remote = answer_media(&resp).ok_or("200 OK without usable SDP")?;
+    let srtp = match &key {
+        None => None,
+        Some(ours) => {
+            let theirs = answered_key(&resp, ours).ok_or("200 OK without our SRTP suite")?;
+            Some(SrtpSession::new(ours, &theirs).map_err(|e| e.to_string())?)
+        }
+    };
     let answered = Instant::now();
-    let hung_up = stream(args, engine, remote, &mut leg, result).await;
+    let hung_up = stream(args, engine, remote, srtp, &mut leg, result).await;
     result.seconds = answered.elapsed().as_secs_f64();
     if !hung_up {
         let bye = leg.request("BYE", &format!("b{n}"), 2, to_tag.as_deref(), "");
@@ -382,13 +421,17 @@ async fn stream(
     args: &Args,
     engine: &media::Engine,
     remote: SocketAddr,
+    srtp: Option<SrtpSession>,
     leg: &mut Leg,
     r: &mut CallResult,
 ) -> bool {
     let frames = (args.duration * 50.0).round() as u32;
     // 200 ms beyond the last frame for the last echoes to come back.
     let end = Instant::now() + Duration::from_secs_f64(args.duration) + Duration::from_millis(200);
-    engine.add(remote, frames, args.dtmf);
+    match srtp {
+        Some(srtp) => engine.add_srtp(remote, frames, args.dtmf, srtp),
+        None => engine.add(remote, frames, args.dtmf),
+    }
     let mut hung_up = false;
     let mut sig_closed = false;
     let finish = tokio::time::sleep_until(end);

@@ -63,6 +63,10 @@ pub struct Args {
     /// Send one DTMF digit per call.
     #[arg(long)]
     pub dtmf: bool,
+    /// Inbound: offer RTP/SAVP with an SDES key (AES_CM_128_HMAC_SHA1_80) and run the
+    /// call's media on SRTP both ways (the gateway must take SRTP: `scripts/load.sh --srtp`).
+    #[arg(long)]
+    pub srtp: bool,
     /// PID of the gateway, for CPU/RSS/fd figures (default: found by name `trunkgate`).
     #[arg(long)]
     pub gateway_pid: Option<u32>,

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{self, sockopt, MsgFlags, MultiHeaders, SockaddrStorage};
 use trunkgate::core::media::dtmf::{DtmfPacket, DtmfSender};
+use trunkgate::core::media::srtp::SrtpSession;
 use trunkgate::core::media::tone::ToneGen;
 use trunkgate::core::media::{g711, rtp};
 
@@ -68,6 +69,8 @@ struct CallMedia {
     /// A click-to-call leg: onsets are timed against `peer`'s bursts (none until paired).
     relay: bool,
     peer: Option<u16>,
+    /// SRTP both ways (an `--srtp` call): what goes out is protected, what comes in checked.
+    srtp: Option<SrtpSession>,
 }
 
 impl CallMedia {
@@ -111,10 +114,28 @@ impl CallMedia {
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(160);
         self.sent += 1;
+        if let Some(srtp) = &mut self.srtp {
+            if let Ok(protected) = srtp.protect_rtp(out) {
+                out.clear();
+                out.extend_from_slice(&protected);
+            }
+        }
     }
 
     /// `peer_burst`: the paired leg's last burst onset sent (relay legs only).
     fn on_packet(&mut self, data: &[u8], now: Instant, peer_burst: Option<Instant>) {
+        let plain;
+        let data = match &mut self.srtp {
+            None => data,
+            Some(srtp) => match srtp.unprotect_rtp(data) {
+                Ok(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                // Not ours or forged: not media (never counted as received).
+                Err(_) => return,
+            },
+        };
         let Ok(pkt) = rtp::parse(data) else { return };
         self.stats.received += 1;
         if let Some(prev) = self.last_arrival {
@@ -232,13 +253,18 @@ impl Engine {
 
     /// Starts streaming `frames` frames to `remote` (the gateway's RTP address for this call).
     pub fn add(&self, remote: SocketAddr, frames: u32, dtmf: bool) {
-        self.insert(remote, frames, dtmf, false);
+        self.insert(remote, frames, dtmf, false, None);
+    }
+
+    /// [`Engine::add`] on SRTP with this session.
+    pub fn add_srtp(&self, remote: SocketAddr, frames: u32, dtmf: bool, srtp: SrtpSession) {
+        self.insert(remote, frames, dtmf, false, Some(srtp));
     }
 
     /// [`Engine::add`] for a click-to-call leg: what it hears is relayed from its other leg,
     /// timed once [`Engine::pair`] names it.
     pub fn add_relay(&self, remote: SocketAddr, frames: u32) {
-        self.insert(remote, frames, false, true);
+        self.insert(remote, frames, false, true, None);
     }
 
     /// Makes the streams to `a` and `b` (both added) each other's peer.
@@ -251,7 +277,14 @@ impl Engine {
         }
     }
 
-    fn insert(&self, remote: SocketAddr, frames: u32, dtmf: bool, relay: bool) {
+    fn insert(
+        &self,
+        remote: SocketAddr,
+        frames: u32,
+        dtmf: bool,
+        relay: bool,
+        srtp: Option<SrtpSession>,
+    ) {
         let call = CallMedia {
             remote,
             frames,
@@ -270,6 +303,7 @@ impl Engine {
             stats: MediaStats::default(),
             relay,
             peer: None,
+            srtp,
         };
         let mut t = self.lock();
         // A random phase within the frame period, as real callers have (a stream that starts
