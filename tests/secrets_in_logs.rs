@@ -1,8 +1,9 @@
 //! No secret in any log line at any level: the real binary runs with `RUST_LOG=trace` through
 //! a REGISTER answered with a digest challenge (the trunk's password), API requests with wrong
-//! and right bearer tokens (the token), and an answered call whose signed `call.completed`
-//! callback is delivered (the webhook secret); then every line it wrote is searched for each
-//! secret.
+//! and right bearer tokens (the token), an answered call whose signed `call.completed`
+//! callback is delivered (the webhook secret), and a call on SRTP (the SDES keys, the
+//! caller's and the one the gateway answered with); then every line it wrote is searched for
+//! each secret.
 
 mod support;
 
@@ -22,6 +23,8 @@ const PASSWORD: &str = "pw-e41b77d0c9a6";
 const SECRET: &str = "hmac-2c8d5f0a9e13";
 const CHALLENGE: &str = "Digest realm=\"carrier\", nonce=\"n0nce42\", qop=\"auth\", algorithm=MD5";
 const WAIT: Duration = Duration::from_secs(5);
+/// The caller's SDES key and salt (30 bytes, base64).
+const CALLER_KEY: &str = "WVNfX19zZWNyZXRfc3J0cF9rZXlfc2FsdF8zMCEh";
 
 /// The next REGISTER on `sock`, answered with `status` (and the challenge for 401).
 async fn answer_register(sock: &UdpSocket, status: u16) -> Message {
@@ -80,6 +83,10 @@ async fn no_secret_in_a_trace_level_log() {
             agent: r#"{ url = "builtin:echo", dialect = "raw", sample_rate = 8000 }"#.to_owned(),
         },
     );
+    // SDES over the loopback's plain UDP, so that a key can be sent at all.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replacen("[rtp]\n", "[rtp]\nsrtp_allow_plain_sip = true\n", 1);
+    std::fs::write(&config, text).expect("config");
     let daemon = Daemon::start_logging(&config, "trace").await;
 
     // The password: a challenged REGISTER, answered with a digest.
@@ -115,6 +122,25 @@ async fn no_secret_in_a_trace_level_log() {
         "the callback is signed with the secret"
     );
 
+    // The SRTP keys: a call offering RTP/SAVP with the caller's key, answered with ours.
+    let savp = offer(rtp.addr(), "0").replace("RTP/AVP", "RTP/SAVP")
+        + &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{CALLER_KEY}\r\n");
+    let mut ua = Ua::udp(daemon.udp).await;
+    ua.send(&ua.request("INVITE", "k1", 1, None, &savp)).await;
+    let ok = ua.expect_status(200).await;
+    let ours = ok
+        .body
+        .lines()
+        .find_map(|l| l.split_once("inline:"))
+        .map(|(_, key)| key.trim().to_string())
+        .expect("the gateway's key in its answer");
+    assert_eq!(ours.len(), CALLER_KEY.len(), "{}", ok.body);
+    let tag = ok.to_tag().expect("tag");
+    ua.send(&ua.request("ACK", "k2", 1, Some(&tag), "")).await;
+    ua.send(&ua.request("BYE", "k3", 2, Some(&tag), "")).await;
+    ua.expect_status(200).await;
+    callbacks.success(WAIT).await;
+
     let log = daemon.stop_and_collect().await;
     let text = log.join("\n");
     assert!(
@@ -127,6 +153,8 @@ async fn no_secret_in_a_trace_level_log() {
         ("API token", TOKEN),
         ("trunk password", PASSWORD),
         ("webhook secret", SECRET),
+        ("caller's SRTP key", CALLER_KEY),
+        ("gateway's SRTP key", ours.as_str()),
     ] {
         let leaks: Vec<&String> = log.iter().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "the {what} is in the log:\n{leaks:#?}");
