@@ -148,6 +148,7 @@ pub(super) async fn conclude(
             duration_s = record.call.duration_s,
             rtp_in = ended.rtp_in,
             rtp_out = ended.rtp_out,
+            srtp_refused = ended.srtp_refused,
             "call ended"
         )
     });

@@ -323,7 +323,10 @@ impl Call {
             return;
         }
         let Some(bm) = &mut b.media else { return };
-        let Ok(pkt) = rtp::parse(data) else { return };
+        let Some(data) = bm.unprotect(data) else {
+            return;
+        };
+        let Ok(pkt) = rtp::parse(&data) else { return };
         if !bm.accept_source(from) {
             return;
         }

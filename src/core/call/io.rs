@@ -142,4 +142,6 @@ pub struct Ended {
     pub agent_talk: Vec<Segment>,
     pub rtp_in: u64,
     pub rtp_out: u64,
+    /// Packets SRTP refused on the call's legs (forged, replayed, wrongly keyed, malformed).
+    pub srtp_refused: u64,
 }

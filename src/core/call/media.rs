@@ -250,12 +250,19 @@ impl SipMedia {
     }
 
     /// A datagram from the caller as plain RTP: decrypted when SRTP is on (`None`: refused,
-    /// counted), else as it came (borrowed, no copy).
+    /// counted), else as it came (borrowed, no copy). SRTCP multiplexed on the RTP port
+    /// (RFC 5761) is checked as SRTCP and handed on decrypted (the media path ignores RTCP).
     pub fn unprotect<'a>(&mut self, data: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
         let Some(srtp) = &mut self.srtp else {
             return Some(std::borrow::Cow::Borrowed(data));
         };
-        match srtp.unprotect_rtp(data) {
+        let rtcp = data.get(1).is_some_and(|b| rtp::is_rtcp(*b));
+        let plain = if rtcp {
+            srtp.unprotect_rtcp(data)
+        } else {
+            srtp.unprotect_rtp(data)
+        };
+        match plain {
             // The crate's buffer becomes the Vec without a copy.
             Ok(plain) => Some(std::borrow::Cow::Owned(plain.into())),
             Err(_) => {

@@ -392,6 +392,12 @@ impl Call {
             .media
             .as_ref()
             .map_or((0, 0), |m| (m.rtp_in, m.rtp_out));
+        let srtp_refused = self.media.as_ref().map_or(0, |m| m.srtp_refused)
+            + self
+                .bridge
+                .as_ref()
+                .and_then(|b| b.media.as_ref())
+                .map_or(0, |m| m.srtp_refused);
         self.out.push_back(Output::Ended(Box::new(Ended {
             reason,
             sip_end: self.sip_end,
@@ -400,6 +406,7 @@ impl Call {
             agent_talk,
             rtp_in,
             rtp_out,
+            srtp_refused,
         })));
     }
 }

@@ -45,7 +45,7 @@ pub enum RtpError {
 
 /// RFC 5761 §4: second bytes 192..=223 are RTCP packet types (SR 200 … XR 207 and the historic
 /// 192-199); RTP must not use payload types 64-95, which is what these bytes would mean.
-fn is_rtcp(second_byte: u8) -> bool {
+pub fn is_rtcp(second_byte: u8) -> bool {
     (192..=223).contains(&second_byte)
 }
 

@@ -448,3 +448,107 @@ fn a_client_who_never_answers_is_cancelled_then_the_manager_hears_the_tone_and_b
     assert_eq!(e.view.end_reason.as_deref(), Some("target_no_answer"));
     assert_eq!(e.view.bridge.expect("client leg").status, "no-answer");
 }
+
+/// A bridge toward an SRTP trunk: the bridged leg offers RTP/SAVP with a key of its own
+/// (derived, not the first leg's), takes the target's key from its answer, and relays
+/// decrypted audio to a plain caller both ways.
+#[test]
+fn a_bridged_leg_on_srtp_has_its_own_key_and_relays_both_ways() {
+    use crate::core::media::srtp::SrtpSession;
+    use crate::core::sip::sdp::crypto::{Crypto, Suite};
+    use crate::core::sip::sdp::{SrtpParams, SrtpUse};
+    let mut settings = settings();
+    settings.answer.srtp = SrtpParams {
+        mode: SrtpUse::Off,
+        key_material: [9; 32],
+    };
+    settings.bridge_srtp = SrtpUse::Required;
+    let mut s = setup(Route::Static(raw_agent()));
+    s.transfer = bridge_policy();
+    let mut h = H::new(s, settings);
+    h.agent_up();
+    h.lease(Some(PORT));
+    h.sip(CallEvent::Acked { sdp: None });
+    h.take();
+    transfer(&mut h, Fallback::Resume);
+    assert!(h.take().contains(&Ev::BridgeLease));
+    h.input(Input::Port {
+        leg: BRIDGED,
+        port: Some(BRIDGE_PORT),
+    });
+    let offer = h
+        .take()
+        .into_iter()
+        .find_map(|e| match e {
+            Ev::BridgeDial(_, offer) => Some(offer),
+            _ => None,
+        })
+        .expect("the bridged leg's INVITE");
+    let offer = crate::core::sip::sdp::parse(&String::from_utf8_lossy(&offer)).expect("sdp");
+    assert_eq!(offer.media[0].proto, "RTP/SAVP");
+    let ours = offer.media[0]
+        .crypto
+        .iter()
+        .filter_map(|c| Crypto::parse(c).ok())
+        .find(|c| c.suite == Suite::AesCm128HmacSha1_80)
+        .expect("an 80-bit key offered");
+    assert_ne!(ours.key_salt, vec![9; 30], "not the call's own material");
+    let theirs = Crypto {
+        tag: ours.tag,
+        suite: ours.suite,
+        key_salt: vec![5; 30],
+    };
+    let answer = TARGET_ANSWER.replace("RTP/AVP", "RTP/SAVP").replace(
+        "a=sendrecv\r\n",
+        &format!("a=sendrecv\r\na=crypto:{}\r\n", theirs.value()),
+    );
+    bsip(
+        &mut h,
+        CallEvent::Answered {
+            sdp: Some(answer.into_bytes()),
+        },
+    );
+    h.take();
+    let mut target = SrtpSession::new(&theirs, &ours).expect("target's session");
+    // Target → caller: protected PCMA is decrypted and reaches the caller as PCMU.
+    for seq in 1..=10u16 {
+        let mut payload = vec![0u8; 160];
+        g711::encode_alaw(&tone(160), &mut payload);
+        let header = rtp::RtpHeader {
+            marker: false,
+            payload_type: 8,
+            sequence: seq,
+            timestamp: u32::from(seq) * 160,
+            ssrc: 0x7A7A,
+        };
+        let mut plain = Vec::new();
+        rtp::write(&header, &payload, &mut plain);
+        let wire = target.protect_rtp(&plain).expect("protect");
+        h.input(Input::Rtp {
+            leg: BRIDGED,
+            data: &wire,
+            from: target_addr(),
+        });
+        h.advance(ms(20));
+    }
+    let to_caller = packets(&h.take());
+    assert!(detect_tone(&decoded(&to_caller, false), 8000, 400.0) > 0.5);
+    // Caller → target: what goes to the target decrypts with the key we offered.
+    for _ in 0..10 {
+        h.caller_audio(&tone(160));
+        h.advance(ms(20));
+    }
+    let to_target = bridge_packets(&h.take());
+    assert!(!to_target.is_empty());
+    let mut heard = Vec::new();
+    for p in &to_target {
+        let mut wire = Vec::new();
+        rtp::write(&p.header, &p.payload, &mut wire);
+        let plain = target.unprotect_rtp(&wire).expect("decrypts with our key");
+        let pkt = rtp::parse(&plain).expect("rtp");
+        let mut pcm = vec![0i16; pkt.payload.len()];
+        g711::decode_alaw(pkt.payload, &mut pcm);
+        heard.extend(pcm);
+    }
+    assert!(detect_tone(&heard, 8000, 400.0) > 0.5);
+}

@@ -216,3 +216,42 @@ fn a_reinvite_with_a_new_caller_key_rekeys_both_ways() {
         ours.key_salt
     );
 }
+
+#[test]
+fn srtcp_on_the_rtp_port_is_checked_as_srtcp_and_not_media() {
+    let mut settings = settings();
+    settings.answer.srtp = SrtpParams {
+        mode: SrtpUse::Required,
+        key_material: [9; 32],
+    };
+    let mut s = setup(Route::Static(raw_agent()));
+    s.offer = Some(savp_offer());
+    let mut h = H::new(s, settings);
+    h.agent_up();
+    h.lease(Some(PORT));
+    let answer = answer_sdp(&h.take());
+    h.sip(CallEvent::Acked { sdp: None });
+    let ours = Crypto::parse(&answer.media[0].crypto[0]).expect("our key");
+    let mut caller = SrtpSession::new(&caller_key(), &ours).expect("caller's session");
+    // A receiver report (RFC 3550 §6.4.2, no report blocks), multiplexed (RFC 5761).
+    let rr = [0x80, 201, 0x00, 0x01, 0x12, 0x34, 0x56, 0x78];
+    let srtcp = caller.protect_rtcp(&rr).expect("protect");
+    h.caller_datagram(&srtcp);
+    h.caller_datagram(&srtcp); // a replay: refused
+    let mut forged = caller.protect_rtcp(&rr).expect("protect").to_vec();
+    forged[5] ^= 1;
+    h.caller_datagram(&forged); // refused
+    let pcm = tone(160);
+    let audio = caller
+        .protect_rtp(&audio_packet(0, 1, 160, &pcm))
+        .expect("protect");
+    h.caller_datagram(&audio);
+    assert_eq!(
+        agent_binaries(&h.take()).len(),
+        1,
+        "only the audio is media"
+    );
+    let e = h.dialog_ends(SipEnd::RemoteBye);
+    assert_eq!(e.rtp_in, 1);
+    assert_eq!(e.srtp_refused, 2, "the replayed and the forged SRTCP");
+}
