@@ -97,6 +97,12 @@ pub fn render(ctx: &Ctx) -> String {
         load(&s.agent_ignored_events),
     );
     metric(
+        "heap_trims_total",
+        "counter",
+        "Times freed heap memory was given back to the system after a burst.",
+        load(&s.heap_trims),
+    );
+    metric(
         "transcripts_sent_total",
         "counter",
         "Calls transcribed (call.transcript with turns).",

@@ -15,6 +15,7 @@ pub mod dial;
 mod dial_spec;
 mod endpoint_task;
 pub mod events;
+mod heap;
 pub mod idempotency;
 pub mod journal;
 mod metrics;
@@ -26,6 +27,7 @@ mod record;
 mod record_writer;
 pub mod recording;
 pub mod registry;
+mod registry_pack;
 mod routing;
 mod start;
 pub mod transcribe;
@@ -108,6 +110,8 @@ pub struct Stats {
     pub transcripts_sent: AtomicU64,
     /// Transcriptions that failed (their `call.transcript` carries an `error`).
     pub transcripts_failed: AtomicU64,
+    /// Times freed heap memory was given back after a burst ([`heap`]).
+    pub heap_trims: AtomicU64,
 }
 
 impl Stats {
@@ -424,6 +428,7 @@ impl Gateway {
             task.run(rx, trx).await;
             let _ = done_tx.send(());
         });
+        tokio::spawn(heap::trim_after_bursts(Arc::downgrade(&ctx)));
         Ok(Gateway {
             udp_addrs,
             tcp_addrs,

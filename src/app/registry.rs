@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::registry_pack::{self, Loc, Packed};
 use super::CallMsg;
 use crate::core::call::{CallId, CallView, Command};
 
@@ -21,7 +22,8 @@ use crate::core::call::{CallId, CallView, Command};
 /// costs the call's select loop no extra branch.
 pub type Inbox = UnboundedSender<CallMsg>;
 
-/// At most this many ended calls are kept, whatever the retention (about 20–40 MB of views).
+/// At most this many ended calls are kept, whatever the retention (about 20 MB of packed
+/// views).
 pub const MAX_ENDED: usize = 20_000;
 
 /// Which calls a list shows.
@@ -101,8 +103,30 @@ impl Registry {
 
 struct Entry {
     id: CallId,
-    view: CallView,
+    view: Held,
     inbox: Option<Inbox>,
+}
+
+/// A view as kept: a running call's as it is (updated on every status change), an ended
+/// call's as JSON in the [`registry_pack`] chunks (see there for why).
+enum Held {
+    Live(Box<CallView>),
+    Packed(Loc),
+}
+
+/// A view taken out under the lock, decoded after it.
+enum Taken {
+    View(Box<CallView>),
+    Json(Vec<u8>),
+}
+
+impl Taken {
+    fn view(self) -> Option<CallView> {
+        match self {
+            Taken::View(v) => Some(*v),
+            Taken::Json(json) => registry_pack::unpack(&json),
+        }
+    }
 }
 
 /// Calls in memory, keyed by a start sequence number so lists come out in order without
@@ -122,6 +146,7 @@ struct Inner {
     ended: BTreeMap<u64, Entry>,
     /// (ended at, seq), oldest first; entries whose call is gone are skipped.
     expiry: VecDeque<(Instant, u64)>,
+    packed: Packed,
 }
 
 impl MemoryStore {
@@ -155,7 +180,29 @@ impl Inner {
             self.expiry.pop_front();
             if let Some(e) = self.ended.remove(&seq) {
                 self.index.remove(&e.id);
+                self.forget(&e.view);
             }
+        }
+    }
+
+    fn forget(&mut self, held: &Held) {
+        if let Held::Packed(loc) = held {
+            self.packed.remove(*loc);
+        }
+    }
+
+    /// `view`'s JSON kept in the chunks, or the view as it is if it could not be packed.
+    fn hold(&mut self, view: CallView, json: Option<Vec<u8>>) -> Held {
+        match json.and_then(|j| self.packed.put(&j)) {
+            Some(loc) => Held::Packed(loc),
+            None => Held::Live(Box::new(view)),
+        }
+    }
+
+    fn take(&self, held: &Held) -> Option<Taken> {
+        match held {
+            Held::Live(v) => Some(Taken::View(v.clone())),
+            Held::Packed(loc) => self.packed.get(*loc).map(|j| Taken::Json(j.to_vec())),
         }
     }
 
@@ -176,11 +223,13 @@ impl CallStore for MemoryStore {
         // An id minted twice (128 random bits: never, in practice) replaces the older call.
         if let Some(old) = inner.index.insert(id.clone(), seq) {
             inner.active.remove(&old);
-            inner.ended.remove(&old);
+            if let Some(e) = inner.ended.remove(&old) {
+                inner.forget(&e.view);
+            }
         }
         let entry = Entry {
             id,
-            view,
+            view: Held::Live(Box::new(view)),
             inbox: Some(inbox),
         };
         inner.active.insert(seq, entry);
@@ -189,38 +238,48 @@ impl CallStore for MemoryStore {
     fn update(&self, now: Instant, id: &CallId, view: CallView) {
         let mut inner = self.lock(now);
         if let Some((e, true)) = inner.entry_mut(id) {
-            e.view = view;
+            e.view = Held::Live(Box::new(view));
         }
     }
 
     fn ended(&self, now: Instant, id: &CallId, view: CallView) {
+        // The JSON is built before the lock: the view is the caller's until then.
+        let json = registry_pack::pack(&view);
         let mut inner = self.lock(now);
         let Some(&seq) = inner.index.get(id) else {
             return;
         };
         if let Some(mut e) = inner.active.remove(&seq) {
-            e.view = view;
+            e.view = inner.hold(view, json);
             e.inbox = None;
             inner.ended.insert(seq, e);
             inner.expiry.push_back((now, seq));
-        } else if let Some(e) = inner.ended.get_mut(&seq) {
-            e.view = view;
+        } else if inner.ended.contains_key(&seq) {
+            let held = inner.hold(view, json);
+            if let Some(e) = inner.ended.get_mut(&seq) {
+                let old = std::mem::replace(&mut e.view, held);
+                inner.forget(&old);
+            }
         }
         inner.prune(now, self.retention, self.max_ended);
     }
 
     fn get(&self, now: Instant, id: &CallId) -> Option<CallView> {
-        let mut inner = self.lock(now);
-        inner.entry_mut(id).map(|(e, _)| e.view.clone())
+        let inner = self.lock(now);
+        let seq = inner.index.get(id)?;
+        let entry = inner.active.get(seq).or_else(|| inner.ended.get(seq))?;
+        let taken = inner.take(&entry.view);
+        drop(inner);
+        taken.and_then(Taken::view)
     }
 
     fn list(&self, now: Instant, filter: ListFilter, limit: usize) -> Vec<CallView> {
         let inner = self.lock(now);
-        let newest = |m: &BTreeMap<u64, Entry>| -> Vec<(u64, CallView)> {
+        let newest = |m: &BTreeMap<u64, Entry>| -> Vec<(u64, Taken)> {
             m.iter()
                 .rev()
                 .take(limit)
-                .map(|(seq, e)| (*seq, e.view.clone()))
+                .filter_map(|(seq, e)| Some((*seq, inner.take(&e.view)?)))
                 .collect()
         };
         let mut out = match filter {
@@ -235,7 +294,7 @@ impl CallStore for MemoryStore {
         drop(inner);
         out.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         out.truncate(limit);
-        out.into_iter().map(|(_, v)| v).collect()
+        out.into_iter().filter_map(|(_, v)| v.view()).collect()
     }
 
     fn send(&self, now: Instant, id: &CallId, cmd: Command) -> Result<(), SendError> {

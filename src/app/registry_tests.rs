@@ -191,3 +191,57 @@ fn a_closed_inbox_reads_as_ended() {
     drop(rxs);
     assert_eq!(s.send(t0, &id(1), Command::Hangup), Err(SendError::Ended));
 }
+
+#[test]
+fn an_ended_view_comes_back_as_it_went_in() {
+    let t0 = Instant::now();
+    let (s, _rxs) = store_with(1, Duration::from_secs(60), 10, t0);
+    let mut v = view(&id(1), CallStatus::Completed);
+    v.from = Some("+48500100200".into());
+    v.to = Some("+48123456789".into());
+    v.did = Some("+48123456789".into());
+    v.crt = Some("crt-7".into());
+    v.answered_at = Some("2025-01-15T10:30:02Z".into());
+    v.ended_at = Some("2025-01-15T10:31:00Z".into());
+    v.duration_s = 58.5;
+    v.billable_s = 58;
+    v.end_reason = Some("caller_hangup".into());
+    v.sip_status = Some(200);
+    v.recording_url = Some("file:///var/lib/trunkgate/r.wav".into());
+    v.recording_complete = Some(true);
+    s.ended(t0, &id(1), v.clone());
+    assert_eq!(s.get(t0, &id(1)), Some(v.clone()));
+    assert_eq!(s.list(t0, ListFilter::Ended, 5), vec![v]);
+}
+
+#[test]
+fn ended_views_share_chunks_that_go_when_their_views_have_gone() {
+    let t0 = Instant::now();
+    let n = 400;
+    let (s, _rxs) = store_with(n, Duration::from_secs(60), 10_000, t0);
+    for i in 1..=n {
+        s.ended(t0, &id(i), view(&id(i), CallStatus::Completed));
+    }
+    let chunks = s.inner.lock().map(|i| i.packed.chunks()).unwrap_or(0);
+    assert!((2..10).contains(&chunks), "{chunks} chunks for {n} views");
+    // Re-ending a call (a later update of its final view) keeps one copy visible.
+    let mut again = view(&id(7), CallStatus::Completed);
+    again.billable_s = 99;
+    s.ended(t0, &id(7), again.clone());
+    assert_eq!(s.get(t0, &id(7)), Some(again));
+    // All expire: one chunk is left, for the next view.
+    let later = t0 + Duration::from_secs(61);
+    assert_eq!(s.list(later, ListFilter::Ended, 10), vec![]);
+    assert_eq!(s.inner.lock().map(|i| i.packed.chunks()).unwrap_or(0), 1);
+    s.insert(
+        later,
+        id(1000),
+        mpsc::unbounded_channel().0,
+        view(&id(1000), CallStatus::Queued),
+    );
+    s.ended(later, &id(1000), view(&id(1000), CallStatus::Failed));
+    assert_eq!(
+        s.get(later, &id(1000)).map(|v| v.status),
+        Some(CallStatus::Failed)
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod agent_ws;
 pub mod conn_limit;
+pub mod heap;
 pub mod http;
 pub mod rtp;
 pub mod rtp_recv;

@@ -124,6 +124,11 @@ impl Daemon {
         }
     }
 
+    /// The process id (for /proc figures: RSS, open fds).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Sends `signal` ("HUP", "TERM") with kill(1).
     pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")

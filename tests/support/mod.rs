@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod gw;
 pub mod http;
 pub mod leg;
+pub mod mutate;
 pub mod phone;
 pub mod pki;
 pub mod placing;

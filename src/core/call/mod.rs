@@ -20,28 +20,83 @@ pub use view::{CallStatus, CallView, Direction};
 /// A call's id: minted once at admission, the same in the API, the records, the webhook and
 /// every agent dialect's start message (twilio `callSid`). Twilio's shape (`CA` + 32 hex), so
 /// agents and SDKs that check a CallSid accept it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(String);
+///
+/// Held inline (no allocation) when it is no longer than a minted id: the registry keeps
+/// two copies of every call's id for the whole retention, and small allocations made during
+/// a burst of calls and kept long after it pin heap pages that could otherwise be returned.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CallId(Repr);
+
+/// Bytes in a minted id (`CA` + 32 hex digits).
+const INLINE: usize = 34;
+
+/// Inline for any id of up to [`INLINE`] bytes, boxed only beyond (never two forms for one
+/// string, so the derived `Eq` and `Hash` are those of the text).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
 
 impl CallId {
     /// The id for 128 random bits (the shell supplies the randomness).
     pub fn from_random(bits: u128) -> Self {
-        CallId(format!("CA{bits:032x}"))
+        Self::from_str(&format!("CA{bits:032x}"))
     }
 
     /// An id read back from a record or a URL (any string; unknown ids simply match nothing).
     pub fn from_string(s: String) -> Self {
-        CallId(s)
+        if s.len() <= INLINE {
+            Self::from_str(&s)
+        } else {
+            CallId(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+
+    fn from_str(s: &str) -> Self {
+        if s.len() > INLINE {
+            return CallId(Repr::Heap(s.into()));
+        }
+        let mut bytes = [0u8; INLINE];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        CallId(Repr::Inline {
+            len: s.len() as u8,
+            bytes,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Always the bytes of a `&str` cut at its own length: valid UTF-8.
+            Repr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CallId({:?})", self.as_str())
+    }
+}
+
+impl PartialOrd for CallId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CallId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl std::fmt::Display for CallId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
