@@ -199,13 +199,17 @@ fn check_config_reads_every_named_file() {
     let token = dir.join("api.token");
     let secret = dir.join("webhook.secret");
     let ca = dir.join("ca.pem");
+    let alice = dir.join("alice.password");
     let _ = std::fs::remove_file(&token);
+    let _ = std::fs::remove_file(&alice);
     std::fs::write(&secret, "\n").expect("secret file");
     std::fs::write(&ca, "hunter2 is not a certificate\n").expect("CA file");
     let extra = format!(
-        "[webhook]\nsecret_file = \"{}\"\n[agent]\nextra_ca_file = \"{}\"\n",
+        "[webhook]\nsecret_file = \"{}\"\n[agent]\nextra_ca_file = \"{}\"\n\
+         [[user]]\nname = \"alice\"\npassword_file = \"{}\"\n",
         secret.display(),
-        ca.display()
+        ca.display(),
+        alice.display()
     );
     let text = support::gw::config_text((30900, 30909), "builtin:echo", &extra).replace(
         "listen = \"\"",
@@ -237,6 +241,7 @@ fn check_config_reads_every_named_file() {
         "{text}"
     );
     assert!(text.contains("agent.extra_ca_file: "), "{text}");
+    assert!(text.contains("user[0].password_file: "), "{text}");
     assert!(
         !text.contains("hunter2"),
         "a file's content is never printed: {text}"
@@ -244,6 +249,7 @@ fn check_config_reads_every_named_file() {
 
     std::fs::write(&token, "t0ken\n").expect("token file");
     std::fs::write(&secret, "s3cret\n").expect("secret file");
+    std::fs::write(&alice, "al1ce-pw\n").expect("password file");
     let (code, text) = check();
     assert_eq!(
         code,
@@ -251,7 +257,9 @@ fn check_config_reads_every_named_file() {
         "the CA file still has no certificate: {text}"
     );
     assert!(
-        !text.contains("api.token_file") && !text.contains("webhook.secret_file"),
+        !text.contains("api.token_file")
+            && !text.contains("webhook.secret_file")
+            && !text.contains("user[0]"),
         "{text}"
     );
     let _ = std::fs::remove_file(&ca);

@@ -35,6 +35,9 @@ pub fn referenced_files(config: &Config) -> Vec<String> {
             .and_then(|o| o.password_file.as_deref());
         secret(format!("trunk[{i}].outbound.password_file"), path);
     }
+    if let Err(errors) = config.read_users() {
+        problems.extend(errors);
+    }
     if let Some(path) = config.agent.extra_ca_file.as_deref() {
         tls::install_default_provider();
         if let Err(e) = tls::client_config(Some(path)) {

@@ -27,6 +27,7 @@ mod validate_routes;
 mod validate_sections;
 mod validate_srtp;
 mod validate_transcription;
+mod validate_users;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,8 @@ mod tests_sip;
 mod tests_srtp;
 #[cfg(test)]
 mod tests_transcription;
+#[cfg(test)]
+mod tests_users;
 
 use std::path::Path;
 
@@ -55,10 +58,10 @@ pub use policy::{
 pub use secret::{read_secret_file, Secret, SecretError};
 pub use types::{
     AgentConfig, AgentSection, ApiConfig, BillingConfig, CallbacksConfig, CallerId, Config,
-    Dialect, DidPattern, HostPort, LogConfig, LogFormat, NumberConfig, OnDisconnect, Outbound,
-    PublicAddress, RecordingConfig, RtpConfig, SipConfig, SrtpMode, TemplateValue, TlsFiles,
-    TranscriptionConfig, TransferConfig, TransferMode, Transport, TrunkConfig, WebhookConfig,
-    WebhookFormat,
+    Dialect, DidPattern, HostPort, LoadedUser, LogConfig, LogFormat, NumberConfig, OnDisconnect,
+    Outbound, PublicAddress, RecordingConfig, RtpConfig, SipConfig, SrtpMode, TemplateValue,
+    TlsFiles, TranscriptionConfig, TransferConfig, TransferMode, Transport, TrunkConfig,
+    UserConfig, WebhookConfig, WebhookFormat,
 };
 
 /// The embedded configuration of `trunkgate demo`.

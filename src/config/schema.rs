@@ -244,6 +244,16 @@ pub(crate) struct RawNumber {
     pub srtp: Opt<SrtpMode>,
 }
 
+/// A `[[user]]`: a phone that registers with trunkgate's registrar.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUser {
+    pub name: Sp<String>,
+    pub password_file: Sp<String>,
+    #[serde(default)]
+    pub allow_cidrs: Option<StrList>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAgent {

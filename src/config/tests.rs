@@ -238,7 +238,7 @@ fn unknown_key() {
     );
     assert_eq!(
         errors("[sipp]\n"),
-        "t.toml:1: sipp: unknown key; expected one of: sip, rtp, api, webhook, callbacks, recording, transcription, billing, policy, outbound_policy, trunk, number, log, agent"
+        "t.toml:1: sipp: unknown key; expected one of: sip, rtp, api, webhook, callbacks, recording, transcription, billing, policy, outbound_policy, trunk, number, user, log, agent"
     );
     assert_eq!(
         errors("[[number]]\ndid = \"*\"\nagent = { url = \"builtin:echo\", codec = \"pcmu\" }\n"),

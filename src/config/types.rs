@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::policy::{OutboundPolicyConfig, PolicyConfig};
+use super::secret::Secret;
 use crate::core::hooks::callback::EventSet;
 use crate::core::policy::OutboundTrunkLayer;
 
@@ -31,6 +32,8 @@ pub struct Config {
     pub outbound_policy: OutboundPolicyConfig,
     pub trunks: Vec<TrunkConfig>,
     pub numbers: Vec<NumberConfig>,
+    /// `[[user]]`s, in file order; passwords stay in their files: [`Config::read_users`].
+    pub users: Vec<UserConfig>,
     pub log: LogConfig,
     pub agent: AgentSection,
 }
@@ -250,6 +253,27 @@ pub struct TrunkConfig {
     pub policy: PolicyConfig,
     /// SRTP for inbound calls from this trunk; `None` → `rtp.srtp` (a number's wins).
     pub srtp: Option<SrtpMode>,
+}
+
+/// A `[[user]]`: a phone that registers with trunkgate's registrar (managers' desk phones,
+/// for click-to-call). The password stays in its file: see [`UserConfig::read_password`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    /// Unique; letters, digits, `.`, `_`, `-`: the AOR user and the digest username.
+    pub name: String,
+    /// The digest password's file (read when the daemon asks, never while parsing).
+    pub password_file: PathBuf,
+    /// Sources it may register from; empty → any.
+    pub allow_cidrs: Vec<IpNet>,
+}
+
+/// A `[[user]]` with its password read ([`Config::read_users`]), ready to become a
+/// `core::sip::registrar::User`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedUser {
+    pub name: String,
+    pub password: Secret,
+    pub allow_cidrs: Vec<IpNet>,
 }
 
 /// How calls leave through a trunk (trunkgate as UAC). Secrets stay in their file: see

@@ -21,14 +21,14 @@ use super::policy::{E164Prefix, OutboundPolicyConfig, PolicyConfig};
 use super::schema::{
     IntOrStr, Opt, RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber,
     RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawTranscription, RawTrunk,
-    RawWebhook, StrList,
+    RawUser, RawWebhook, StrList,
 };
 use super::tree::{Entry, Located, Node, Span};
 use super::types::Config;
 use super::units::{parse_duration, parse_size, size_from_int};
 use super::{
     validate_outbound as outbound, validate_routes as routes, validate_sections as sections,
-    validate_transcription as transcription,
+    validate_transcription as transcription, validate_users as users,
 };
 
 const SECTIONS: &[&str] = &[
@@ -44,6 +44,7 @@ const SECTIONS: &[&str] = &[
     "outbound_policy",
     "trunk",
     "number",
+    "user",
     "log",
     "agent",
 ];
@@ -65,6 +66,7 @@ pub(crate) struct RawConfig {
     /// `(index in the file, trunk)`; unreadable elements are left out.
     pub trunks: Vec<(usize, RawTrunk)>,
     pub numbers: Vec<(usize, RawNumber)>,
+    pub users: Vec<(usize, RawUser)>,
     pub log: Option<RawLog>,
     pub agent: Option<RawAgentSection>,
 }
@@ -103,6 +105,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
             "agent" => raw.agent = unit(ctx, name, node),
             "trunk" => raw.trunks = array_of_tables(ctx, name, node),
             "number" => raw.numbers = array_of_tables(ctx, name, node),
+            "user" => raw.users = array_of_tables(ctx, name, node),
             _ => ctx.push(
                 render_path("", &[super::de::Seg::Key(name.to_string())]),
                 &key.span,
@@ -171,6 +174,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
         &raw.numbers,
         raw.webhook.is_none() || webhook.url.is_some(),
     );
+    let users = users::users(ctx, &raw.users);
 
     super::validate_srtp::check(
         ctx,
@@ -201,6 +205,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
         outbound_policy: OutboundPolicyConfig::defaults().merged(&outbound_global),
         trunks,
         numbers,
+        users,
         log,
         agent,
     }

@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod framing;
 pub mod message;
 pub mod register;
+pub mod registrar;
 pub mod sdp;
 pub mod session_timer;
 pub mod txn;
