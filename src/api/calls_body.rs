@@ -63,8 +63,8 @@ pub(super) fn request(value: &Value) -> Result<DialRequest, ApiError> {
                 "not with bridge_from (click-to-call bridges two phones, no agent)",
             ));
         }
-        let from =
-            fields::destination(from).map_err(|e| ApiError::invalid_field("bridge_from", e))?;
+        let from = fields::phone_or_destination(from)
+            .map_err(|e| ApiError::invalid_field("bridge_from", e))?;
         let trunk = string(body, "bridge_from_trunk", MAX_TRUNK)?.map(str::to_string);
         let agent = AgentSource::Bridge { from, trunk };
         return options(body, DialRequest::new(to, agent));

@@ -121,6 +121,13 @@ fn dial_error(e: DialError, named_trunk: bool) -> ApiError {
         DialError::Invalid { field, .. } => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).with_field(field)
         }
+        DialError::NotRegistered(_, false) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+                .with_field("bridge_from")
+        }
+        DialError::NotRegistered(_, true) => {
+            ApiError::new(StatusCode::CONFLICT, "not_registered", message).with_field("bridge_from")
+        }
         DialError::KeyReused => ApiError::conflict(
             "idempotency_key_reused",
             "Idempotency-Key was used within 24 h with a different request",

@@ -30,6 +30,21 @@ pub(crate) fn destination(text: &str) -> Result<Destination, String> {
     dial_number(text).map(Destination::E164)
 }
 
+/// `bridge_from`: a destination, or `user:NAME` (a `[[user]]`'s registered phone).
+pub(crate) fn phone_or_destination(text: &str) -> Result<Destination, String> {
+    let Some(name) = text.strip_prefix("user:") else {
+        return destination(text);
+    };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(plain) {
+        return Err(format!(
+            "{:?}: a user name is 1 to 64 of A-Z a-z 0-9 . _ -",
+            shorten(text)
+        ));
+    }
+    Ok(Destination::User(name.to_string()))
+}
+
 fn dial_number(text: &str) -> Result<String, String> {
     let shown = shorten(text);
     if text.len() > 64 {

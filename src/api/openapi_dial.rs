@@ -42,7 +42,7 @@ pub(super) fn schemas() -> [(&'static str, Value); 2] {
         "early_media": {"type": "boolean", "default": false,
             "description": "Connect the agent on a 183 with SDP, so it hears early media."},
         "bridge_from": {"type": "string", "description":
-            "Click-to-call, instead of websocket_url: this phone (E.164 or sip: URI, the manager)              rings first; once it answers it hears ringback while `to` is dialled, and the two are              bridged (recorded left = client, right = manager)."},
+            "Click-to-call, instead of websocket_url: this phone (E.164, sip: URI, or `user:NAME` for              the phone a [[user]] has registered here; 409 not_registered when none is; the manager)              rings first; once it answers it hears ringback while `to` is dialled, and the two are              bridged (recorded left = client, right = manager)."},
         "bridge_from_trunk": {"type": "string", "description":
             "The [[trunk]] that rings bridge_from (default: `trunk`)."},
         "srtp": {"type": "string", "enum": ["off", "optional", "required"], "description":
@@ -89,7 +89,7 @@ pub(super) fn create() -> Value {
             "400": error("A field is wrong (invalid_request, with field), or no trunk can place it (no_trunk)."),
             "401": error("Missing or wrong bearer token."),
             "403": error("Refused by outbound policy (refused; the message names the rule)."),
-            "409": error("Idempotency-Key reused with a different request (idempotency_key_reused)."),
+            "409": error("Idempotency-Key reused with a different request (idempotency_key_reused), or no phone of the bridge_from user is registered (not_registered)."),
             "413": error("The body is larger than 64 KiB (body_too_large)."),
             "429": error("Rate limited (rate_limited, with Retry-After) or too many calls (busy)."),
             "503": error("The gateway is draining (draining).")

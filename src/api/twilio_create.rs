@@ -94,6 +94,7 @@ fn destination_text(req: &DialRequest) -> String {
     use crate::app::control::Destination;
     match &req.to {
         Destination::E164(n) | Destination::Uri(n) => n.clone(),
+        Destination::User(n) => format!("user:{n}"),
     }
 }
 
@@ -117,6 +118,7 @@ fn dial_error(e: DialError) -> Response {
         DialError::Draining => error(StatusCode::SERVICE_UNAVAILABLE, 20503, &msg),
         DialError::Invalid { .. } => error(StatusCode::BAD_REQUEST, 21200, &msg),
         DialError::KeyReused => error(StatusCode::CONFLICT, 20409, &msg),
+        DialError::NotRegistered(..) => error(StatusCode::BAD_REQUEST, 21200, &msg),
     }
     .into_response()
 }

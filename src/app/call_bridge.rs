@@ -36,7 +36,7 @@ impl Driver {
         if !self.bridge_preadmitted {
             let e164 = match &req.to {
                 Destination::E164(n) => Some(n.as_str()),
-                Destination::Uri(_) => None,
+                Destination::Uri(_) | Destination::User(_) => None,
             };
             let now = crate::core::policy::Now {
                 mono: Instant::now(),

@@ -20,6 +20,9 @@ pub enum Destination {
     E164(String),
     /// A `sip:`/`sips:` URI, dialled as given (its host may still go via the trunk's proxy).
     Uri(String),
+    /// `user:NAME` (click-to-call's `bridge_from` only): the `[[user]]`'s phone registered
+    /// here, rung where its REGISTER came from.
+    User(String),
 }
 
 /// Who talks to the callee once it answers.
@@ -134,4 +137,8 @@ pub enum DialError {
     /// The same idempotency key was used with a different request (409).
     #[error("idempotency key reused with a different request")]
     KeyReused,
+    /// `bridge_from = "user:NAME"`: no such `[[user]]` (400), or no phone of theirs is
+    /// registered now (409).
+    #[error("bridge_from: {0}")]
+    NotRegistered(String, bool),
 }

@@ -41,6 +41,11 @@ pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRe
             format!("<sip:{n}@{}>", out.address.host),
         ),
         Destination::Uri(u) => (u.clone(), format!("<{u}>")),
+        // Registered phones are rung by `phone_spec`, never through a trunk; as a user part.
+        Destination::User(n) => (
+            format!("sip:{n}@{host}{tp}"),
+            format!("<sip:{n}@{}>", out.address.host),
+        ),
     };
     let domain = &out.from_domain;
     let (from, headers) = match &req.from {
@@ -90,6 +95,34 @@ pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRe
     }
 }
 
+/// The INVITE toward a registered phone: to its Contact, on the flow its REGISTER came on
+/// (its source address; its connection over TCP or TLS), no trunk, proxy or credentials.
+pub(super) fn phone_spec(
+    config: &Config,
+    phone: &super::phones::Phone,
+    user: &str,
+    req: &DialRequest,
+) -> DialSpec {
+    let local_host = super::public_host(config)
+        .unwrap_or_else(|| crate::core::sip::endpoint::uri_host(phone.flow.local.ip()));
+    let from = match &req.from {
+        Some(f) => format!("<sip:{f}@{local_host}>"),
+        None => "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string(),
+    };
+    DialSpec {
+        flow: phone.flow,
+        local_host: local_host.clone(),
+        request_uri: phone.binding.uri.clone(),
+        from,
+        to: format!("<sip:{user}@{local_host}>"),
+        route: None,
+        headers: Vec::new(),
+        sdp: Vec::new(),
+        credentials: None,
+        tls_name: None,
+    }
+}
+
 /// The SIP transport a trunk's `outbound.transport` names.
 pub(super) fn transport(t: crate::config::Transport) -> Transport {
     match t {
@@ -118,7 +151,7 @@ pub(super) fn transport_param(t: Transport) -> &'static str {
     }
 }
 
-fn unresolved_spec() -> DialSpec {
+pub(super) fn unresolved_spec() -> DialSpec {
     let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), 0);
     DialSpec {
         flow: Flow {

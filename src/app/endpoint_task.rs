@@ -256,7 +256,20 @@ impl EndpointTask {
             }
             EndpointMsg::Dial { call, mut spec, tx } => {
                 let tls_name = spec.tls_name.clone();
-                match self.outbound_flow(spec.flow.transport, spec.flow.remote, tls_name) {
+                // A registered phone's flow (its REGISTER's socket or connection) is used as
+                // it is; a phone's connection that has closed cannot be rung.
+                let phone = match spec.flow.transport {
+                    Transport::Udp => self.udp.contains_key(&spec.flow.local),
+                    _ => spec.flow.conn.is_some(),
+                };
+                let flow = match phone {
+                    true if spec.flow.conn.is_none_or(|c| self.conns.contains_key(&c)) => {
+                        Some(spec.flow)
+                    }
+                    true => None,
+                    false => self.outbound_flow(spec.flow.transport, spec.flow.remote, tls_name),
+                };
+                match flow {
                     Some(flow) => {
                         spec.flow = flow;
                         self.calls.insert(call, Running { tx, ticket: None });
@@ -380,6 +393,13 @@ impl EndpointTask {
                         .blocked_user_agent
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(remote = %flow.remote, "request from a blocked user agent dropped");
+                }
+                Output::Register { flow, msg } => {
+                    let now = Instant::now().into_std();
+                    let reply = self.ctx.phones.register(now, flow, &msg);
+                    tracing::debug!(remote = %flow.remote, status = reply.status, why = ?reply.why, "REGISTER");
+                    self.ep
+                        .answer_register(now, flow, &msg, reply.status, reply.headers);
                 }
                 Output::UnmatchedResponse { flow, msg } => {
                     if !self.trunks.on_response(Instant::now().into_std(), &msg) {

@@ -23,6 +23,7 @@ pub mod notify;
 mod outbound;
 mod outbound_admit;
 mod pbx_notify;
+pub mod phones;
 mod record;
 mod record_writer;
 pub mod recording;
@@ -160,6 +161,8 @@ pub struct Ctx {
     pub outbound: std::sync::Mutex<crate::core::policy::OutboundGate>,
     /// Each registering trunk's state, published by the endpoint task's driver.
     pub trunks: trunks::TrunkBoard,
+    /// The `[[user]]`s' phones registered here (see [`phones`]).
+    pub phones: phones::Phones,
 }
 
 impl Ctx {
@@ -310,6 +313,7 @@ impl Gateway {
             )),
             idempotency: idempotency::Keys::default(),
             trunks: Default::default(),
+            phones: phones::Phones::new(&config, std::time::Instant::now()),
         });
         // Transcripts a stopped or killed run left pending (their recordings repaired above)
         // are finished in the background.
@@ -483,6 +487,7 @@ impl Gateway {
         if let Ok(mut gate) = self.ctx.outbound.lock() {
             gate.set_policy(outbound_policy(&config));
         }
+        self.ctx.phones.reload(&config);
         if let Ok(mut c) = self.ctx.config.write() {
             *c = Arc::new(config);
         }

@@ -52,6 +52,24 @@ pub(super) fn place(ctx: &Arc<Ctx>, req: DialRequest) -> Result<Dialed, DialErro
             ))
         })?;
     }
+    if let AgentSource::Bridge {
+        from: Destination::User(user),
+        ..
+    } = &req.agent
+    {
+        if !super::phones::Phones::knows(&config, user) {
+            return Err(DialError::NotRegistered(
+                format!("no [[user]] {user:?}"),
+                false,
+            ));
+        }
+        if ctx.phones.phone(user, std::time::Instant::now()).is_none() {
+            return Err(DialError::NotRegistered(
+                format!("no phone of user {user:?} is registered"),
+                true,
+            ));
+        }
+    }
     if let Some(why) = req
         .srtp
         .and_then(|mode| super::call_srtp::refusal(&config, &trunk, mode))
@@ -132,7 +150,7 @@ fn pick_trunk<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a TrunkCon
 
 pub(super) fn destination(to: &Destination) -> &str {
     match to {
-        Destination::E164(n) | Destination::Uri(n) => n,
+        Destination::E164(n) | Destination::Uri(n) | Destination::User(n) => n,
     }
 }
 
@@ -237,9 +255,25 @@ async fn run(
             let first = pick_trunk(&config, first.as_deref()).unwrap_or(&trunk);
             let mut manager = req.clone();
             manager.to = from.clone();
-            dial_spec(&config, first, &manager)
-                .instrument(span.clone())
-                .await
+            let phone = match from {
+                Destination::User(user) => ctx
+                    .phones
+                    .phone(user, std::time::Instant::now())
+                    .map(|p| (p, user)),
+                _ => None,
+            };
+            match phone {
+                Some((phone, user)) => {
+                    super::dial_spec::phone_spec(&config, &phone, user, &manager)
+                }
+                // A phone gone since the call was placed: no address, a 503 like any other.
+                None if matches!(from, Destination::User(_)) => super::dial_spec::unresolved_spec(),
+                None => {
+                    dial_spec(&config, first, &manager)
+                        .instrument(span.clone())
+                        .await
+                }
+            }
         }
         _ => {
             dial_spec(&config, &trunk, &req)

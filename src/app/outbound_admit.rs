@@ -34,7 +34,7 @@ pub(super) fn admit(
     };
     let e164 = match &req.to {
         Destination::E164(n) => Some(n.as_str()),
-        Destination::Uri(_) => None,
+        Destination::Uri(_) | Destination::User(_) => None,
     };
     let verdict = match ctx.outbound.lock() {
         Ok(mut gate) => gate.admit(&now, &trunk.name, e164),

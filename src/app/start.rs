@@ -126,6 +126,7 @@ pub fn endpoint_settings(config: &Config) -> Settings {
             .unwrap_or_default(),
         session_expires: secs_u32(config.sip.session_expires),
         min_se: secs_u32(config.sip.min_se),
+        registrar: !config.users.is_empty(),
         ..Settings::default()
     }
 }

@@ -252,6 +252,8 @@ pub(crate) struct RawUser {
     pub password_file: Sp<String>,
     #[serde(default)]
     pub allow_cidrs: Option<StrList>,
+    #[serde(default)]
+    pub digest: Option<StrList>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,7 +34,8 @@ fn valid_users_and_their_passwords() {
         user_toml(
             "alice",
             &alice.display().to_string(),
-            "allow_cidrs = [\"192.0.2.0/24\", \"2001:db8::1/32\", \"198.51.100.7\"]\n"
+            "allow_cidrs = [\"192.0.2.0/24\", \"2001:db8::1/32\", \"198.51.100.7\"]\n\
+             digest = [\"md5\"]\n"
         ),
         user_toml("bob.desk_2-b", &bob.display().to_string(), ""),
     );
@@ -50,11 +51,13 @@ fn valid_users_and_their_passwords() {
                     net("2001:db8::/32"),
                     net("198.51.100.7/32")
                 ],
+                digest: vec!["MD5".into()],
             },
             UserConfig {
                 name: "bob.desk_2-b".into(),
                 password_file: bob.clone(),
                 allow_cidrs: Vec::new(),
+                digest: Vec::new(),
             },
         ]
     );
@@ -177,10 +180,23 @@ fn bad_cidr() {
 }
 
 #[test]
+fn bad_digest() {
+    let e = errors(&user_toml("a", "/p", "digest = [\"SHA-512\"]\n"));
+    assert!(
+        e.contains("user[0].digest[0]: \"SHA-512\" is not a digest algorithm"),
+        "{e}"
+    );
+    for bad in ["[]", "[\"MD5\", \"md5\"]"] {
+        let e = errors(&user_toml("a", "/p", &format!("digest = {bad}\n")));
+        assert!(e.contains("user[0].digest: one or both"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn unknown_key_and_wrong_shape() {
     assert_eq!(
         errors(&user_toml("alice", "/p", "password = \"hunter2\"\n")),
-        "t.toml:4: user[0].password: unknown key; expected one of: name, password_file, allow_cidrs"
+        "t.toml:4: user[0].password: unknown key; expected one of: name, password_file, allow_cidrs, digest"
     );
     let e = errors("user = \"alice\"\n");
     assert!(

@@ -265,6 +265,9 @@ pub struct UserConfig {
     pub password_file: PathBuf,
     /// Sources it may register from; empty → any.
     pub allow_cidrs: Vec<IpNet>,
+    /// Digest algorithms offered, in order (`"SHA-256"`, `"MD5"`); empty → both, SHA-256
+    /// first. `["MD5"]` for phones that refuse a challenge naming an algorithm they lack.
+    pub digest: Vec<String>,
 }
 
 /// A `[[user]]` with its password read ([`Config::read_users`]), ready to become a
@@ -274,6 +277,7 @@ pub struct LoadedUser {
     pub name: String,
     pub password: Secret,
     pub allow_cidrs: Vec<IpNet>,
+    pub digest: Vec<String>,
 }
 
 /// How calls leave through a trunk (trunkgate as UAC). Secrets stay in their file: see

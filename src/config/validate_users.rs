@@ -42,14 +42,37 @@ pub(crate) fn users(ctx: &mut Problems<'_>, raw: &[(usize, RawUser)]) -> Vec<Use
         )
         .map(values)
         .unwrap_or_default();
+        let digest: Vec<String> = list(ctx, &key(&prefix, "digest"), &u.digest, parse_digest)
+            .map(values)
+            .unwrap_or_default();
+        if let Some(list) = &u.digest {
+            let mut seen = digest.clone();
+            seen.dedup();
+            if list.value.is_empty() || seen.len() != digest.len() {
+                let msg = "one or both of \"SHA-256\" and \"MD5\", each once";
+                ctx.push(key(&prefix, "digest"), &list.span, msg);
+            }
+        }
         let user = UserConfig {
             name: name.clone(),
             password_file: u.password_file.value.clone().into(),
             allow_cidrs,
+            digest,
         };
         out.push((*i, user));
     }
     out.into_iter().map(|(_, u)| u).collect()
+}
+
+/// A digest algorithm as RFC 8760 spells it.
+fn parse_digest(text: &str) -> Result<String, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "MD5" => Ok("MD5".into()),
+        "SHA-256" => Ok("SHA-256".into()),
+        _ => Err(format!(
+            "{text:?} is not a digest algorithm (\"SHA-256\", \"MD5\")"
+        )),
+    }
 }
 
 fn is_user_name(name: &str) -> bool {
@@ -80,6 +103,7 @@ impl Config {
                     name: u.name.clone(),
                     password,
                     allow_cidrs: u.allow_cidrs.clone(),
+                    digest: u.digest.clone(),
                 }),
                 Err(e) => problems.push(format!("user[{i}].password_file: {e}")),
             }

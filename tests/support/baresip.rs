@@ -116,6 +116,9 @@ pub struct BaresipOptions {
     /// The account's `mediaenc` (`srtp`: RTP/AVP with SDES keys, `srtp-mand`: RTP/SAVP
     /// only); loads the srtp module. `None` → plain RTP.
     pub mediaenc: Option<&'static str>,
+    /// Register the account (every 60 s) with the registrar on this loopback port, over the
+    /// account's transport, with this password (`auth_pass`). `None` → never registers.
+    pub register: Option<(u16, String)>,
 }
 
 impl BaresipOptions {
@@ -136,6 +139,7 @@ impl BaresipOptions {
             ca_file: None,
             certificate: None,
             mediaenc: None,
+            register: None,
         }
     }
 }

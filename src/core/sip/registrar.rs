@@ -29,6 +29,7 @@ mod nonce;
 #[cfg(test)]
 mod tests;
 
+pub use digest::Alg;
 pub use limit::RateLimit;
 pub use location::Binding;
 
@@ -53,9 +54,19 @@ pub struct User {
     pub name: String,
     pub password: String,
     pub allow_cidrs: Vec<ipnet::IpNet>,
+    /// Offered in this order (empty: [`Alg::BOTH`]). Some UAs (baresip 1.0's libre) give up
+    /// on a 401 that names any algorithm they lack, so a user can be held to MD5.
+    pub digest: Vec<Alg>,
 }
 
 impl User {
+    fn algorithms(&self) -> &[Alg] {
+        match self.digest.is_empty() {
+            true => &Alg::BOTH,
+            false => &self.digest,
+        }
+    }
+
     fn allows(&self, ip: IpAddr) -> bool {
         self.allow_cidrs.is_empty() || self.allow_cidrs.iter().any(|n| n.contains(&ip))
     }
@@ -67,6 +78,7 @@ impl fmt::Debug for User {
             .field("name", &self.name)
             .field("password", &"<redacted>")
             .field("allow_cidrs", &self.allow_cidrs)
+            .field("digest", &self.digest)
             .finish()
     }
 }
@@ -289,6 +301,11 @@ impl Registrar {
     }
 
     /// The unexpired bindings of `user`.
+    /// The configured users' names.
+    pub fn user_names(&self) -> Vec<String> {
+        self.users.keys().cloned().collect()
+    }
+
     pub fn contacts(&self, user: &str, now: Instant) -> Vec<Binding> {
         self.location.live(user, now)
     }
@@ -328,9 +345,15 @@ impl Registrar {
         if self.users.get(&aor).is_some_and(|u| !u.allows(ip)) {
             return Reply::new(403, Why::SourceNotAllowed);
         }
+        // Unknown users are offered what a user with no `digest` setting is.
+        let algs: Vec<Alg> = self
+            .users
+            .get(&aor)
+            .map_or(Alg::BOTH.to_vec(), |u| u.algorithms().to_vec());
+        let algs = &algs[..];
         let answer = match self.find_answer(req) {
             Ok(a) => a,
-            Err(why) => return self.challenge(now, random, why),
+            Err(why) => return self.challenge(now, random, algs, why),
         };
         if answer.username != aor {
             return Reply::new(403, Why::UserMismatch);
@@ -345,7 +368,7 @@ impl Registrar {
         let Some(user) = self.users.get(&aor) else {
             self.sources
                 .charge(source_key, &self.settings.per_source, now);
-            return self.challenge(now, random, Why::UnknownUser);
+            return self.challenge(now, random, algs, Why::UnknownUser);
         };
         if self
             .user_failures
@@ -353,13 +376,13 @@ impl Registrar {
         {
             return Reply::new(403, Why::RateLimitedUser);
         }
-        let checked = match digest::check(&answer, req, &self.settings.realm) {
+        let checked = match digest::check(&answer, req, &self.settings.realm, algs) {
             Ok(c) => c,
             Err(Why::BadRequest(what)) => return Reply::new(400, Why::BadRequest(what)),
-            Err(why) => return self.challenge(now, random, why),
+            Err(why) => return self.challenge(now, random, algs, why),
         };
         let Some(issued) = self.nonces.verify(&answer.nonce, now) else {
-            return self.challenge(now, random, Why::BadNonce);
+            return self.challenge(now, random, algs, Why::BadNonce);
         };
         let method = req.method().map_or("REGISTER", Method::as_str);
         if !digest::matches(&checked, &answer, &user.password, method) {
@@ -368,13 +391,13 @@ impl Registrar {
                 .charge(source_key, &self.settings.per_source, now);
             self.user_failures
                 .charge(name, &self.settings.per_user, now);
-            return self.challenge(now, random, Why::WrongPassword);
+            return self.challenge(now, random, algs, Why::WrongPassword);
         }
         if self.nonces.is_stale(&issued, now) {
-            return self.challenge(now, random, Why::StaleNonce);
+            return self.challenge(now, random, algs, Why::StaleNonce);
         }
         if !self.nonces.advance(issued, checked.nc, now) {
-            return self.challenge(now, random, Why::Replay);
+            return self.challenge(now, random, algs, Why::Replay);
         }
         let mut reply = self.bind(now, source, req, &aor);
         reply.user = Some(aor);
@@ -397,12 +420,13 @@ impl Registrar {
         Err(why)
     }
 
-    /// 401 with a fresh nonce, SHA-256 first, then MD5; `stale=true` for [`Why::StaleNonce`].
-    fn challenge(&self, now: Instant, random: [u8; 16], why: Why) -> Reply {
+    /// 401 with a fresh nonce, one challenge per algorithm in `algs`; `stale=true` for
+    /// [`Why::StaleNonce`].
+    fn challenge(&self, now: Instant, random: [u8; 16], algs: &[Alg], why: Why) -> Reply {
         let nonce = self.nonces.mint(now, random);
         let mut r = Reply::new(401, why);
         let stale = why == Why::StaleNonce;
-        r.headers = digest::challenge_headers(&self.settings.realm, &nonce, stale);
+        r.headers = digest::challenge_headers(&self.settings.realm, &nonce, stale, algs);
         r
     }
 

@@ -142,7 +142,11 @@ pub fn config_text(opts: &BaresipOptions, ports: Ports, play: &str, rec_dir: &st
 }
 
 pub fn aor(opts: &BaresipOptions) -> String {
-    format!("sip:{}@127.0.0.1", opts.user)
+    match &opts.register {
+        // The registrar is the AOR's domain.
+        Some((port, _)) => format!("sip:{}@127.0.0.1:{port}", opts.user),
+        None => format!("sip:{}@127.0.0.1", opts.user),
+    }
 }
 
 pub fn account_line(opts: &BaresipOptions) -> String {
@@ -156,8 +160,12 @@ pub fn account_line(opts: &BaresipOptions) -> String {
         .mediaenc
         .map(|m| format!(";mediaenc={m}"))
         .unwrap_or_default();
+    let register = match &opts.register {
+        Some((_, password)) => format!(";auth_pass={password};regint=60"),
+        None => ";regint=0".to_string(),
+    };
     format!(
-        "<{}{transport}>;regint=0;answermode={answer};audio_codecs={};ptime=20{mediaenc}\n",
+        "<{}{transport}>{register};answermode={answer};audio_codecs={};ptime=20{mediaenc}\n",
         aor(opts),
         opts.codecs.join(",")
     )

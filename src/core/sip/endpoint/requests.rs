@@ -74,8 +74,12 @@ impl Endpoint {
             self.on_in_dialog(now, flow, msg, method, key);
             return;
         }
-        let checked = checks::method_allowed_out_of_dialog(&method)
-            .and_then(|()| checks::inspect(&msg, &method));
+        let registering = method == Method::Register && self.settings.registrar;
+        let checked = match registering {
+            true => checks::inspect(&msg, &method),
+            false => checks::method_allowed_out_of_dialog(&method)
+                .and_then(|()| checks::inspect(&msg, &method)),
+        };
         if let Err(rej) = checked {
             self.respond_new(now, flow, &msg, key, rej.status, rej.headers);
             return;
@@ -87,12 +91,34 @@ impl Endpoint {
         }
         match method {
             Method::Invite => self.on_new_invite(now, flow, msg, key),
+            Method::Register if registering => {
+                let msg = Box::new(msg);
+                self.out.push_back(super::Output::Register { flow, msg });
+            }
             Method::Options => {
                 let headers = options_headers();
                 self.respond_new(now, flow, &msg, key, 200, headers);
             }
             _ => self.respond_new(now, flow, &msg, key, 481, Vec::new()),
         }
+    }
+
+    /// The shell's answer to an [`super::Output::Register`]: `status` with `headers` (Contact,
+    /// Expires, WWW-Authenticate, Date…), in a server transaction that answers the request's
+    /// retransmissions. A request already answered (the shell answered twice) is ignored.
+    pub fn answer_register(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        msg: &Message,
+        status: u16,
+        headers: Vec<(&str, String)>,
+    ) {
+        let key = txn_key(msg, &Method::Register, flow.remote);
+        if self.server_txns.contains_key(&key) {
+            return;
+        }
+        self.respond_new(now, flow, msg, key, status, headers);
     }
 
     /// Answers a request with a final response inside a new server transaction, so that

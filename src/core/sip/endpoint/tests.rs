@@ -343,6 +343,43 @@ fn options_and_unknown_methods() {
     );
 }
 
+/// With the registrar on, an out-of-dialog REGISTER goes to the shell; its answer is sent in
+/// a transaction that answers the retransmission without asking again.
+#[test]
+fn registers_go_to_the_shell_and_their_answer_is_kept() {
+    let mut h = Harness::new(Transport::Udp);
+    h.ep = Endpoint::new(
+        Settings {
+            registrar: true,
+            ..Settings::default()
+        },
+        7,
+    );
+    let out = h.recv(request("REGISTER", "r1", 1, None, ""));
+    let msg = match &out[..] {
+        [Output::Register { msg, .. }] => msg.clone(),
+        other => panic!("{other:?}"),
+    };
+    let www = "Digest realm=\"x\", nonce=\"n\"".to_string();
+    h.ep.answer_register(
+        h.now,
+        h.flow,
+        &msg,
+        401,
+        vec![("WWW-Authenticate", www.clone())],
+    );
+    let answer = sent(&h.drain());
+    assert_eq!(answer.len(), 1);
+    assert!(answer[0].starts_with("SIP/2.0 401"), "{answer:?}");
+    assert!(answer[0].contains(&format!("WWW-Authenticate: {www}")));
+    // Answering twice sends nothing; the retransmission gets the same 401 from the transaction.
+    h.ep.answer_register(h.now, h.flow, &msg, 200, Vec::new());
+    assert!(sent(&h.drain()).is_empty());
+    let again = h.recv(request("REGISTER", "r1", 1, None, ""));
+    assert_eq!(status_lines(&again), vec!["SIP/2.0 401 Unauthorized"]);
+    assert!(!again.iter().any(|o| matches!(o, Output::Register { .. })));
+}
+
 #[test]
 fn reject_and_tcp_has_no_retransmissions() {
     let mut h = Harness::new(Transport::Tcp);

@@ -28,6 +28,9 @@ pub struct Settings {
     pub session_expires: u32,
     /// RFC 4028: the smallest session interval we accept, in seconds (smaller → 422).
     pub min_se: u32,
+    /// Out-of-dialog REGISTERs are handed to the shell ([`Output::Register`]) to answer with
+    /// [`super::Endpoint::answer_register`]; off, they get 405.
+    pub registrar: bool,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             blocked_user_agents: Vec::new(),
             session_expires: crate::core::sip::session_timer::DEFAULT_SESSION_EXPIRES,
             min_se: crate::core::sip::session_timer::DEFAULT_MIN_SE,
+            registrar: false,
         }
     }
 }
@@ -120,6 +124,13 @@ pub enum Output {
     UnmatchedResponse {
         flow: Flow,
         msg: crate::core::sip::message::Message,
+    },
+    /// An out-of-dialog REGISTER (with `registrar` on), well formed: the shell decides and
+    /// answers it with [`super::Endpoint::answer_register`]. Its retransmissions, once
+    /// answered, get the same answer from the transaction.
+    Register {
+        flow: Flow,
+        msg: Box<crate::core::sip::message::Message>,
     },
 }
 

@@ -13,12 +13,23 @@ use crate::core::sip::message::Message;
 
 /// The algorithms we offer and accept (no `-sess`: we never offer them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Alg {
+pub enum Alg {
     Md5,
     Sha256,
 }
 
 impl Alg {
+    /// Both, in RFC 8760's order of preference.
+    pub const BOTH: [Alg; 2] = [Alg::Sha256, Alg::Md5];
+
+    /// The `algorithm` parameter's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::Md5 => "MD5",
+            Alg::Sha256 => "SHA-256",
+        }
+    }
+
     fn hex(self, data: &[u8]) -> String {
         match self {
             Alg::Md5 => hex(&Md5::digest(data)),
@@ -55,16 +66,18 @@ pub(super) struct Checked {
     pub nc: u32,
 }
 
-/// The `WWW-Authenticate` headers of a challenge: SHA-256 first (RFC 8760 §2.4), then MD5.
+/// The `WWW-Authenticate` headers of a challenge, one per algorithm in `algs`' order (RFC
+/// 8760 §2.4: most preferred first).
 pub(super) fn challenge_headers(
     realm: &str,
     nonce: &str,
     stale: bool,
+    algs: &[Alg],
 ) -> Vec<(&'static str, String)> {
     let stale = if stale { ", stale=true" } else { "" };
-    ["SHA-256", "MD5"]
-        .into_iter()
+    algs.iter()
         .map(|alg| {
+            let alg = alg.name();
             let value = format!(
                 "Digest realm=\"{}\", nonce=\"{nonce}\", qop=\"auth\", algorithm={alg}{stale}",
                 quote(realm)
@@ -76,7 +89,12 @@ pub(super) fn challenge_headers(
 
 /// The checks that need no password: algorithm, `qop=auth`, `nc`, `cnonce`, and the digest
 /// `uri` equal to the Request-URI (else [`Why::BadRequest`], RFC 2617 §3.2.2.5).
-pub(super) fn check(a: &Answer, req: &Message, realm: &str) -> Result<Checked, Why> {
+pub(super) fn check(
+    a: &Answer,
+    req: &Message,
+    realm: &str,
+    allowed: &[Alg],
+) -> Result<Checked, Why> {
     if a.realm != realm {
         return Err(Why::BadCredentials("realm is not ours"));
     }
@@ -86,6 +104,9 @@ pub(super) fn check(a: &Answer, req: &Message, realm: &str) -> Result<Checked, W
         Some(s) if s.eq_ignore_ascii_case("SHA-256") => Alg::Sha256,
         Some(_) => return Err(Why::BadCredentials("unsupported algorithm")),
     };
+    if !allowed.contains(&alg) {
+        return Err(Why::BadCredentials("algorithm not offered to this user"));
+    }
     if !a
         .qop
         .as_deref()

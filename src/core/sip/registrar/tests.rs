@@ -26,11 +26,13 @@ fn users() -> Vec<User> {
             name: "alice".into(),
             password: ALICE_PW.into(),
             allow_cidrs: Vec::new(),
+            digest: Vec::new(),
         },
         User {
             name: "bob".into(),
             password: BOB_PW.into(),
             allow_cidrs: vec![net("198.51.100.0/24"), net("2001:db8:b::/48")],
+            digest: Vec::new(),
         },
     ]
 }
@@ -623,7 +625,7 @@ fn nonce_count_must_increase() {
 fn nonce_from_another_key_or_forged_is_refused() {
     let mut f = Fix::new();
     let other = Registrar::new(settings(), users(), [9; 32], f.t0);
-    let foreign = other.challenge(f.t0, [1; 16], Why::NoCredentials);
+    let foreign = other.challenge(f.t0, [1; 16], &Alg::BOTH, Why::NoCredentials);
     let mut phone = Phone::new("alice", ALICE_PW, Algorithm::Md5);
     phone.take(&foreign);
     let r = f.send(ALICE, &register("alice", "c1", 1, &[phone.authorization()]));
@@ -1165,4 +1167,64 @@ fn nonce_table_is_bounded() {
         &register("alice", "n2", 3, &[phones[2].authorization()]),
     );
     assert_eq!(r.why, Why::Queried);
+}
+
+/// A user held to MD5 (`digest = ["MD5"]`) is challenged with MD5 alone, and an answer with
+/// SHA-256 (which was not offered) does not register.
+#[test]
+fn a_user_held_to_md5_is_offered_md5_only() {
+    let mut users = users();
+    users[0].digest = vec![Alg::Md5];
+    let t0 = Instant::now();
+    let mut f = Fix {
+        reg: Registrar::new(settings(), users, KEY, t0),
+        t0,
+        now: t0,
+        draws: 0,
+    };
+    let lines = [contact("sip:alice@192.0.2.10:5060")];
+    let r = f.send(ALICE, &alice_req("c1", 1, &lines)(None));
+    assert_eq!(r.status, 401, "{r:?}");
+    let offered: Vec<&str> = r.header_values("WWW-Authenticate").collect();
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert!(offered[0].contains("algorithm=MD5"), "{offered:?}");
+    // Bob has no setting: both, SHA-256 first.
+    let bob = register("bob", "b1", 1, &[contact("sip:bob@198.51.100.7")]);
+    let r = f.send("198.51.100.7:5060", &bob);
+    let offered: Vec<&str> = r.header_values("WWW-Authenticate").collect();
+    assert_eq!(offered.len(), 2, "{offered:?}");
+    assert!(offered[0].contains("algorithm=SHA-256"), "{offered:?}");
+    let mut phone = Phone::new("alice", ALICE_PW, Algorithm::Md5);
+    let r = login(&mut f, &mut phone, ALICE, alice_req("c2", 1, &lines));
+    assert_eq!(r.status, 200, "{r:?}");
+    // The MD5 answer rewritten to claim SHA-256 (with a SHA-256-length response) is refused.
+    let mut f2 = Fix {
+        reg: Registrar::new(
+            settings(),
+            {
+                let mut u = self::users();
+                u[0].digest = vec![Alg::Md5];
+                u
+            },
+            KEY,
+            t0,
+        ),
+        t0,
+        now: t0,
+        draws: 0,
+    };
+    let mut sha = Phone::new("alice", ALICE_PW, Algorithm::Sha256);
+    let challenge = f2.send(ALICE, &alice_req("c3", 1, &lines)(None));
+    let forged = challenge.headers[0]
+        .1
+        .replace("algorithm=MD5", "algorithm=SHA-256");
+    let mut forged_reply = challenge.clone();
+    forged_reply.headers = vec![("WWW-Authenticate", forged)];
+    sha.take(&forged_reply);
+    let r = f2.send(
+        ALICE,
+        &alice_req("c3", 2, &lines)(Some(sha.authorization())),
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(f2.contacts("alice").is_empty());
 }
