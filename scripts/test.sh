@@ -4,17 +4,39 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # baresip (the real SIP peer of the interop test), sox and sipvicious (the scanner that must
-# get no answer) come from Debian's packages.
+# get no answer) come from Debian's packages; aiosmtpd (the real SMTP server of
+# tests/fraud_email.rs) is Debian's python3-aiosmtpd where the release has it (for
+# /usr/bin/python3), else PyPI's aiosmtpd (for the python3 on PATH).
+has_aiosmtpd() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    "$py" -c 'import aiosmtpd' >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
 need=()
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "installing: ${need[*]}"
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ] || ! has_aiosmtpd; then
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  if ! has_aiosmtpd && apt-cache show python3-aiosmtpd >/dev/null 2>&1; then
+    need+=(python3-aiosmtpd)
+  fi
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  fi
+fi
+if ! has_aiosmtpd; then
+  echo "installing: aiosmtpd (PyPI)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  python3 -m pip install -q --break-system-packages aiosmtpd || python3 -m pip install -q aiosmtpd
 fi
 
 scripts/check-layers.sh

@@ -1,5 +1,6 @@
-//! Fraud alerts: one signed POST per episode to the alert URL (PROTOCOLS-style JSON).
-//! Best effort with a few retries; the alert is also logged, so it is never silent.
+//! Fraud alerts: per episode, one signed POST to the alert URL (PROTOCOLS-style JSON) and/or
+//! one mail to the alert's addresses (`mail.rs`). Best effort with a few retries, off the
+//! endpoint task's path (spawned); the alert is also logged, so it is never silent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,22 +10,27 @@ use crate::core::policy::FraudAlertEvent;
 use crate::io::http::signed_post;
 
 pub fn send(ctx: &Arc<Ctx>, alert: FraudAlertEvent) {
+    let at = jiff::Timestamp::now();
+    tracing::warn!(scope = %alert.scope, calls = alert.calls, within_s = alert.within_s, threshold = alert.threshold, "fraud alert");
+    ctx.mail.send(&alert, at);
+    let Some(url) = alert.url else {
+        return;
+    };
     let body = serde_json::json!({
         "event": "fraud.alert",
         "scope": alert.scope.to_string(),
         "calls": alert.calls,
         "within_s": alert.within_s,
         "threshold": alert.threshold,
-        "at": jiff::Timestamp::now().to_string(),
+        "at": at.to_string(),
     })
     .to_string();
-    tracing::warn!(scope = %alert.scope, calls = alert.calls, within_s = alert.within_s, threshold = alert.threshold, "fraud alert");
     let ctx = ctx.clone();
     tokio::spawn(async move {
         for attempt in 0..3u32 {
             let sent = signed_post(
                 &ctx.http,
-                &alert.url,
+                &url,
                 "application/json",
                 &[],
                 body.clone().into_bytes(),

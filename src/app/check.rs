@@ -1,7 +1,8 @@
 //! `--check-config`'s second half: every file the configuration names (API token, webhook
-//! secret, trunk passwords, transcription key, CA bundle, TLS certificate and key) is read and
-//! parsed by the same rules the daemon applies at start, and each failure is reported with its
-//! key path. Owns no state; must not open sockets, start tasks or print a file's content.
+//! secret, trunk passwords, transcription key, SMTP password, CA bundle, TLS certificate and
+//! key) is read and parsed by the same rules the daemon applies at start, and each failure is
+//! reported with its key path. Owns no state; must not open sockets, start tasks or print a
+//! file's content.
 
 use std::path::Path;
 
@@ -27,6 +28,10 @@ pub fn referenced_files(config: &Config) -> Vec<String> {
     secret(
         "transcription.api_key_file".into(),
         config.transcription.api_key_file.as_deref(),
+    );
+    secret(
+        "smtp.password_file".into(),
+        config.smtp.password_file.as_deref(),
     );
     for (i, trunk) in config.trunks.iter().enumerate() {
         let path = trunk

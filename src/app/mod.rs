@@ -18,6 +18,7 @@ pub mod events;
 mod heap;
 pub mod idempotency;
 pub mod journal;
+mod mail;
 mod metrics;
 pub mod notify;
 mod outbound;
@@ -161,6 +162,8 @@ pub struct Ctx {
     pub outbound: std::sync::Mutex<crate::core::policy::OutboundGate>,
     /// Each registering trunk's state, published by the endpoint task's driver.
     pub trunks: trunks::TrunkBoard,
+    /// Fraud-alert mail through `[smtp]` (rebuilt on reload).
+    mail: mail::Mail,
     /// The `[[user]]`s' phones registered here (see [`phones`]).
     pub phones: phones::Phones,
 }
@@ -313,6 +316,7 @@ impl Gateway {
             )),
             idempotency: idempotency::Keys::default(),
             trunks: Default::default(),
+            mail: mail::Mail::start(&config.smtp)?,
             phones: phones::Phones::new(&config, std::time::Instant::now()),
         });
         // Transcripts a stopped or killed run left pending (their recordings repaired above)
@@ -487,6 +491,7 @@ impl Gateway {
         if let Ok(mut gate) = self.ctx.outbound.lock() {
             gate.set_policy(outbound_policy(&config));
         }
+        self.ctx.mail.reload(&config.smtp);
         self.ctx.phones.reload(&config);
         if let Ok(mut c) = self.ctx.config.write() {
             *c = Arc::new(config);

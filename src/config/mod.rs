@@ -25,6 +25,7 @@ mod validate;
 mod validate_outbound;
 mod validate_routes;
 mod validate_sections;
+mod validate_smtp;
 mod validate_srtp;
 mod validate_transcription;
 mod validate_users;
@@ -42,6 +43,8 @@ mod tests_policy;
 #[cfg(test)]
 mod tests_sip;
 #[cfg(test)]
+mod tests_smtp;
+#[cfg(test)]
 mod tests_srtp;
 #[cfg(test)]
 mod tests_transcription;
@@ -58,10 +61,10 @@ pub use policy::{
 pub use secret::{read_secret_file, Secret, SecretError};
 pub use types::{
     AgentConfig, AgentSection, ApiConfig, BillingConfig, CallbacksConfig, CallerId, Config,
-    Dialect, DidPattern, HostPort, LoadedUser, LogConfig, LogFormat, NumberConfig, OnDisconnect,
-    Outbound, PublicAddress, RecordingConfig, RtpConfig, SipConfig, SrtpMode, TemplateValue,
-    TlsFiles, TranscriptionConfig, TransferConfig, TransferMode, Transport, TrunkConfig,
-    UserConfig, WebhookConfig, WebhookFormat,
+    Dialect, DidPattern, HostPort, LoadedUser, LogConfig, LogFormat, MailFrom, NumberConfig,
+    OnDisconnect, Outbound, PublicAddress, RecordingConfig, RtpConfig, SipConfig, SmtpConfig,
+    SmtpTls, SrtpMode, TemplateValue, TlsFiles, TranscriptionConfig, TransferConfig, TransferMode,
+    Transport, TrunkConfig, UserConfig, WebhookConfig, WebhookFormat,
 };
 
 /// The embedded configuration of `trunkgate demo`.

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use super::de::Sp;
 use super::policy::RejectAction;
 use super::types::{
-    CallerId, Dialect, LogFormat, OnDisconnect, SrtpMode, TemplateValue, TransferMode, Transport,
-    WebhookFormat,
+    CallerId, Dialect, LogFormat, OnDisconnect, SmtpTls, SrtpMode, TemplateValue, TransferMode,
+    Transport, WebhookFormat,
 };
 
 pub(crate) type Opt<T> = Option<Sp<T>>;
@@ -148,6 +148,20 @@ pub(crate) struct RawFraudAlert {
     pub calls: Option<u32>,
     pub within: Opt<IntOrStr>,
     pub url: Opt<String>,
+    pub email: Opt<StrOrList>,
+}
+
+/// `[smtp]`: the mail server fraud alerts are sent through.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawSmtp {
+    pub host: Opt<String>,
+    pub port: Opt<u16>,
+    pub starttls: Option<SmtpTls>,
+    pub username: Opt<String>,
+    pub password_file: Opt<String>,
+    pub from: Opt<String>,
+    pub timeout: Opt<IntOrStr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,6 +308,36 @@ impl<'de> Deserialize<'de> for IntOrStr {
             }
             fn visit_str<E>(self, v: &str) -> Result<IntOrStr, E> {
                 Ok(IntOrStr::Str(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A string, or an array of strings (`email = "a@b"` or `email = ["a@b", "c@d"]`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StrOrList {
+    One(String),
+    Many(Vec<Sp<String>>),
+}
+
+impl<'de> Deserialize<'de> for StrOrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrOrList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StrOrList, E> {
+                Ok(StrOrList::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrOrList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(StrOrList::Many(items))
             }
         }
         d.deserialize_any(V)

@@ -238,7 +238,7 @@ fn unknown_key() {
     );
     assert_eq!(
         errors("[sipp]\n"),
-        "t.toml:1: sipp: unknown key; expected one of: sip, rtp, api, webhook, callbacks, recording, transcription, billing, policy, outbound_policy, trunk, number, user, log, agent"
+        "t.toml:1: sipp: unknown key; expected one of: sip, rtp, api, webhook, callbacks, recording, transcription, smtp, billing, policy, outbound_policy, trunk, number, user, log, agent"
     );
     assert_eq!(
         errors("[[number]]\ndid = \"*\"\nagent = { url = \"builtin:echo\", codec = \"pcmu\" }\n"),
@@ -390,7 +390,7 @@ fn fraud_alert_needs_url() {
         errors(
             "[[trunk]]\nname = \"a\"\npolicy = { fraud_alert = { calls = 10, within = \"1m\" } }\n"
         ),
-        "t.toml:3: trunk[0].policy.fraud_alert: calls = 10 needs a url to send the alert to"
+        "t.toml:3: trunk[0].policy.fraud_alert: calls = 10 needs a url or an email to send the alert to"
     );
 }
 

@@ -25,6 +25,8 @@ pub struct Config {
     pub callbacks: CallbacksConfig,
     pub recording: RecordingConfig,
     pub transcription: TranscriptionConfig,
+    /// `[smtp]`: where fraud-alert mail goes out.
+    pub smtp: SmtpConfig,
     pub billing: BillingConfig,
     /// The global layer, with every field `Some` (defaults filled in).
     pub policy: PolicyConfig,
@@ -224,6 +226,46 @@ impl TranscriptionConfig {
     pub fn is_enabled(&self) -> bool {
         self.url.is_some()
     }
+}
+
+/// `[smtp]`: the mail server fraud alerts (`fraud_alert.email`) are sent through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// Host name or IP literal; `None` → no mail can be sent (no `fraud_alert.email` allowed).
+    pub host: Option<String>,
+    /// 587 by default (465 with `starttls = "tls"`).
+    pub port: u16,
+    pub starttls: SmtpTls,
+    /// AUTH user; set exactly when `password_file` is (validated).
+    pub username: Option<String>,
+    /// File holding the AUTH password (read when the mailer is built, never while parsing:
+    /// [`super::read_secret_file`]).
+    pub password_file: Option<PathBuf>,
+    /// The alerts' `From`; set whenever any `fraud_alert.email` is (validated).
+    pub from: Option<MailFrom>,
+    /// Longest one mail's delivery (connect to the server's answer to the message) may take;
+    /// more than 0.
+    pub timeout: Duration,
+}
+
+/// How the connection to `[smtp] host` is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS; a server that does not offer it gets nothing.
+    Required,
+    /// TLS from the first byte (implicit TLS, "SMTPS", port 465).
+    Tls,
+    /// Plain SMTP, nothing encrypted (loopback and local relays only).
+    Off,
+}
+
+/// A `From` mailbox: `"alerts@example.com"` or `"trunkgate <alerts@example.com>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailFrom {
+    pub name: Option<String>,
+    /// `local@domain`, checked like every `fraud_alert.email` address.
+    pub address: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

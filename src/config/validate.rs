@@ -4,7 +4,8 @@
 //!
 //! Owns the top-level key list, cross-section checks (RTP range vs. listeners, routes without an
 //! agent) and the shared value checkers. Per-section rules live in `validate_sections.rs`
-//! (`[transcription]`: `validate_transcription.rs`),
+//! (`[transcription]`: `validate_transcription.rs`, `[smtp]` and alert addresses:
+//! `validate_smtp.rs`),
 //! policy/trunk/number rules in `validate_routes.rs`. Must not do I/O, except that the hours
 //! check looks for a zone file under /usr/share/zoneinfo.
 
@@ -20,15 +21,15 @@ use super::error::Problems;
 use super::policy::{E164Prefix, OutboundPolicyConfig, PolicyConfig};
 use super::schema::{
     IntOrStr, Opt, RawAgentSection, RawApi, RawBilling, RawCallbacks, RawLog, RawNumber,
-    RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawTranscription, RawTrunk,
-    RawUser, RawWebhook, StrList,
+    RawOutboundPolicy, RawPolicy, RawRecording, RawRtp, RawSip, RawSmtp, RawTranscription,
+    RawTrunk, RawUser, RawWebhook, StrList,
 };
 use super::tree::{Entry, Located, Node, Span};
 use super::types::Config;
 use super::units::{parse_duration, parse_size, size_from_int};
 use super::{
     validate_outbound as outbound, validate_routes as routes, validate_sections as sections,
-    validate_transcription as transcription, validate_users as users,
+    validate_smtp as smtp, validate_transcription as transcription, validate_users as users,
 };
 
 const SECTIONS: &[&str] = &[
@@ -39,6 +40,7 @@ const SECTIONS: &[&str] = &[
     "callbacks",
     "recording",
     "transcription",
+    "smtp",
     "billing",
     "policy",
     "outbound_policy",
@@ -60,6 +62,7 @@ pub(crate) struct RawConfig {
     pub callbacks: Option<RawCallbacks>,
     pub recording: Option<RawRecording>,
     pub transcription: Option<RawTranscription>,
+    pub smtp: Option<RawSmtp>,
     pub billing: Option<RawBilling>,
     pub policy: Option<RawPolicy>,
     pub outbound_policy: Option<RawOutboundPolicy>,
@@ -81,6 +84,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
         callbacks: Some(RawCallbacks::default()),
         recording: Some(RawRecording::default()),
         transcription: Some(RawTranscription::default()),
+        smtp: Some(RawSmtp::default()),
         billing: Some(RawBilling::default()),
         policy: Some(RawPolicy::default()),
         outbound_policy: Some(RawOutboundPolicy::default()),
@@ -98,6 +102,7 @@ pub(crate) fn read_sections(root: &[Entry], ctx: &mut Problems<'_>) -> RawConfig
             "callbacks" => raw.callbacks = unit(ctx, name, node),
             "recording" => raw.recording = unit(ctx, name, node),
             "transcription" => raw.transcription = unit(ctx, name, node),
+            "smtp" => raw.smtp = unit(ctx, name, node),
             "billing" => raw.billing = unit(ctx, name, node),
             "policy" => raw.policy = unit(ctx, name, node),
             "outbound_policy" => raw.outbound_policy = unit(ctx, name, node),
@@ -162,6 +167,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
     let callbacks = sections::callbacks(ctx, raw.callbacks.as_ref());
     let recording = sections::recording(ctx, raw.recording.as_ref());
     let transcription = transcription::transcription(ctx, raw.transcription.as_ref());
+    let smtp = smtp::smtp(ctx, raw.smtp.as_ref());
     let billing = sections::billing(ctx, raw.billing.as_ref());
     let log = sections::log(ctx, raw.log.as_ref());
     let agent = sections::agent(ctx, raw.agent.as_ref());
@@ -176,6 +182,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
     );
     let users = users::users(ctx, &raw.users);
 
+    smtp::check_mail_needs(ctx, &smtp, &raw);
     super::validate_srtp::check(
         ctx,
         &sip,
@@ -200,6 +207,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
         callbacks,
         recording,
         transcription,
+        smtp,
         billing,
         policy: PolicyConfig::defaults().merged(&global),
         outbound_policy: OutboundPolicyConfig::defaults().merged(&outbound_global),

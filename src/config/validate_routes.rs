@@ -3,8 +3,9 @@
 //! `outbound_policy` keys: `validate_outbound.rs`).
 //!
 //! Owns per-layer policy rules (CIDRs, E.164 prefixes, hours with a real zone, fraud alert needs
-//! a URL), trunk/number uniqueness, header-injection checks and agent/transfer rules. Must not
-//! merge layers (a layer keeps `None` for "inherit"; `PolicyConfig::merged` does the rest).
+//! a URL or an address, checked by `validate_smtp.rs`), trunk/number uniqueness,
+//! header-injection checks and agent/transfer rules. Must not merge layers (a layer keeps
+//! `None` for "inherit"; `PolicyConfig::merged` does the rest).
 
 use std::path::Path;
 use std::time::Duration;
@@ -117,10 +118,17 @@ fn fraud_alert(ctx: &mut Problems<'_>, prefix: &str, raw: &RawPolicy) -> Option<
             Duration::from_secs(300),
         ),
         url: http_url(ctx, &key(&path, "url"), &sp.value.url),
+        email: sp.value.email.as_ref().map_or_else(Vec::new, |e| {
+            super::validate_smtp::recipients(ctx, &key(&path, "email"), e)
+        }),
     };
     let url_given = sp.value.url.as_ref().is_some_and(|u| !u.value.is_empty());
-    if alert.calls > 0 && !url_given {
-        let msg = format!("calls = {} needs a url to send the alert to", alert.calls);
+    let email_given = (sp.value.email.as_ref()).is_some_and(super::validate_smtp::names_anyone);
+    if alert.calls > 0 && !url_given && !email_given {
+        let msg = format!(
+            "calls = {} needs a url or an email to send the alert to",
+            alert.calls
+        );
         ctx.push(&path, &sp.span, msg);
     }
     if alert.calls > 0 && alert.within.is_zero() {

@@ -205,19 +205,20 @@ impl Admission {
             let Some(st) = books.scopes.get_mut(*s) else {
                 continue;
             };
-            if st.attempt(now.mono, fa.within, fa.calls) {
-                if let Some(url) = &fa.url {
-                    if alerts.len() >= MAX_QUEUED_ALERTS {
-                        alerts.pop_front();
-                    }
-                    alerts.push_back(FraudAlertEvent {
-                        scope: st.scope.clone(),
-                        url: url.clone(),
-                        calls: fa.calls.saturating_add(1),
-                        within_s: fa.within.as_secs(),
-                        threshold: fa.calls,
-                    });
+            // The attempt is counted first, whether or not the alert goes anywhere.
+            let fired = st.attempt(now.mono, fa.within, fa.calls);
+            if fired && (fa.url.is_some() || !fa.email.is_empty()) {
+                if alerts.len() >= MAX_QUEUED_ALERTS {
+                    alerts.pop_front();
                 }
+                alerts.push_back(FraudAlertEvent {
+                    scope: st.scope.clone(),
+                    url: fa.url.clone(),
+                    email: fa.email.clone(),
+                    calls: fa.calls.saturating_add(1),
+                    within_s: fa.within.as_secs(),
+                    threshold: fa.calls,
+                });
             }
         }
 

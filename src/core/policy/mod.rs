@@ -256,11 +256,15 @@ impl fmt::Display for RejectReason {
     }
 }
 
-/// A fraud alert to POST: more than `threshold` attempts reached `scope` within `within_s`.
+/// A fraud alert to POST and/or mail: more than `threshold` attempts reached `scope` within
+/// `within_s`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FraudAlertEvent {
     pub scope: Scope,
-    pub url: String,
+    /// Where the alert is POSTed; `None` → mail only.
+    pub url: Option<String>,
+    /// Who the alert is mailed to; empty → POST only (never both absent).
+    pub email: Vec<String>,
     /// Attempts seen in the window when the alert fired (`threshold + 1`).
     pub calls: u32,
     pub within_s: u64,

@@ -67,6 +67,7 @@ impl PolicyConfig {
                 calls: 0,
                 within: Duration::from_secs(300),
                 url: None,
+                email: Vec::new(),
             }),
             flood_per_source: Some(Flood {
                 burst: 50,
@@ -167,8 +168,11 @@ pub struct FraudAlert {
     /// Alert when more than this many calls arrive within `within`; 0 → off.
     pub calls: u32,
     pub within: Duration,
-    /// http(s) URL POSTed on alert; set whenever `calls > 0` (validated).
+    /// http(s) URL POSTed on alert.
     pub url: Option<String>,
+    /// Addresses mailed on alert (through `[smtp]`); `calls > 0` needs this or `url`
+    /// (validated).
+    pub email: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ fn alerting(calls: u32, within_s: f64) -> Option<FraudAlert> {
         calls,
         within: secs(within_s),
         url: Some("https://ops.example/alert".into()),
+        email: vec!["ops@example.com".into()],
     })
 }
 
@@ -30,7 +31,8 @@ fn one_alert_per_episode_then_again_after_it_ends() {
         adm.poll_alert(),
         Some(FraudAlertEvent {
             scope: Scope::Global,
-            url: "https://ops.example/alert".into(),
+            url: Some("https://ops.example/alert".into()),
+            email: vec!["ops@example.com".into()],
             calls: 4,
             within_s: 60,
             threshold: 3,
@@ -85,4 +87,22 @@ fn rejected_attempts_count_and_each_layer_watches_its_own() {
     }
     assert_eq!(adm.poll_alert().map(|e| e.scope), Some(Scope::Global));
     assert_eq!(adm.poll_alert(), None);
+}
+
+#[test]
+fn an_alert_with_only_recipients_still_fires() {
+    let mut adm = only(PolicyConfig {
+        fraud_alert: Some(FraudAlert {
+            calls: 1,
+            within: secs(60.0),
+            url: None,
+            email: vec!["noc@example.org".into()],
+        }),
+        ..PolicyConfig::default()
+    });
+    let t = start("2026-06-01T12:00:00Z");
+    adm.admit(&plain(), &t);
+    adm.admit(&plain(), &t.after(secs(1.0)));
+    let alert = adm.poll_alert().map(|e| (e.url, e.email, e.calls));
+    assert_eq!(alert, Some((None, vec!["noc@example.org".into()], 2)));
 }
