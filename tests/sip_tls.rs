@@ -421,3 +421,70 @@ async fn sighup_renews_the_certificate_during_a_live_tls_call() {
     );
     daemon.stop().await;
 }
+
+/// `[[trunk]] tls_client_ca` + `tls_client_names`: a call from the trunk's address over TLS
+/// gets in only with a client certificate from the trunk's CA naming its SBC; without one, or
+/// naming another host, or from another CA (the listener asks for a certificate but does not
+/// insist: other peers connect without), it is refused with 403 and its record says why. A
+/// peer outside the trunk needs no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_with_a_client_ca_admits_only_its_certificates() {
+    use support::call::Call;
+    use support::rtp::RtpPeer;
+    let mut server_pki = Pki::new();
+    let leaf = server_pki.leaf(&["localhost", "127.0.0.1"]);
+    let mut carrier = Pki::new();
+    let sbc = carrier.leaf(&["sbc.carrier.example"]);
+    let other_host = carrier.leaf(&["other.example"]);
+    let mut stranger_ca = Pki::new();
+    let _ = &mut carrier;
+    let forged = stranger_ca.leaf(&["sbc.carrier.example"]);
+    let extra = format!(
+        "[[trunk]]\nname = \"carrier\"\nmatch_cidrs = [\"127.0.0.2/32\"]\n\
+         tls_client_ca = \"{}\"\ntls_client_names = [\"sbc.carrier.example\"]\n",
+        carrier.ca_file().display()
+    );
+    let text = tls_config((39540, 39559), &leaf, "", "", TEST_FLOOD)
+        .replace("[[number]]", &format!("{extra}[[number]]"));
+    let gw = start(&text).await;
+    let server = gw.tls_addrs[0];
+    let rtp = RtpPeer::bind().await;
+    let trust = server_pki.client_config();
+    let connect = |bind: &'static str, config| async move {
+        Ua::tls_from(from(bind), server, config, "localhost")
+            .await
+            .expect("handshake")
+    };
+    // The SBC's certificate: admitted, answered, hung up.
+    let mut ua = connect("127.0.0.2", server_pki.client_config_with(&sbc)).await;
+    let mut call = Call::new();
+    call.establish(&mut ua, rtp.addr()).await;
+    call.hang_up(&mut ua).await;
+    // No certificate, or one naming another host: 403.
+    let mut ua = connect("127.0.0.2", trust.clone()).await;
+    Call::new().refused(&mut ua, rtp.addr(), 403).await;
+    let mut ua = connect("127.0.0.2", server_pki.client_config_with(&other_host)).await;
+    Call::new().refused(&mut ua, rtp.addr(), 403).await;
+    // Another CA's certificate is refused by the handshake itself.
+    let forged_conn = Ua::tls_from(
+        from("127.0.0.2"),
+        server,
+        server_pki.client_config_with(&forged),
+        "localhost",
+    )
+    .await;
+    if let Ok(mut ua) = forged_conn {
+        // TLS 1.3: the client learns of the refusal on its first read.
+        let req = ua.request("OPTIONS", "forged1", 1, None, "");
+        ua.send(&req).await;
+        assert!(
+            ua.recv(Duration::from_secs(2)).await.is_none(),
+            "no answer on a refused handshake"
+        );
+    }
+    // Outside the trunk, no certificate is asked of a call.
+    let mut ua = connect("127.0.0.3", trust.clone()).await;
+    let mut call = Call::new();
+    call.establish(&mut ua, rtp.addr()).await;
+    call.hang_up(&mut ua).await;
+}

@@ -40,6 +40,14 @@ pub fn referenced_files(config: &Config) -> Vec<String> {
             .and_then(|o| o.password_file.as_deref());
         secret(format!("trunk[{i}].outbound.password_file"), path);
     }
+    for (i, trunk) in config.trunks.iter().enumerate() {
+        if let Some(ca) = trunk.tls_client_ca.as_deref() {
+            let rule = crate::io::client_cert::ClientAuth::load(ca, Vec::new());
+            if let Err(e) = rule {
+                problems.push(format!("trunk[{i}].tls_client_ca: {e}"));
+            }
+        }
+    }
     if let Err(errors) = config.read_users() {
         problems.extend(errors);
     }
@@ -59,8 +67,13 @@ pub fn referenced_files(config: &Config) -> Vec<String> {
             Ok(_) if chain.is_ok() => {
                 // Both parse: the key must also belong to the certificate.
                 let timeout = config.sip.tls_handshake_timeout;
-                let loaded =
-                    crate::io::sip_tls::ServerTls::load(&files.cert_file, &files.key_file, timeout);
+                let cas = super::trunk_certs::client_cas(config);
+                let loaded = crate::io::sip_tls::ServerTls::load(
+                    &files.cert_file,
+                    &files.key_file,
+                    &cas,
+                    timeout,
+                );
                 if let Err(e) = loaded {
                     problems.push(format!("sip.tls: {e}"));
                 }

@@ -106,6 +106,9 @@ pub struct EndpointTask {
     trunk_conns: HashMap<(Transport, SocketAddr, Option<String>), ConnId>,
     /// REGISTER toward trunks; offered the responses no transaction claims.
     trunks: super::trunks::Trunks,
+    /// Client certificates TLS connections presented (by connection), and each trunk's rule.
+    peers: HashMap<ConnId, crate::io::client_cert::PeerCerts>,
+    certs: super::trunk_certs::TrunkCerts,
 }
 
 /// Idle flood-guard keys are forgotten this often.
@@ -132,6 +135,7 @@ impl EndpointTask {
             .filter_map(|s| s.local_addr().ok().map(|a| (a, s)))
             .collect();
         let flood = FloodGuard::new(global_flood(&policy), Instant::now().into_std());
+        let certs = super::trunk_certs::TrunkCerts::load(&ctx.config());
         EndpointTask {
             ep: Endpoint::new(settings, fastrand::u64(..)),
             udp,
@@ -149,6 +153,8 @@ impl EndpointTask {
             tls_client: None,
             trunk_conns: HashMap::new(),
             trunks,
+            peers: HashMap::new(),
+            certs,
         }
     }
 
@@ -252,6 +258,7 @@ impl EndpointTask {
                 self.admission.set_policy(*policy);
                 self.trunk_floods.clear();
                 self.trunks.configure(&self.ctx.config(), now);
+                self.certs = super::trunk_certs::TrunkCerts::load(&self.ctx.config());
                 let _ = done.send(());
             }
             EndpointMsg::Dial { call, mut spec, tx } => {
@@ -364,10 +371,14 @@ impl EndpointTask {
                 }
                 self.ep.handle(now, Input::Received { flow, bytes });
             }
-            TransportEvent::ConnOpened { id, tx } => {
+            TransportEvent::ConnOpened { id, tx, peer } => {
                 self.conns.insert(id, tx);
+                if let Some(peer) = peer {
+                    self.peers.insert(id, peer);
+                }
             }
             TransportEvent::ConnClosed { id } => {
+                self.peers.remove(&id);
                 if self.trunk_conns.values().any(|c| *c == id) {
                     self.trunk_conns.retain(|_, c| *c != id);
                     let now = Instant::now().into_std();

@@ -34,6 +34,7 @@ mod routing;
 mod start;
 pub mod transcribe;
 mod transcript_jobs;
+mod trunk_certs;
 mod trunks;
 mod webhook;
 pub mod workers;
@@ -362,6 +363,7 @@ impl Gateway {
             Some(files) if !config.sip.listen_tls.is_empty() => Some(Arc::new(ServerTls::load(
                 &files.cert_file,
                 &files.key_file,
+                &trunk_certs::client_cas(&config),
                 config.sip.tls_handshake_timeout,
             )?)),
             _ => None,
@@ -479,7 +481,8 @@ impl Gateway {
         );
         if let (Some(tls), Some(files)) = (&self.server_tls, &config.sip.tls) {
             let timeout = config.sip.tls_handshake_timeout;
-            match tls.reload(&files.cert_file, &files.key_file, timeout) {
+            let cas = trunk_certs::client_cas(&config);
+            match tls.reload(&files.cert_file, &files.key_file, &cas, timeout) {
                 Ok(()) => tracing::info!("TLS certificate reloaded"),
                 Err(e) => {
                     tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays in force")

@@ -92,6 +92,7 @@ mod tests {
             user_agent: None,
             source: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
             transport: Transport::Udp,
+            conn: None,
             local_host: "127.0.0.1".into(),
             offer: None,
         }

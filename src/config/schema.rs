@@ -189,6 +189,10 @@ pub(crate) struct RawTrunk {
     pub policy: Option<RawPolicy>,
     #[serde(default)]
     pub srtp: Opt<SrtpMode>,
+    #[serde(default)]
+    pub tls_client_ca: Opt<String>,
+    #[serde(default)]
+    pub tls_client_names: Option<StrList>,
 }
 
 #[derive(Debug, Deserialize)]

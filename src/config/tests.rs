@@ -457,7 +457,7 @@ fn many_problems_reported_together() {
         "t.toml:7: rtp.port_min: 10001 is odd; RTP uses even ports (RTCP takes the odd one above)",
         "t.toml:9: policy.allow_cidrs[0]: \"10.0.0.0/33\" is not a CIDR",
         "t.toml:13: trunk[1].name: \"a\" is already the name of trunk[0]",
-        "t.toml:14: trunk[1].unknown: unknown key; expected one of: name, match_cidrs, require_headers, outbound, outbound_policy, transfer, policy, srtp",
+        "t.toml:14: trunk[1].unknown: unknown key; expected one of: name, match_cidrs, require_headers, outbound, outbound_policy, transfer, policy, srtp, tls_client_ca, tls_client_names",
         "t.toml:16: log.format: \"xml\" is not one of \"json\", \"text\"",
     ];
     assert_eq!(errors(text), expected.join("\n"));

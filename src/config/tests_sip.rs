@@ -155,3 +155,46 @@ fn tls_settings_and_stream_limits() {
         "t.toml:2: sip.tls.handshake_timeout: must be more than 0s and at most 60s"
     );
 }
+
+/// `[[trunk]] tls_client_ca` / `tls_client_names`: parsed, names only with a CA, a CA only
+/// with a TLS listener to ask on.
+#[test]
+fn trunk_client_certificates() {
+    const TLS: &str = concat!(
+        "[sip]\nlisten_tls = [\"127.0.0.1:5061\"]\n",
+        "[sip.tls]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+    );
+    let c = super::tests::ok(&format!(
+        "{TLS}[[trunk]]\nname = \"a\"\ntls_client_ca = \"/etc/trunkgate/a-ca.pem\"\n\
+         tls_client_names = [\"SBC.Carrier.example\"]\n[[trunk]]\nname = \"b\"\n"
+    ));
+    assert_eq!(
+        c.trunks[0].tls_client_ca.as_deref(),
+        Some(std::path::Path::new("/etc/trunkgate/a-ca.pem"))
+    );
+    assert_eq!(c.trunks[0].tls_client_names, ["sbc.carrier.example"]);
+    assert_eq!(c.trunks[1].tls_client_ca, None);
+    let e = super::tests::errors(&format!(
+        "{TLS}[[trunk]]\nname = \"a\"\ntls_client_names = [\"x.example\", \"not a name\"]\n"
+    ));
+    assert!(
+        e.contains("trunk[0].tls_client_names: only with tls_client_ca"),
+        "{e}"
+    );
+    assert!(
+        e.contains("trunk[0].tls_client_names[1]: \"not a name\" is not a DNS name"),
+        "{e}"
+    );
+    let e = super::tests::errors("[[trunk]]\nname = \"a\"\ntls_client_ca = \"/ca.pem\"\n");
+    assert!(
+        e.contains("trunk[0].tls_client_ca: client certificates are asked on TLS"),
+        "{e}"
+    );
+    let e = super::tests::errors(&format!(
+        "{TLS}[[trunk]]\nname = \"a\"\ntls_client_ca = \"\"\n"
+    ));
+    assert!(
+        e.contains("trunk[0].tls_client_ca: must name a CA file"),
+        "{e}"
+    );
+}

@@ -295,6 +295,12 @@ pub struct TrunkConfig {
     pub policy: PolicyConfig,
     /// SRTP for inbound calls from this trunk; `None` → `rtp.srtp` (a number's wins).
     pub srtp: Option<SrtpMode>,
+    /// Inbound calls from this trunk must come over TLS with a client certificate issued by
+    /// this CA (PEM); `None` → no client certificate asked of it.
+    pub tls_client_ca: Option<PathBuf>,
+    /// With `tls_client_ca`: DNS names, one of which the client certificate must carry;
+    /// empty → any certificate from the CA.
+    pub tls_client_names: Vec<String>,
 }
 
 /// A `[[user]]`: a phone that registers with trunkgate's registrar (managers' desk phones,

@@ -183,6 +183,7 @@ pub(crate) fn build(raw: RawConfig, ctx: &mut Problems<'_>) -> Config {
     let users = users::users(ctx, &raw.users);
 
     smtp::check_mail_needs(ctx, &smtp, &raw);
+    routes::check_client_ca_needs_tls(ctx, &sip, &raw.trunks);
     super::validate_srtp::check(
         ctx,
         &sip,

@@ -251,10 +251,83 @@ pub(crate) fn trunks(ctx: &mut Problems<'_>, raw: &[(usize, RawTrunk)]) -> Vec<T
                 .map(|sp| transfer(ctx, &key(&prefix, "transfer"), &sp.value, &sp.span)),
             policy: policy(ctx, &key(&prefix, "policy"), t.policy.as_ref()),
             srtp: t.srtp.as_ref().map(|sp| sp.value),
+            tls_client_ca: None,
+            tls_client_names: Vec::new(),
         };
+        let trunk = client_cert(ctx, &prefix, t, trunk);
         out.push((*i, trunk));
     }
     out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// A trunk asking for client certificates needs a TLS listener to ask on.
+pub(crate) fn check_client_ca_needs_tls(
+    ctx: &mut Problems<'_>,
+    sip: &super::types::SipConfig,
+    raw: &[(usize, RawTrunk)],
+) {
+    if !sip.listen_tls.is_empty() && sip.tls.is_some() {
+        return;
+    }
+    for (i, t) in raw {
+        if let Some(ca) = t.tls_client_ca.as_ref().filter(|c| !c.value.is_empty()) {
+            ctx.push(
+                format!("trunk[{i}].tls_client_ca"),
+                &ca.span,
+                "client certificates are asked on TLS: set sip.listen_tls and [sip.tls]",
+            );
+        }
+    }
+}
+
+/// `tls_client_ca` (a non-empty path; read by `--check-config`) and `tls_client_names` (DNS
+/// names, only with a CA).
+fn client_cert(
+    ctx: &mut Problems<'_>,
+    prefix: &str,
+    t: &RawTrunk,
+    mut trunk: TrunkConfig,
+) -> TrunkConfig {
+    if let Some(ca) = &t.tls_client_ca {
+        match ca.value.is_empty() {
+            true => ctx.push(
+                key(prefix, "tls_client_ca"),
+                &ca.span,
+                "must name a CA file (PEM); leave the key out for no client certificates",
+            ),
+            false => trunk.tls_client_ca = Some(ca.value.clone().into()),
+        }
+    }
+    let dns = |n: &str| -> Result<String, String> {
+        let ok = !n.is_empty()
+            && n.len() <= 253
+            && n.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*')
+            });
+        match ok {
+            true => Ok(n.to_ascii_lowercase()),
+            false => Err(format!("{n:?} is not a DNS name")),
+        }
+    };
+    trunk.tls_client_names = list(
+        ctx,
+        &key(prefix, "tls_client_names"),
+        &t.tls_client_names,
+        dns,
+    )
+    .map(values)
+    .unwrap_or_default();
+    if let (Some(names), None) = (&t.tls_client_names, &t.tls_client_ca) {
+        ctx.push(
+            key(prefix, "tls_client_names"),
+            &names.span,
+            "only with tls_client_ca (the CA that issued those certificates)",
+        );
+    }
+    trunk
 }
 
 /// A trunk's outbound admission overrides; meaningless (so refused) without `outbound`.

@@ -4,6 +4,7 @@
 //! Must not import the app layer.
 
 pub mod agent_ws;
+pub mod client_cert;
 pub mod conn_limit;
 pub mod heap;
 pub mod http;
@@ -29,6 +30,10 @@ pub enum TransportEvent {
     ConnOpened {
         id: ConnId,
         tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+        /// Over TLS: the client's certificate chain (leaf first), when it sent one and the
+        /// listener asked for one (some `[[trunk]] tls_client_ca` is set). Checked against
+        /// the trunk at admission, not here.
+        peer: Option<client_cert::PeerCerts>,
     },
     ConnClosed {
         id: ConnId,

@@ -80,7 +80,7 @@ where
                     remote,
                     conn: Some(id),
                 };
-                serve(stream, flow, (writer, rx), limits, events).await;
+                serve(stream, flow, (writer, rx), limits, events, None).await;
             }
             Err(e) => {
                 let t = transport.via_token();
@@ -141,7 +141,15 @@ async fn connection(
         remote,
         conn: Some(id),
     };
-    serve(stream, flow, mpsc::channel::<Vec<u8>>(64), limits, events).await;
+    serve(
+        stream,
+        flow,
+        mpsc::channel::<Vec<u8>>(64),
+        limits,
+        events,
+        None,
+    )
+    .await;
 }
 
 /// Serves one connection (`flow.conn` is its id) until either side closes it: announces it
@@ -152,6 +160,7 @@ pub(super) async fn serve<S>(
     (tx, mut rx): (mpsc::Sender<Vec<u8>>, mpsc::Receiver<Vec<u8>>),
     limits: Limits,
     events: mpsc::Sender<TransportEvent>,
+    peer: Option<super::client_cert::PeerCerts>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -159,11 +168,12 @@ pub(super) async fn serve<S>(
         return;
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
-    if events
-        .send(TransportEvent::ConnOpened { id, tx: tx.clone() })
-        .await
-        .is_err()
-    {
+    let opened = TransportEvent::ConnOpened {
+        id,
+        tx: tx.clone(),
+        peer,
+    };
+    if events.send(opened).await.is_err() {
         return;
     }
     let writer = tokio::spawn(async move {

@@ -46,9 +46,15 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// Reads and checks the certificate chain and key (errors name the file, never its
     /// content).
-    pub fn load(cert: &Path, key: &Path, handshake_timeout: Duration) -> Result<Self, TlsError> {
+    /// `client_cas`: the CAs whose client certificates are asked for (none: not asked).
+    pub fn load(
+        cert: &Path,
+        key: &Path,
+        client_cas: &[&Path],
+        handshake_timeout: Duration,
+    ) -> Result<Self, TlsError> {
         Ok(ServerTls {
-            current: RwLock::new((acceptor(cert, key)?, handshake_timeout)),
+            current: RwLock::new((acceptor(cert, key, client_cas)?, handshake_timeout)),
         })
     }
 
@@ -57,9 +63,10 @@ impl ServerTls {
         &self,
         cert: &Path,
         key: &Path,
+        client_cas: &[&Path],
         handshake_timeout: Duration,
     ) -> Result<(), TlsError> {
-        let next = acceptor(cert, key)?;
+        let next = acceptor(cert, key, client_cas)?;
         if let Ok(mut cur) = self.current.write() {
             *cur = (next, handshake_timeout);
         }
@@ -71,14 +78,17 @@ impl ServerTls {
     }
 }
 
-fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+fn acceptor(cert: &Path, key: &Path, client_cas: &[&Path]) -> Result<TlsAcceptor, TlsError> {
     let chain = read_cert_chain(cert)?;
     let key = read_private_key(key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+    let builder =
+        ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+    let builder = match super::client_cert::listener_verifier(client_cas)? {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder.with_single_cert(chain, key)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -137,7 +147,12 @@ pub async fn accept_loop(
                         remote,
                         conn: Some(next_conn_id()),
                     };
-                    serve(stream, flow, mpsc::channel(64), limits, events).await;
+                    let peer = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect());
+                    serve(stream, flow, mpsc::channel(64), limits, events, peer).await;
                 });
             }
             Err(e) => {

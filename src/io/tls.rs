@@ -68,6 +68,21 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
+/// Trust anchors from CA files only (PEM, one or more each): client-certificate CAs.
+pub(crate) fn ca_roots(files: &[&Path]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for path in files {
+        for cert in read_pem_certs("CA file", path)? {
+            roots.add(cert).map_err(|e| TlsError::Pem {
+                what: "CA file",
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(roots)
+}
+
 /// The trust anchors: system roots (those that parse) plus `extra_ca` (PEM, one or more).
 pub(crate) fn roots(extra_ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();

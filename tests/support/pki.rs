@@ -82,6 +82,25 @@ impl Pki {
         Arc::new(config)
     }
 
+    /// A client config that trusts only this CA and presents `leaf` as its certificate.
+    pub fn client_config_with(&self, leaf: &Leaf) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("CA into roots");
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&leaf.cert)
+            .expect("cert file")
+            .collect::<Result<_, _>>()
+            .expect("cert pem");
+        let key = PrivateKeyDer::from_pem_file(&leaf.key).expect("key pem");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("client certificate");
+        Arc::new(config)
+    }
+
     /// A server config presenting `leaf`.
     pub fn server_config(&self, leaf: &Leaf) -> Arc<rustls::ServerConfig> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&leaf.cert)

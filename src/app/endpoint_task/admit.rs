@@ -73,6 +73,27 @@ impl EndpointTask {
         };
         match self.admission.admit(&attempt, &at) {
             Decision::Admit(ticket) => {
+                let trunk = ticket.scopes().iter().find_map(|s| match s {
+                    Scope::Trunk(name) => Some(name.to_string()),
+                    _ => None,
+                });
+                let peer = info.conn.and_then(|c| self.peers.get(&c));
+                if let Err(why) = self.certs.check(trunk.as_deref(), peer) {
+                    self.admission.call_ended(&ticket, &at);
+                    self.ctx
+                        .stats
+                        .policy_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(source = %info.source, trunk = trunk.as_deref().unwrap_or(""), reason = why, "call rejected: client certificate");
+                    admitted.trunk = trunk;
+                    let cmd = CallCommand::Reject {
+                        status: 403,
+                        reason: Some("Client Certificate Required".into()),
+                        headers: Vec::new(),
+                    };
+                    self.reject_after_record(call, &info, &admitted, cmd, "client_certificate");
+                    return;
+                }
                 self.ep.handle(
                     at.mono,
                     Input::Command {
@@ -80,10 +101,7 @@ impl EndpointTask {
                         cmd: CallCommand::Proceed,
                     },
                 );
-                admitted.trunk = ticket.scopes().iter().find_map(|s| match s {
-                    Scope::Trunk(name) => Some(name.to_string()),
-                    _ => None,
-                });
+                admitted.trunk = trunk;
                 let (tx, rx) = mpsc::unbounded_channel();
                 // Reachable by id from now on (the API's commands share the SIP events' inbox).
                 self.ctx.registry.insert(

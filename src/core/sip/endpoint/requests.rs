@@ -216,6 +216,7 @@ impl Endpoint {
             user_agent: msg.header(&HeaderName::UserAgent).map(str::to_string),
             source: flow.remote,
             transport: flow.transport,
+            conn: flow.conn,
             local_host: self.advertised_host(flow, Some(msg)),
             offer: (!msg.body().is_empty()).then(|| msg.body().to_vec()),
         }

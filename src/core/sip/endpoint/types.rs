@@ -252,6 +252,8 @@ pub struct IncomingCall {
     pub user_agent: Option<String>,
     pub source: SocketAddr,
     pub transport: Transport,
+    /// The TCP or TLS connection it came on.
+    pub conn: Option<crate::core::ConnId>,
     /// Host to advertise in SDP `c=` (public address, else our local address).
     pub local_host: String,
     pub offer: Option<Vec<u8>>,
