@@ -297,6 +297,11 @@ async fn drain_refuses_new_calls_and_ends_running_ones() {
         .await;
     let refused = late.expect_status(503).await;
     assert!(refused.header("Retry-After").is_some());
+    // A dispatcher's OPTIONS probe: 503 too, so it stops sending calls here.
+    late.send(&late.request("OPTIONS", "probe1", 1, None, ""))
+        .await;
+    let probe = late.expect_status(503).await;
+    assert!(probe.header("Retry-After").is_some());
     // The running call is hung up once the grace period is over.
     let bye = ua
         .expect(WAIT, "BYE at the end of the grace period", |m| {

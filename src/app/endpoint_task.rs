@@ -290,6 +290,7 @@ impl EndpointTask {
             }
             EndpointMsg::Drain { grace, done } => {
                 self.ctx.draining.store(true, Ordering::Relaxed);
+                self.ep.set_draining(true);
                 self.drain_deadline = Some(Instant::now() + grace);
                 self.trunks.stop_all(now);
                 let _ = done.send(());

@@ -87,6 +87,8 @@ pub struct Endpoint {
     timers: TimerQueue,
     out: VecDeque<Output>,
     scratch: Vec<TxnOut>,
+    /// Out-of-dialog OPTIONS get 503 (a dispatcher probing us takes us out of rotation).
+    draining: bool,
 }
 
 impl Endpoint {
@@ -105,7 +107,15 @@ impl Endpoint {
             timers: TimerQueue::default(),
             out: VecDeque::new(),
             scratch: Vec::new(),
+            draining: false,
         }
+    }
+
+    /// Draining: out-of-dialog OPTIONS are answered 503 with Retry-After, so a load balancer
+    /// that probes with OPTIONS (Kamailio's dispatcher) stops sending new calls before the
+    /// running ones end. In-dialog OPTIONS are still answered 200.
+    pub fn set_draining(&mut self, on: bool) {
+        self.draining = on;
     }
 
     pub fn settings(&self) -> &Settings {

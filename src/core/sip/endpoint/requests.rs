@@ -95,6 +95,10 @@ impl Endpoint {
                 let msg = Box::new(msg);
                 self.out.push_back(super::Output::Register { flow, msg });
             }
+            Method::Options if self.draining => {
+                let headers = vec![("Retry-After", "30".to_string())];
+                self.respond_new(now, flow, &msg, key, 503, headers);
+            }
             Method::Options => {
                 let headers = options_headers();
                 self.respond_new(now, flow, &msg, key, 200, headers);

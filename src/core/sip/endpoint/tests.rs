@@ -343,6 +343,18 @@ fn options_and_unknown_methods() {
     );
 }
 
+/// Draining: a dispatcher's OPTIONS probe gets 503 with Retry-After; before, 200.
+#[test]
+fn options_while_draining_get_503() {
+    let mut h = Harness::new(Transport::Udp);
+    let out = h.recv(request("OPTIONS", "o1", 1, None, ""));
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 200 OK"]);
+    h.ep.set_draining(true);
+    let out = h.recv(request("OPTIONS", "o2", 1, None, ""));
+    assert_eq!(status_lines(&out), vec!["SIP/2.0 503 Service Unavailable"]);
+    assert!(sent(&out)[0].contains("Retry-After: 30"));
+}
+
 /// With the registrar on, an out-of-dialog REGISTER goes to the shell; its answer is sent in
 /// a transaction that answers the retransmission without asking again.
 #[test]
