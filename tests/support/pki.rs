@@ -24,6 +24,18 @@ pub struct Leaf {
     pub key: PathBuf,
 }
 
+impl Leaf {
+    /// The certificate chain and key from the files.
+    fn read(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let chain = CertificateDer::pem_file_iter(&self.cert)
+            .expect("cert file")
+            .collect::<Result<_, _>>()
+            .expect("cert pem");
+        let key = PrivateKeyDer::from_pem_file(&self.key).expect("key pem");
+        (chain, key)
+    }
+}
+
 impl Pki {
     /// A new CA (`ca.pem` in a fresh scratch directory).
     pub fn new() -> Pki {
@@ -71,43 +83,34 @@ impl Pki {
 
     /// A client config that trusts only this CA.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).expect("CA into roots");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Arc::new(config)
+        Arc::new(self.client_builder().with_no_client_auth())
     }
 
     /// A client config that trusts only this CA and presents `leaf` as its certificate.
     pub fn client_config_with(&self, leaf: &Leaf) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).expect("CA into roots");
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&leaf.cert)
-            .expect("cert file")
-            .collect::<Result<_, _>>()
-            .expect("cert pem");
-        let key = PrivateKeyDer::from_pem_file(&leaf.key).expect("key pem");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
+        let (chain, key) = leaf.read();
+        let config = self
+            .client_builder()
             .with_client_auth_cert(chain, key)
             .expect("client certificate");
         Arc::new(config)
     }
 
+    fn client_builder(
+        &self,
+    ) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).expect("CA into roots");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+    }
+
     /// A server config presenting `leaf`.
     pub fn server_config(&self, leaf: &Leaf) -> Arc<rustls::ServerConfig> {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&leaf.cert)
-            .expect("cert file")
-            .collect::<Result<_, _>>()
-            .expect("cert pem");
-        let key = PrivateKeyDer::from_pem_file(&leaf.key).expect("key pem");
+        let (chain, key) = leaf.read();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -22,7 +22,8 @@ use std::fmt;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-use parse::{split_challenges, RawChallenge};
+pub(crate) use parse::split_challenges;
+use parse::RawChallenge;
 
 /// Longest header value we look at; the message parser already bounds a header line.
 pub const MAX_VALUE_LEN: usize = 8 * 1024;

@@ -7,12 +7,21 @@ use super::{
     MAX_VALUE_LEN,
 };
 
-pub(super) struct RawChallenge<'a> {
+/// One scheme and its parameters, unquoted (also an Authorization value's shape).
+pub(crate) struct RawChallenge<'a> {
     scheme: &'a str,
     params: Vec<(&'a str, String)>,
 }
 
-impl RawChallenge<'_> {
+impl<'a> RawChallenge<'a> {
+    pub(crate) fn scheme(&self) -> &'a str {
+        self.scheme
+    }
+
+    pub(crate) fn params(&self) -> &[(&'a str, String)] {
+        &self.params
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -167,7 +176,7 @@ impl<'a> Scanner<'a> {
     }
 }
 
-pub(super) fn split_challenges(value: &str) -> Result<Vec<RawChallenge<'_>>, ChallengeError> {
+pub(crate) fn split_challenges(value: &str) -> Result<Vec<RawChallenge<'_>>, ChallengeError> {
     if value.len() > MAX_VALUE_LEN {
         return Err(ChallengeError::TooLong);
     }

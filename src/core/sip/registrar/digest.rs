@@ -8,7 +8,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use super::Why;
-use crate::core::sip::auth::{MAX_PARAMS, MAX_PARAM_LEN, MAX_VALUE_LEN};
+use crate::core::sip::auth::{split_challenges, MAX_VALUE_LEN};
 use crate::core::sip::message::Message;
 
 /// The algorithms we offer and accept (no `-sess`: we never offer them).
@@ -192,58 +192,32 @@ pub(super) fn parse_authorization(value: &str) -> Result<Answer, &'static str> {
     if value.len() > MAX_VALUE_LEN {
         return Err("Authorization too long");
     }
-    let mut sc = Scanner { b: value, pos: 0 };
-    sc.skip_ws();
-    let scheme = sc.token();
-    if !scheme.eq_ignore_ascii_case("Digest") {
+    // The auth-param grammar is the challenges' (one splitter for both sides of digest).
+    let parts = split_challenges(value).map_err(|_| "malformed Authorization")?;
+    let one = match &parts[..] {
+        [one] => one,
+        [] => return Err("no parameters after Digest"),
+        _ => return Err("more than one credential in one Authorization"),
+    };
+    if !one.scheme().eq_ignore_ascii_case("Digest") {
         return Err("scheme is not Digest");
     }
-    if !sc.peek().is_some_and(is_ws) {
+    if one.params().is_empty() {
         return Err("no parameters after Digest");
     }
     let mut a = Answer::default();
     let mut seen = [false; 9];
-    let mut count = 0;
-    loop {
-        sc.skip_ws();
-        while sc.peek() == Some(b',') {
-            sc.pos += 1;
-            sc.skip_ws();
+    for (name, v) in one.params() {
+        if v.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f) {
+            return Err("control character in a value");
         }
-        if sc.peek().is_none() {
-            break;
-        }
-        let name = sc.token();
-        if name.is_empty() {
-            return Err("expected a parameter name");
-        }
-        sc.skip_ws();
-        if sc.peek() != Some(b'=') {
-            return Err("expected '=' after a parameter name");
-        }
-        sc.pos += 1;
-        sc.skip_ws();
-        let v = if sc.peek() == Some(b'"') {
-            sc.quoted()?
-        } else {
-            sc.bare()?
-        };
-        count += 1;
-        if count > MAX_PARAMS {
-            return Err("too many parameters");
-        }
-        if let Some(i) = a.set(name, v) {
+        if let Some(i) = a.set(name, v.clone()) {
             if seen.get(i).copied().unwrap_or(true) {
                 return Err("parameter given twice");
             }
             if let Some(s) = seen.get_mut(i) {
                 *s = true;
             }
-        }
-        sc.skip_ws();
-        match sc.peek() {
-            None | Some(b',') => {}
-            Some(_) => return Err("expected ',' between parameters"),
         }
     }
     for (field, what) in [
@@ -287,88 +261,5 @@ impl Answer {
             _ => self.cnonce = Some(v),
         }
         Some(i)
-    }
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
-}
-
-struct Scanner<'a> {
-    b: &'a str,
-    pos: usize,
-}
-
-impl<'a> Scanner<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.b.as_bytes().get(self.pos).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while self.peek().is_some_and(is_ws) {
-            self.pos += 1;
-        }
-    }
-
-    fn token(&mut self) -> &'a str {
-        let start = self.pos;
-        while self.peek().is_some_and(is_token_byte) {
-            self.pos += 1;
-        }
-        self.b.get(start..self.pos).unwrap_or("")
-    }
-
-    /// A quoted string (the opening quote is next), `\` escapes resolved.
-    fn quoted(&mut self) -> Result<String, &'static str> {
-        self.pos += 1;
-        let mut out = Vec::new();
-        loop {
-            let c = self.peek().ok_or("unterminated quoted string")?;
-            self.pos += 1;
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    let e = self.peek().ok_or("unterminated quoted string")?;
-                    self.pos += 1;
-                    if e < 0x20 && e != b'\t' || e == 0x7f {
-                        return Err("control character in a value");
-                    }
-                    out.push(e);
-                }
-                c if c < 0x20 && c != b'\t' || c == 0x7f => {
-                    return Err("control character in a value")
-                }
-                c => out.push(c),
-            }
-            if out.len() > MAX_PARAM_LEN {
-                return Err("parameter too long");
-            }
-        }
-        String::from_utf8(out).map_err(|_| "value is not UTF-8")
-    }
-
-    /// An unquoted value: anything up to a comma or white space.
-    fn bare(&mut self) -> Result<String, &'static str> {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c == b',' || is_ws(c) {
-                break;
-            }
-            if c == b'"' || c < 0x20 || c == 0x7f {
-                return Err("unexpected character in a value");
-            }
-            self.pos += 1;
-        }
-        if self.pos == start {
-            return Err("empty value");
-        }
-        if self.pos - start > MAX_PARAM_LEN {
-            return Err("parameter too long");
-        }
-        Ok(self.b.get(start..self.pos).unwrap_or("").to_owned())
     }
 }
