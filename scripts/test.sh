@@ -21,6 +21,12 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v svmap >/dev/null 2>&1 || need+=(sipvicious)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# tests/deb.rs: cargo-deb computes Depends with dpkg-shlibdeps (dpkg-dev) and strips with
+# binutils; the installed unit is checked by systemd-analyze, whose man: link needs man-db.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v strip >/dev/null 2>&1 || need+=(binutils)
+command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ] || ! has_aiosmtpd; then
   $sudo apt-get update -qq
   if ! has_aiosmtpd && apt-cache show python3-aiosmtpd >/dev/null 2>&1; then
@@ -37,6 +43,12 @@ if ! has_aiosmtpd; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip
   fi
   python3 -m pip install -q --break-system-packages aiosmtpd || python3 -m pip install -q aiosmtpd
+fi
+
+# cargo-deb (tests/deb.rs, scripts/deb.sh) from crates.io: about 40 s to build here.
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing: cargo-deb (crates.io)"
+  cargo install cargo-deb --locked --version '^3.8'
 fi
 
 scripts/check-layers.sh

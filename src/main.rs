@@ -1,10 +1,13 @@
-//! The `trunkgate` command: run the daemon, check a config file, or run the demo.
+//! The `trunkgate` command: run the daemon, check a config file, run the demo, or print its own
+//! man page and shell completions (what scripts/deb.sh puts in the Debian package).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_mangen::roff::{bold, italic, roman, Roff};
 use trunkgate::app::{notify::notify, Gateway};
 use trunkgate::config::{self, Config, LogFormat};
 
@@ -32,6 +35,20 @@ struct Cli {
 enum Command {
     /// Run the gateway on its embedded demo config, answered by the built-in echo agent.
     Demo,
+    /// Print the man page (roff) to stdout.
+    Man,
+    /// Print the shell completion script for SHELL to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +73,8 @@ fn main() -> ExitCode {
         };
     }
     let (config, demo) = match cli.command {
+        Some(Command::Man) => return print(man_page()),
+        Some(Command::Completions { shell }) => return print(completions(shell)),
         Some(Command::Demo) => (Config::demo(), true),
         None => match config::load(&cli.config) {
             Ok(c) => (c, false),
@@ -78,6 +97,118 @@ fn main() -> ExitCode {
     };
     let drain = Duration::from_secs(cli.drain_seconds);
     runtime.block_on(serve(config, demo, (!demo).then_some(cli.config), drain))
+}
+
+/// Writes generated text to stdout; a closed pipe or full disk is an error, not a panic.
+fn print(text: std::io::Result<Vec<u8>>) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match text.and_then(|t| out.write_all(&t).and_then(|()| out.flush())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cannot write: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The FILES section of trunkgate(1).
+const MAN_FILES: &[(&str, &str)] = &[
+    (
+        "/etc/trunkgate/trunkgate.toml",
+        "The configuration (every key, its default and what it does); checked with \
+         --check-config, re-read on SIGHUP.",
+    ),
+    (
+        "/etc/trunkgate/api.token",
+        "Bearer token of the control API (api.token_file); the Debian package creates a random \
+         one.",
+    ),
+    (
+        "/var/lib/trunkgate",
+        "State: the callback spool and call journal, CDRs, recordings (StateDirectory of the \
+         unit).",
+    ),
+    (
+        "/usr/lib/systemd/system/trunkgate.service",
+        "The Type=notify unit, running as the trunkgate system user.",
+    ),
+];
+
+/// The SIGNALS section of trunkgate(1).
+const MAN_SIGNALS: &[(&str, &str)] = &[
+    (
+        "SIGHUP",
+        "Re-read the configuration; an invalid file is rejected and the running configuration \
+         kept (systemctl reload trunkgate).",
+    ),
+    (
+        "SIGTERM",
+        "New calls get 503, running calls may finish for --drain-seconds, then are hung up \
+         (systemctl stop trunkgate).",
+    ),
+];
+
+/// trunkgate(1): clap_mangen's sections from the CLI, plus the files, signals and metrics an
+/// operator looks for.
+fn man_page() -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(Cli::command()).manual("trunkgate manual");
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    man.render_subcommands_section(&mut out)?;
+    let mut roff = Roff::new();
+    for (heading, entries) in [("FILES", MAN_FILES), ("SIGNALS", MAN_SIGNALS)] {
+        roff.control("SH", [heading]);
+        for (tag, text) in entries {
+            roff.control("TP", std::iter::empty())
+                .text([bold(*tag)])
+                .text([roman(*text)]);
+        }
+    }
+    roff.control("SH", ["METRICS"]);
+    roff.text([
+        roman(
+            "GET /metrics on the control API (api.listen) serves the Prometheus counters; the \
+             dashboard ",
+        ),
+        italic("/usr/share/trunkgate/grafana/trunkgate.json"),
+        roman(" charts them."),
+    ]);
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text([roman("systemctl(1), journalctl(1)")]);
+    roff.to_writer(&mut out)?;
+    man.render_version_section(&mut out)?;
+    // Every render repeats roff's two-line preamble (the apostrophe string); keep the first.
+    let text = String::from_utf8_lossy(&out);
+    let mut seen = Vec::new();
+    let mut page = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with(".ie \\n(.g .ds Aq") || line.starts_with(".el .ds Aq") {
+            if seen.contains(&line) {
+                continue;
+            }
+            seen.push(line);
+        }
+        page.push_str(line);
+        page.push('\n');
+    }
+    Ok(page.into_bytes())
+}
+
+/// The completion script for `shell`, rendered into memory (clap_complete panics on a failed
+/// write; a Vec never fails).
+fn completions(shell: Shell) -> std::io::Result<Vec<u8>> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "trunkgate", &mut out);
+    Ok(out)
 }
 
 fn init_tracing(config: &Config) {
