@@ -4,6 +4,12 @@
 //! OPTIONS, has its idle descriptors back, and its RSS after each later burst stays within
 //! 10 % of its RSS after the first. `TRUNKGATE_ABUSE_INVITES` (per burst, default 2000) and
 //! `TRUNKGATE_ABUSE_BURSTS` (default 3) scale it up for measuring.
+//!
+//! Ended calls stay visible to the API for `[api] call_retention` (default 1 h, at most
+//! `registry::MAX_ENDED` of them): memory kept on purpose, growing with every abandoned call
+//! until that bound. The test turns retention off (`call_retention = "0s"`) so that what it
+//! checks is everything else; `TRUNKGATE_ABUSE_CONF` replaces those `[api]` lines (e.g. with
+//! `""` for the default retention) to measure the retained records too.
 
 mod support;
 
@@ -173,7 +179,7 @@ async fn mutated_and_abandoned_invites_leave_no_memory_or_descriptors_behind() {
          [[number]]\ndid = \"*\"\nagent = {{ url = \"builtin:echo\" }}\n",
         spool = dir.join("spool").display(),
         retention = std::env::var("TRUNKGATE_ABUSE_CONF")
-            .unwrap_or_default()
+            .unwrap_or_else(|_| "call_retention = \"0s\"\n".into())
             .replace("\\n", "\n"),
     );
     std::fs::write(&config, text).expect("config");
