@@ -106,6 +106,24 @@ async fn probes_auth_and_metrics() {
     assert_eq!(metric(&body, "trunkgate_rtp_ports_in_use"), Some(1));
     ua.send(&ua.request("BYE", "a3", 2, Some(&tag), "")).await;
     ua.expect_status(200).await;
+    // Its end: by reason, its setup time, its packets (a bounded poll: the record comes first).
+    let ended = "trunkgate_calls_ended_by_reason_total{end_reason=\"caller_hangup\"}";
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (_, body) = get(api, "/metrics", Some("s3cret")).await;
+        if metric(&body, ended) == Some(1) || std::time::Instant::now() > until {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(metric(&body, ended), Some(1), "{body}");
+    assert_eq!(metric(&body, "trunkgate_call_setup_seconds_count"), Some(1));
+    assert_eq!(
+        metric(&body, "trunkgate_call_setup_seconds_bucket{le=\"+Inf\"}"),
+        Some(1)
+    );
+    assert!(body.contains("# TYPE trunkgate_call_setup_seconds histogram"));
+    assert!(body.contains("# TYPE trunkgate_calls_refused_total counter"));
 
     // Draining: readiness goes false.
     gw.drain(Duration::from_secs(1)).await;

@@ -153,6 +153,14 @@ pub(super) async fn conclude(
         )
     });
     ctx.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
+    let setup =
+        super::call_stats::setup_time(&record.call.started_at, record.call.answered_at.as_deref());
+    ctx.stats.calls.ended(
+        &ended.reason.as_str(),
+        setup,
+        (ended.rtp_in, ended.rtp_out),
+        ended.srtp_refused,
+    );
     // Off this task: the transcript (if the record says `pending`) comes after the record.
     super::call_transcript::spawn(ctx, status, &record.call, span);
     ctx.emit(GatewayEvent::CallEnded {

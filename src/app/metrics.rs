@@ -153,8 +153,71 @@ pub fn render(ctx: &Ctx) -> String {
         "1 while draining for shutdown.",
         u64::from(ctx.draining.load(Ordering::Relaxed)),
     );
+    metric(
+        "rtp_packets_received_total",
+        "counter",
+        "RTP packets received on ended calls' legs.",
+        load(&s.calls.rtp_in),
+    );
+    metric(
+        "rtp_packets_sent_total",
+        "counter",
+        "RTP packets sent on ended calls' legs.",
+        load(&s.calls.rtp_out),
+    );
+    metric(
+        "srtp_refused_total",
+        "counter",
+        "Packets SRTP refused on ended calls (forged, replayed, wrongly keyed, malformed).",
+        load(&s.calls.srtp_refused),
+    );
     trunks(&mut out, ctx);
+    by_reason(&mut out, ctx);
+    setup(&mut out, ctx);
     out
+}
+
+/// Ended calls by `end_reason` and refused INVITEs / dials by the rule (reasons are the end
+/// reason table's snake_case names: no quoting needed, but quotes and backslashes are escaped).
+fn by_reason(out: &mut String, ctx: &Ctx) {
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    for (name, help, rows) in [
+        (
+            "calls_ended_by_reason_total",
+            "Calls that ran, by how they ended (the record's end_reason).",
+            ctx.stats.calls.ended_by_reason(),
+        ),
+        (
+            "calls_refused_total",
+            "Calls refused before they ran, by the rule (the record's end_reason).",
+            ctx.stats.calls.refused_by_reason(),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP trunkgate_{name} {help}");
+        let _ = writeln!(out, "# TYPE trunkgate_{name} counter");
+        for (reason, n) in rows {
+            let _ = writeln!(
+                out,
+                "trunkgate_{name}{{end_reason=\"{}\"}} {n}",
+                escape(&reason)
+            );
+        }
+    }
+}
+
+/// Admission to answer of answered calls, as a histogram.
+fn setup(out: &mut String, ctx: &Ctx) {
+    let h = ctx.stats.calls.setup();
+    let name = "trunkgate_call_setup_seconds";
+    let _ = writeln!(out, "# HELP {name} Admission to answer, answered calls.");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (bound, n) in super::call_stats::SETUP_BUCKETS.iter().zip(&h.cumulative) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let count = h.cumulative.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {}", h.sum_seconds);
+    let _ = writeln!(out, "{name}_count {count}");
 }
 
 /// One labelled gauge per registering trunk (names are validated: no quoting needed).

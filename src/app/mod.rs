@@ -8,6 +8,7 @@ mod alerts;
 mod call;
 mod call_setup;
 mod call_srtp;
+pub mod call_stats;
 mod call_transcript;
 pub mod check;
 pub mod control;
@@ -115,6 +116,8 @@ pub struct Stats {
     pub transcripts_failed: AtomicU64,
     /// Times freed heap memory was given back after a burst ([`heap`]).
     pub heap_trims: AtomicU64,
+    /// How calls ended and how they were refused (see [`call_stats`]).
+    pub calls: call_stats::CallStats,
 }
 
 impl Stats {

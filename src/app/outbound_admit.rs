@@ -54,6 +54,9 @@ pub(super) fn admit(
     view.ended_at = Some(at);
     view.status = CallStatus::Failed;
     view.end_reason = Some(format!("outbound_policy_{reason}"));
+    ctx.stats
+        .calls
+        .refused(view.end_reason.as_deref().unwrap_or(""));
     let record = super::record::envelope(
         crate::core::hooks::callback::CallbackEvent::Completed,
         1,

@@ -31,6 +31,7 @@ impl EndpointTask {
             CallCommand::Reject { status, .. } => *status,
             _ => 500,
         };
+        self.ctx.stats.calls.refused(why);
         let ctl = self.ctl.clone();
         let later = cmd.clone();
         let written = record::rejected(&self.ctx, info, admitted, status, why, move || {
