@@ -124,6 +124,7 @@ async fn probes_auth_and_metrics() {
     );
     assert!(body.contains("# TYPE trunkgate_call_setup_seconds histogram"));
     assert!(body.contains("# TYPE trunkgate_calls_refused_total counter"));
+    assert_eq!(metric(&body, "trunkgate_rtp_packets_lost_total"), Some(0));
 
     // Draining: readiness goes false.
     gw.drain(Duration::from_secs(1)).await;

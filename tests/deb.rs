@@ -210,12 +210,13 @@ fn grafana_dashboard_charts_exported_metrics() {
         "trunkgate_calls_refused_total",
         "trunkgate_call_setup_seconds_bucket",
         "trunkgate_rtp_packets_received_total",
+        "trunkgate_rtp_packets_lost_total",
         "trunkgate_srtp_refused_total",
     ] {
         assert!(used.contains(name), "no panel charts {name}");
     }
     // The requested views each have a panel.
-    for view in ["end reason", "by rule", "setup latency", "RTP packets"] {
+    for view in ["end reason", "by rule", "setup latency", "RTP loss"] {
         assert!(
             titles.iter().any(|t| t.contains(view)),
             "no panel for {view}: {titles:?}"

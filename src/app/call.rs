@@ -148,6 +148,7 @@ pub(super) async fn conclude(
             duration_s = record.call.duration_s,
             rtp_in = ended.rtp_in,
             rtp_out = ended.rtp_out,
+            rtp_lost = ended.rtp_lost,
             srtp_refused = ended.srtp_refused,
             "call ended"
         )
@@ -158,7 +159,7 @@ pub(super) async fn conclude(
     ctx.stats.calls.ended(
         &ended.reason.as_str(),
         setup,
-        (ended.rtp_in, ended.rtp_out),
+        (ended.rtp_in, ended.rtp_out, ended.rtp_lost),
         ended.srtp_refused,
     );
     // Off this task: the transcript (if the record says `pending`) comes after the record.

@@ -1,6 +1,7 @@
 //! Counters about how calls end, kept for `/metrics`: ended calls by `end_reason`, refused
 //! INVITEs by the rule that refused them, the setup time of answered calls (a histogram:
-//! admission to answer), and RTP packets and SRTP refusals summed over ended calls.
+//! admission to answer), and RTP packets (in, out, lost on the way in) and SRTP refusals
+//! summed over ended calls.
 //!
 //! Owns: the counters and their bounds (at most [`MAX_LABELS`] distinct reasons each; more
 //! count as `other`). Must not: name or format metrics (`metrics` does), or take a lock on any
@@ -26,6 +27,7 @@ pub struct CallStats {
     setup_sum_us: AtomicU64,
     pub rtp_in: AtomicU64,
     pub rtp_out: AtomicU64,
+    pub rtp_lost: AtomicU64,
     pub srtp_refused: AtomicU64,
 }
 
@@ -59,8 +61,15 @@ fn snapshot(map: &Mutex<BTreeMap<String, u64>>) -> Vec<(String, u64)> {
 }
 
 impl CallStats {
-    /// A call that ran ended with `reason`; `setup` from admission to answer, if answered.
-    pub fn ended(&self, reason: &str, setup: Option<Duration>, rtp: (u64, u64), srtp_refused: u64) {
+    /// A call that ran ended with `reason`; `setup` from admission to answer, if answered;
+    /// `rtp`: packets in, out and lost on the way in.
+    pub fn ended(
+        &self,
+        reason: &str,
+        setup: Option<Duration>,
+        rtp: (u64, u64, u64),
+        srtp_refused: u64,
+    ) {
         bump(&self.ended, reason);
         if let Some(d) = setup {
             let secs = d.as_secs_f64();
@@ -75,6 +84,7 @@ impl CallStats {
         }
         self.rtp_in.fetch_add(rtp.0, Ordering::Relaxed);
         self.rtp_out.fetch_add(rtp.1, Ordering::Relaxed);
+        self.rtp_lost.fetch_add(rtp.2, Ordering::Relaxed);
         self.srtp_refused.fetch_add(srtp_refused, Ordering::Relaxed);
     }
 
@@ -130,11 +140,11 @@ mod tests {
         s.ended(
             "caller_hangup",
             Some(Duration::from_millis(300)),
-            (10, 20),
+            (10, 20, 3),
             1,
         );
-        s.ended("caller_hangup", None, (1, 2), 0);
-        s.ended("no_answer", Some(Duration::from_secs(120)), (0, 0), 0);
+        s.ended("caller_hangup", None, (1, 2, 0), 0);
+        s.ended("no_answer", Some(Duration::from_secs(120)), (0, 0, 0), 0);
         assert_eq!(
             s.ended_by_reason(),
             vec![
@@ -148,6 +158,7 @@ mod tests {
         assert!((h.sum_seconds - 120.3).abs() < 1e-6);
         assert_eq!(s.rtp_in.load(Ordering::Relaxed), 11);
         assert_eq!(s.srtp_refused.load(Ordering::Relaxed), 1);
+        assert_eq!(s.rtp_lost.load(Ordering::Relaxed), 3);
     }
 
     #[test]

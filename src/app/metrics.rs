@@ -166,6 +166,12 @@ pub fn render(ctx: &Ctx) -> String {
         load(&s.calls.rtp_out),
     );
     metric(
+        "rtp_packets_lost_total",
+        "counter",
+        "Callers' RTP packets lost on the way in (sequence gaps), over ended calls.",
+        load(&s.calls.rtp_lost),
+    );
+    metric(
         "srtp_refused_total",
         "counter",
         "Packets SRTP refused on ended calls (forged, replayed, wrongly keyed, malformed).",

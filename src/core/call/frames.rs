@@ -30,6 +30,7 @@ impl Call {
         }
         m.last_rx = now;
         m.rtp_in += 1;
+        m.rx_loss.on_packet(pkt.header.ssrc, pkt.header.sequence);
         let pt = pkt.header.payload_type;
         if Some(pt) == m.neg.dtmf_pt {
             let mut digits = [None, None, None];

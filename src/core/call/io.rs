@@ -142,6 +142,8 @@ pub struct Ended {
     pub agent_talk: Vec<Segment>,
     pub rtp_in: u64,
     pub rtp_out: u64,
+    /// The caller's RTP packets lost on the way in (sequence gaps).
+    pub rtp_lost: u64,
     /// Packets SRTP refused on the call's legs (forged, replayed, wrongly keyed, malformed).
     pub srtp_refused: u64,
 }

@@ -52,6 +52,8 @@ pub struct SipMedia {
     pub last_rx: Instant,
     pub rtp_in: u64,
     pub rtp_out: u64,
+    /// The caller's packets lost on the way in (sequence gaps).
+    pub rx_loss: crate::core::media::rx_loss::RxLoss,
     session_version: u64,
     /// Decoded caller audio / the frame going out (one frame each).
     pub pcm: Vec<i16>,
@@ -139,6 +141,7 @@ impl SipMedia {
             clock: FrameClock::new(Duration::from_millis(u64::from(ptime))),
             last_rx: now,
             rtp_in: 0,
+            rx_loss: Default::default(),
             rtp_out: 0,
             session_version: params.session_version,
             pcm: vec![0; frame],

@@ -388,10 +388,10 @@ impl Call {
             ),
             None => (Vec::new(), Vec::new()),
         };
-        let (rtp_in, rtp_out) = self
+        let (rtp_in, rtp_out, rtp_lost) = self
             .media
             .as_ref()
-            .map_or((0, 0), |m| (m.rtp_in, m.rtp_out));
+            .map_or((0, 0, 0), |m| (m.rtp_in, m.rtp_out, m.rx_loss.lost()));
         let srtp_refused = self.media.as_ref().map_or(0, |m| m.srtp_refused)
             + self
                 .bridge
@@ -406,6 +406,7 @@ impl Call {
             agent_talk,
             rtp_in,
             rtp_out,
+            rtp_lost,
             srtp_refused,
         })));
     }

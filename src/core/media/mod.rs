@@ -7,6 +7,7 @@ pub mod pacer;
 pub mod rechunk;
 pub mod resample;
 pub mod rtp;
+pub mod rx_loss;
 pub mod srtp;
 pub mod tone;
 pub mod vad;
