@@ -12,7 +12,21 @@
 #   scripts/load.sh --srtp -- ...           # bridged calls on SRTP (SDES over the loopback SIP)
 #   scripts/load.sh -- --calls 1000 --concurrency 1000 --rate 200 --duration 20
 #
-# Everything after `--` goes to trunkgate-load (see `trunkgate-load --help`).
+# Media realism (passed to trunkgate-load, before or after `--`; same seed, same run):
+#   --jitter MS        each caller RTP packet leaves up to ±MS ms off its 20 ms grid (≤ 100;
+#                      jitter alone never reorders)
+#   --loss P           probability a caller packet is not sent (reported as dropped by the
+#                      tool, not as the gateway's loss)
+#   --reorder P        probability a caller packet is swapped with the next one
+#   --seed N           seed of the callers' randomness (default 1)
+#   --agent-chunk MS   the echo agent answers in chunks of MS ms of audio (a multiple of 20)
+#   --agent-burst      the echo agent holds 2 s, then sends those 2 s back at once (as TTS does)
+#   scripts/load.sh --jitter 5 --agent-chunk 100 -- --calls 20 --concurrency 20 --duration 10
+# The report then splits the echo's round trip into caller→agent and agent→caller (p50/p99).
+# The agent options need our echo agent: not with --mode demo.
+#
+# Everything after `--` (or from the first option not listed here) goes to trunkgate-load (see
+# `trunkgate-load --help`); without any, 100 calls of 10 s. --help prints this header.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +36,14 @@ bin_dir=""
 record=false
 click=false
 srtp=false
+shape_args=()
+agent_shaped=false
 while [ $# -gt 0 ]; do
   case "$1" in
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    --jitter|--loss|--reorder|--seed) shape_args+=("$1" "$2"); shift 2 ;;
+    --agent-chunk) shape_args+=("$1" "$2"); agent_shaped=true; shift 2 ;;
+    --agent-burst) shape_args+=("$1"); agent_shaped=true; shift ;;
     --mode) mode="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --bin-dir) bin_dir="$2"; shift 2 ;;
@@ -47,7 +67,12 @@ if [ "$record" = true ] && [ "$mode" = demo ]; then
   echo "--record needs a config: not with --mode demo" >&2
   exit 2
 fi
+if [ "$agent_shaped" = true ] && [ "$mode" = demo ]; then
+  echo "--agent-chunk/--agent-burst shape our echo agent: not with --mode demo" >&2
+  exit 2
+fi
 [ ${#load_args[@]} -gt 0 ] || load_args=(--calls 100 --concurrency 100 --rate 50 --duration 10)
+load_args+=(${shape_args[@]+"${shape_args[@]}"})
 
 if [ -n "$bin_dir" ]; then
   bin=$bin_dir

@@ -1,5 +1,7 @@
-//! The load tool's echo agent: a WebSocket server that sends every audio frame straight back
-//! (raw: binary PCM16; twilio: the media payload re-sent as an outbound media message).
+//! The load tool's echo agent: a WebSocket server that sends the audio it receives back
+//! (raw: binary PCM16; twilio: the media payload re-sent as an outbound media message): frame
+//! by frame as received, or chunked or in 2 s bursts ([`crate::agent_echo`]), each frame
+//! stamped on arrival and departure for the round trip's direction split ([`crate::marks`]).
 //!
 //! One thread, level-triggered epoll polled every millisecond, plain non-blocking sockets and its own RFC 6455 framing
 //! (server side: masked frames in, unmasked frames out): per readable connection one `read`,
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::agent_echo::{twilio_audio, twilio_media, Reply};
+use crate::marks::{self, Audio};
 use crate::timeline::{self, Event, Timeline};
 
 #[derive(Default)]
@@ -41,6 +45,7 @@ const MAX_BUFFERED: usize = 1 << 20;
 pub fn serve(
     addr: SocketAddr,
     dialect: &str,
+    reply: Reply,
     stats: Arc<AgentStats>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(SocketAddr::new(addr.ip(), 0))?;
@@ -51,7 +56,7 @@ pub fn serve(
     let twilio = dialect.eq_ignore_ascii_case("twilio");
     std::thread::Builder::new()
         .name("load-agent".into())
-        .spawn(move || run(epoll, listener, twilio, stats))?;
+        .spawn(move || run(epoll, listener, twilio, reply, stats))?;
     Ok(local)
 }
 
@@ -63,9 +68,11 @@ struct Conn {
     stream_sid: String,
     /// The call this connection belongs to (outbound mode), until its start message is seen.
     call: Option<usize>,
+    /// Audio received and not yet sent back (chunked or burst replies).
+    held: Vec<u8>,
 }
 
-fn run(epoll: Epoll, listener: TcpListener, twilio: bool, stats: Arc<AgentStats>) {
+fn run(epoll: Epoll, listener: TcpListener, twilio: bool, reply: Reply, stats: Arc<AgentStats>) {
     let mut conns: HashMap<u64, Conn> = HashMap::new();
     let mut next_id: u64 = 0;
     let mut events = vec![EpollEvent::empty(); 256];
@@ -99,6 +106,7 @@ fn run(epoll: Epoll, listener: TcpListener, twilio: bool, stats: Arc<AgentStats>
                                 outbuf: Vec::new(),
                                 stream_sid: String::new(),
                                 call: None,
+                                held: Vec::new(),
                             },
                         );
                         next_id += 1;
@@ -109,7 +117,7 @@ fn run(epoll: Epoll, listener: TcpListener, twilio: bool, stats: Arc<AgentStats>
             let Some(conn) = conns.get_mut(&id) else {
                 continue;
             };
-            let keep = serve_readable(conn, &mut chunk, twilio, &stats);
+            let keep = serve_readable(conn, &mut chunk, twilio, reply, &stats);
             if !keep {
                 if let Some(c) = conns.remove(&id) {
                     let _ = epoll.delete(c.stream.as_fd());
@@ -128,7 +136,13 @@ fn run(epoll: Epoll, listener: TcpListener, twilio: bool, stats: Arc<AgentStats>
 }
 
 /// One read, every complete frame answered, one write. False: close the connection.
-fn serve_readable(conn: &mut Conn, chunk: &mut [u8], twilio: bool, stats: &AgentStats) -> bool {
+fn serve_readable(
+    conn: &mut Conn,
+    chunk: &mut [u8],
+    twilio: bool,
+    reply: Reply,
+    stats: &AgentStats,
+) -> bool {
     let n = match conn.stream.read(chunk) {
         Ok(0) => return false,
         Ok(n) => n,
@@ -169,19 +183,17 @@ fn serve_readable(conn: &mut Conn, chunk: &mut [u8], twilio: bool, stats: &Agent
                 if opcode == 1 {
                     note_start(conn, &payload, stats);
                 }
-                let reply = if opcode == 2 && !twilio {
-                    Some((2, payload))
+                let audio = if opcode == 2 && !twilio {
+                    Some(payload)
                 } else if opcode == 1 && twilio {
                     std::str::from_utf8(&payload)
                         .ok()
-                        .and_then(|t| echo_twilio(t, &mut conn.stream_sid))
-                        .map(|s| (1, s.into_bytes()))
+                        .and_then(|t| twilio_audio(t, &mut conn.stream_sid))
                 } else {
                     None
                 };
-                if let Some((op, body)) = reply {
-                    stats.frames.fetch_add(1, Ordering::Relaxed);
-                    write_frame(&mut conn.outbuf, op, &body);
+                if let Some(audio) = audio {
+                    echo(conn, audio, twilio, reply, stats);
                 }
             }
             // Ping → pong.
@@ -198,6 +210,9 @@ fn serve_readable(conn: &mut Conn, chunk: &mut [u8], twilio: bool, stats: &Agent
         }
     }
     conn.inbuf.drain(..used);
+    if conn.held.len() > MAX_BUFFERED {
+        return false;
+    }
     if !conn.outbuf.is_empty() {
         match conn.stream.write(&conn.outbuf) {
             Ok(k) => {
@@ -317,21 +332,30 @@ fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// Twilio media in → the same payload out; `start` gives the streamSid. Media frames are the
-/// hot path of a load run, so they are echoed with a string scan instead of a JSON tree
-/// (`payload` is base64: no escapes to handle); other events are parsed properly.
-fn echo_twilio(text: &str, stream_sid: &mut String) -> Option<String> {
-    if text.contains("\"event\":\"media\"") {
-        let payload = text.split("\"payload\":\"").nth(1)?.split('"').next()?;
-        return Some(format!(
-            "{{\"event\":\"media\",\"streamSid\":\"{stream_sid}\",\"media\":{{\"payload\":\"{payload}\"}}}}"
-        ));
+/// Received `audio` (stamped now) joins what the connection holds; the messages `reply` says
+/// are due go out (stamped now).
+fn echo(conn: &mut Conn, mut audio: Vec<u8>, twilio: bool, reply: Reply, stats: &AgentStats) {
+    let enc = if twilio { Audio::Ulaw } else { Audio::Pcm16 };
+    let now = marks::us(Instant::now());
+    enc.stamp_in(&mut audio, now);
+    if conn.held.is_empty() {
+        conn.held = audio;
+    } else {
+        conn.held.extend_from_slice(&audio);
     }
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    if v.get("event")?.as_str()? == "start" {
-        *stream_sid = v.get("streamSid")?.as_str()?.to_string();
+    for mut msg in reply.take(&mut conn.held, enc) {
+        enc.stamp_out(&mut msg, now);
+        stats.frames.fetch_add(1, Ordering::Relaxed);
+        if twilio {
+            write_frame(
+                &mut conn.outbuf,
+                1,
+                twilio_media(&conn.stream_sid, &msg).as_bytes(),
+            );
+        } else {
+            write_frame(&mut conn.outbuf, 2, &msg);
+        }
     }
-    None
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub struct CallResult {
     pub total: Option<Duration>,
     /// BYE sent → 200.
     pub bye: Option<Duration>,
+    /// The direction split of the echoes and the shaping of what we sent.
+    pub echo: crate::marks::EchoStats,
 }
 
 impl CallResult {
@@ -55,7 +57,8 @@ impl Results {
 }
 
 pub async fn run_all(args: &Args, pid: Option<u32>) -> Result<Results, String> {
-    let engine = media::Engine::start(args.bind).map_err(|e| format!("rtp engine: {e}"))?;
+    let engine = media::Engine::start_shaped(args.bind, crate::shape::Shape::from_args(args))
+        .map_err(|e| format!("rtp engine: {e}"))?;
     let slots = Arc::new(Semaphore::new(args.concurrency));
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(args.calls);
@@ -387,7 +390,7 @@ async fn call_inner(
         }
     };
     let answered = Instant::now();
-    let hung_up = stream(args, engine, remote, srtp, &mut leg, result).await;
+    let hung_up = stream(args, engine, n, remote, srtp, &mut leg, result).await;
     result.seconds = answered.elapsed().as_secs_f64();
     if !hung_up {
         let bye = leg.request("BYE", &format!("b{n}"), 2, to_tag.as_deref(), "");
@@ -420,6 +423,7 @@ pub fn answer_media(resp: &Message) -> Option<SocketAddr> {
 async fn stream(
     args: &Args,
     engine: &media::Engine,
+    n: usize,
     remote: SocketAddr,
     srtp: Option<SrtpSession>,
     leg: &mut Leg,
@@ -428,9 +432,10 @@ async fn stream(
     let frames = (args.duration * 50.0).round() as u32;
     // 200 ms beyond the last frame for the last echoes to come back.
     let end = Instant::now() + Duration::from_secs_f64(args.duration) + Duration::from_millis(200);
+    let stream = Some(n as u64);
     match srtp {
-        Some(srtp) => engine.add_srtp(remote, frames, args.dtmf, srtp),
-        None => engine.add(remote, frames, args.dtmf),
+        Some(srtp) => engine.add_srtp(stream, remote, frames, args.dtmf, srtp),
+        None => engine.add(stream, remote, frames, args.dtmf),
     }
     let mut hung_up = false;
     let mut sig_closed = false;
@@ -457,5 +462,6 @@ async fn stream(
     r.received = stats.received;
     r.lost = stats.lost;
     r.late = stats.late;
+    r.echo = stats.echo;
     hung_up
 }

@@ -6,18 +6,27 @@
 //! It also runs the peers a bridged call needs: an echo agent (WebSocket server, raw or twilio
 //! dialect) and a webhook responder that points the gateway at it.
 //!
+//! Realism: the callers' RTP can be jittered, dropped and reordered (`--jitter`, `--loss`,
+//! `--reorder`, seeded by `--seed`: [`shape`]) and the echo agent can answer in chunks or in
+//! 2 s bursts (`--agent-chunk`, `--agent-burst`: [`agent_echo`]). Marks in the audio
+//! ([`marks`]) split each echo's round trip into caller → agent and agent → caller.
+//!
 //! `--mode outbound` turns it around: it is the far-end trunk (a SIP UAS that rings, answers
 //! and streams the same audio) and the agent, and places the calls through the gateway's
 //! `POST /v1/calls` ([`outbound`]); with `--click-to-call` it is both phones of a
 //! click-to-call (manager and client), bridged by the gateway, and no agent.
 
 mod agent;
+mod agent_echo;
 mod caller;
+mod marks;
 mod media;
+mod media_call;
 mod outbound;
 mod procfs;
 mod report;
 mod report_out;
+mod shape;
 mod timeline;
 mod trunk;
 mod trunk_msg;
@@ -107,12 +116,61 @@ pub struct Args {
     /// Hard limit on the whole run, seconds.
     #[arg(long, default_value_t = 600)]
     pub max_seconds: u64,
+    /// Callers' RTP: each packet leaves up to ±MS off its 20 ms grid (uniform, 1 ms steps, at
+    /// most 100); jitter alone never reorders packets.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub jitter: u32,
+    /// Callers' RTP: the probability a packet is not sent (reported as dropped, not as the
+    /// gateway's loss).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub loss: f64,
+    /// Callers' RTP: the probability a packet is swapped with the next one.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub reorder: f64,
+    /// Seed of the callers' jitter, loss, reordering, phases and SSRCs: the same seed, the same
+    /// streams.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub seed: u64,
+    /// Echo agent: send back what it received in chunks of MS ms of audio (a multiple of 20),
+    /// as agent frameworks send 100 ms chunks.
+    #[arg(long, value_name = "MS")]
+    pub agent_chunk: Option<u32>,
+    /// Echo agent: hold 2 s of received audio, then send those 2 s back at once, faster than
+    /// real time, as TTS does (in --agent-chunk chunks back to back, if given; else one message).
+    #[arg(long)]
+    pub agent_burst: bool,
+}
+
+/// What of the realism options is out of range, if anything.
+fn check_realism(args: &Args) -> Result<agent_echo::Reply, String> {
+    if args.jitter > shape::MAX_JITTER_MS {
+        return Err(format!("--jitter is at most {} ms", shape::MAX_JITTER_MS));
+    }
+    for (name, p) in [("--loss", args.loss), ("--reorder", args.reorder)] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("{name} is a probability (0 to 1)"));
+        }
+    }
+    let reply = agent_echo::Reply::new(args.agent_chunk, args.agent_burst)?;
+    if !reply.is_plain() && args.mode == "inbound" && args.serve.is_none() {
+        return Err(
+            "--agent-chunk and --agent-burst shape our echo agent: they need --serve".into(),
+        );
+    }
+    if !reply.is_plain() && args.click_to_call {
+        return Err("--agent-chunk and --agent-burst: a click-to-call has no agent".into());
+    }
+    Ok(reply)
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.calls == 0 || args.concurrency == 0 || args.rate <= 0.0 || args.duration <= 0.0 {
         eprintln!("calls, concurrency, rate and duration must be positive");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = check_realism(&args) {
+        eprintln!("{e}");
         return ExitCode::FAILURE;
     }
     if args.click_to_call && args.mode != "outbound" {
@@ -144,9 +202,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
+    // One clock for both ends of every echo (the marks' stamps).
+    marks::epoch();
     if let Some(addr) = args.serve {
         let stats = Arc::new(agent::AgentStats::default());
-        match agent::serve(addr, &args.dialect, stats) {
+        match agent::serve(addr, &args.dialect, reply_of(&args), stats) {
             Ok(agent_addr) => {
                 if let Err(e) = webhook::serve(addr, agent_addr, &args.dialect).await {
                     eprintln!("webhook responder: {e}");
@@ -183,6 +243,11 @@ async fn run(args: Args) -> ExitCode {
         println!("{}", rep.json());
     }
     exit(m.result.completed(), args.calls)
+}
+
+/// The echo agent's reply mode (checked in `main`).
+pub fn reply_of(args: &Args) -> agent_echo::Reply {
+    agent_echo::Reply::new(args.agent_chunk, args.agent_burst).unwrap_or_default()
 }
 
 fn exit(completed: usize, offered: usize) -> ExitCode {

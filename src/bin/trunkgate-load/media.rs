@@ -1,14 +1,16 @@
 //! The callers' RTP, all calls on one socket and one thread: every millisecond the thread sends
 //! the frames due in that millisecond with one `sendmmsg` and drains the socket with
 //! `recvmmsg`, demultiplexing replies by the gateway's per-call RTP address. Calls are spread
-//! over the 20 ms frame period (a call sends in the millisecond slot it registered in), so the
-//! gateway sees a steady stream, not a burst every 20 ms.
+//! over the 20 ms frame period (each stream starts at a random phase and is kept on a timing
+//! wheel of due milliseconds), so the gateway sees a steady stream, not a burst every 20 ms;
+//! `--jitter`, `--loss` and `--reorder` move, drop and swap single packets ([`crate::shape`]).
 //!
-//! Per call it keeps what `caller` used to measure per task: a 100 ms 1 kHz burst each second
-//! and the round trip of each burst (sent onset → first echoed frame above an energy threshold),
-//! RTP loss (by sequence number) and late packets (an arrival gap over 60 ms), plus an optional
-//! RFC 4733 digit halfway through. Arrival times have 1 ms resolution (the socket is drained
-//! once per millisecond), so round trips read up to 1 ms long, 0.5 ms on average.
+//! Per call ([`crate::media_call`]) it keeps what `caller` used to measure per task: a 100 ms
+//! 1 kHz burst each second and the round trip of each burst (sent onset → echoed onset), RTP
+//! loss (by sequence number) and late packets (an arrival gap over 60 ms), plus an optional
+//! RFC 4733 digit halfway through, and the two directions of each echoed frame's trip from the
+//! marks in its audio ([`crate::marks`]). Arrival times have 1 ms resolution (the socket is
+//! drained once per millisecond), so round trips read up to 1 ms long, 0.5 ms on average.
 //!
 //! Click-to-call legs stream the same audio but are *relayed* to each other, not echoed: a
 //! leg added with [`Engine::add_relay`] and paired with its other leg ([`Engine::pair`])
@@ -23,183 +25,44 @@ use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{self, sockopt, MsgFlags, MultiHeaders, SockaddrStorage};
-use trunkgate::core::media::dtmf::{DtmfPacket, DtmfSender};
 use trunkgate::core::media::srtp::SrtpSession;
-use trunkgate::core::media::tone::ToneGen;
-use trunkgate::core::media::{g711, rtp};
 
-const BURST_EVERY: u32 = 50; // frames (1 s)
-const BURST_LEN: u32 = 5; // frames (100 ms)
-const ONSET_ENERGY: f64 = 2000.0; // mean |sample| of an echoed burst frame is ~6000
-const SLOTS: usize = 20; // 1 ms slots in a 20 ms frame period
+use crate::media_call::CallMedia;
+pub use crate::media_call::MediaStats;
+use crate::shape::{Shape, Shaper};
+
+const WHEEL: usize = 256; // ms; beyond the longest gap between two packets (20 + 2 × 100)
 const BATCH: usize = 64; // packets per recvmmsg/sendmmsg call
 const RECV_BUF: usize = 512; // RTP from the gateway is 172 bytes (PCMU 20 ms)
 
-/// What one call's media measured.
-#[derive(Debug, Default, Clone)]
-pub struct MediaStats {
-    pub rtts: Vec<Duration>,
-    pub sent: u32,
-    pub received: u32,
-    pub lost: u32,
-    pub late: u32,
-}
-
-struct CallMedia {
-    remote: SocketAddr,
-    frames: u32,
-    sent: u32,
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
-    gen: ToneGen,
-    dtmf: bool,
-    dtmf_queue: Vec<(u32, DtmfPacket)>,
-    burst_sent: Option<Instant>,
-    in_echo: bool,
-    last_arrival: Option<Instant>,
-    first_seq: Option<u16>,
-    max_seq: u16,
-    stats: MediaStats,
-    /// A click-to-call leg: onsets are timed against `peer`'s bursts (none until paired).
-    relay: bool,
-    peer: Option<u16>,
-    /// SRTP both ways (an `--srtp` call): what goes out is protected, what comes in checked.
-    srtp: Option<SrtpSession>,
-}
-
-impl CallMedia {
-    /// Appends the next frame's RTP packet to `out`.
-    fn next_packet(&mut self, now: Instant, out: &mut Vec<u8>) {
-        let phase = self.sent % BURST_EVERY;
-        if self.dtmf && self.sent == self.frames / 2 {
-            if let Ok(p) = DtmfSender::new(8000).packets('5', 100, 20, 10) {
-                self.dtmf_queue = p.into_iter().map(|p| (self.ts, p)).rev().collect();
-            }
-        }
-        if let Some((event_ts, p)) = self.dtmf_queue.pop() {
-            let h = rtp::RtpHeader {
-                marker: p.marker,
-                payload_type: 101,
-                sequence: self.seq,
-                timestamp: event_ts,
-                ssrc: self.ssrc,
-            };
-            rtp::write(&h, &p.payload, out);
-        } else {
-            let mut pcm = [0i16; 160];
-            if phase < BURST_LEN {
-                self.gen.fill(&mut pcm);
-                if phase == 0 {
-                    self.burst_sent = Some(now);
-                    self.in_echo = false;
-                }
-            }
-            let mut payload = [0u8; 160];
-            g711::encode_ulaw(&pcm, &mut payload);
-            let h = rtp::RtpHeader {
-                marker: self.sent == 0,
-                payload_type: 0,
-                sequence: self.seq,
-                timestamp: self.ts,
-                ssrc: self.ssrc,
-            };
-            rtp::write(&h, &payload, out);
-        }
-        self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(160);
-        self.sent += 1;
-        if let Some(srtp) = &mut self.srtp {
-            if let Ok(protected) = srtp.protect_rtp(out) {
-                out.clear();
-                out.extend_from_slice(&protected);
-            }
-        }
-    }
-
-    /// `peer_burst`: the paired leg's last burst onset sent (relay legs only).
-    fn on_packet(&mut self, data: &[u8], now: Instant, peer_burst: Option<Instant>) {
-        let plain;
-        let data = match &mut self.srtp {
-            None => data,
-            Some(srtp) => match srtp.unprotect_rtp(data) {
-                Ok(p) => {
-                    plain = p;
-                    &plain[..]
-                }
-                // Not ours or forged: not media (never counted as received).
-                Err(_) => return,
-            },
-        };
-        let Ok(pkt) = rtp::parse(data) else { return };
-        self.stats.received += 1;
-        if let Some(prev) = self.last_arrival {
-            if now.duration_since(prev) > Duration::from_millis(60) {
-                self.stats.late += 1;
-            }
-        }
-        self.last_arrival = Some(now);
-        let s = pkt.header.sequence;
-        match self.first_seq {
-            None => {
-                self.first_seq = Some(s);
-                self.max_seq = s;
-            }
-            Some(_) => {
-                if s.wrapping_sub(self.max_seq) < 0x8000 {
-                    self.max_seq = s;
-                }
-            }
-        }
-        if pkt.header.payload_type != 0 {
-            return;
-        }
-        let k = pkt.payload.len().min(160);
-        let mut dec = [0i16; 160];
-        g711::decode_ulaw(&pkt.payload[..k], &mut dec[..k]);
-        let energy = dec[..k].iter().map(|&x| f64::from(x).abs()).sum::<f64>() / k.max(1) as f64;
-        let reference = if self.relay {
-            peer_burst
-        } else {
-            self.burst_sent
-        };
-        let onset = energy > ONSET_ENERGY && !self.in_echo;
-        if self.relay {
-            // No burst of our own re-arms the detector: the next loud frame after a quiet one
-            // is the next onset.
-            self.in_echo = energy > ONSET_ENERGY;
-        }
-        if onset {
-            self.in_echo = true;
-            if let Some(t) = reference {
-                let rtt = now.duration_since(t);
-                if rtt < Duration::from_millis(900) {
-                    self.stats.rtts.push(rtt);
-                }
-            }
-        }
-    }
-
-    fn finish(mut self) -> MediaStats {
-        if let Some(first) = self.first_seq {
-            let expected = u32::from(self.max_seq.wrapping_sub(first)) + 1;
-            self.stats.lost = expected.saturating_sub(self.stats.received);
-        }
-        self.stats
-    }
-}
-
-#[derive(Default)]
 struct Table {
     calls: HashMap<u16, CallMedia>,
-    slots: [Vec<u16>; SLOTS],
-    /// The slot the engine thread serves next (new calls join the one after).
-    current: usize,
+    /// Timing wheel: the ports whose next packet is due at engine ms `m`, in `wheel[m % WHEEL]`.
+    wheel: Vec<Vec<u16>>,
+    /// The engine ms last served (new calls start after it).
+    current: u64,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            calls: HashMap::new(),
+            wheel: vec![Vec::new(); WHEEL],
+            current: 0,
+        }
+    }
+
+    fn unschedule(&mut self, port: u16) {
+        if let Some(c) = self.calls.get(&port) {
+            let at = (c.due_ms % WHEEL as u64) as usize;
+            self.wheel[at].retain(|p| *p != port);
+        }
+    }
 }
 
 /// The shared RTP engine; cheap to clone.
@@ -208,11 +71,20 @@ pub struct Engine {
     table: Arc<Mutex<Table>>,
     local: SocketAddr,
     stop: Arc<AtomicBool>,
+    shape: Shape,
+    /// Streams added without a number take the next of these.
+    unnumbered: Arc<AtomicU64>,
 }
 
 impl Engine {
-    /// Binds one UDP socket on `ip` and starts the engine thread.
+    /// Binds one UDP socket on `ip` and starts the engine thread (ideal streams).
+    #[cfg(test)]
     pub fn start(ip: std::net::IpAddr) -> std::io::Result<Engine> {
+        Engine::start_shaped(ip, Shape::default())
+    }
+
+    /// [`Engine::start`] with every stream shaped by `shape`.
+    pub fn start_shaped(ip: std::net::IpAddr, shape: Shape) -> std::io::Result<Engine> {
         let sock = UdpSocket::bind(SocketAddr::new(ip, 0))?;
         sock.set_nonblocking(true)?;
         // A millisecond of 1,000 calls' replies is small, but the thread may be descheduled.
@@ -227,9 +99,11 @@ impl Engine {
         }
         let local = sock.local_addr()?;
         let engine = Engine {
-            table: Arc::new(Mutex::new(Table::default())),
+            table: Arc::new(Mutex::new(Table::new())),
             local,
             stop: Arc::new(AtomicBool::new(false)),
+            shape,
+            unnumbered: Arc::new(AtomicU64::new(1 << 40)),
         };
         let runner = engine.clone();
         std::thread::Builder::new()
@@ -252,19 +126,28 @@ impl Engine {
     }
 
     /// Starts streaming `frames` frames to `remote` (the gateway's RTP address for this call).
-    pub fn add(&self, remote: SocketAddr, frames: u32, dtmf: bool) {
-        self.insert(remote, frames, dtmf, false, None);
+    /// `stream` numbers it for its shaping seed (the same number, the same jitter, loss and
+    /// reordering in every run with the same `--seed`); None takes the next free number.
+    pub fn add(&self, stream: Option<u64>, remote: SocketAddr, frames: u32, dtmf: bool) {
+        self.insert(stream, remote, frames, dtmf, false, None);
     }
 
     /// [`Engine::add`] on SRTP with this session.
-    pub fn add_srtp(&self, remote: SocketAddr, frames: u32, dtmf: bool, srtp: SrtpSession) {
-        self.insert(remote, frames, dtmf, false, Some(srtp));
+    pub fn add_srtp(
+        &self,
+        stream: Option<u64>,
+        remote: SocketAddr,
+        frames: u32,
+        dtmf: bool,
+        srtp: SrtpSession,
+    ) {
+        self.insert(stream, remote, frames, dtmf, false, Some(srtp));
     }
 
     /// [`Engine::add`] for a click-to-call leg: what it hears is relayed from its other leg,
     /// timed once [`Engine::pair`] names it.
-    pub fn add_relay(&self, remote: SocketAddr, frames: u32) {
-        self.insert(remote, frames, false, true, None);
+    pub fn add_relay(&self, stream: Option<u64>, remote: SocketAddr, frames: u32) {
+        self.insert(stream, remote, frames, false, true, None);
     }
 
     /// Makes the streams to `a` and `b` (both added) each other's peer.
@@ -279,51 +162,83 @@ impl Engine {
 
     fn insert(
         &self,
+        stream: Option<u64>,
         remote: SocketAddr,
         frames: u32,
         dtmf: bool,
         relay: bool,
         srtp: Option<SrtpSession>,
     ) {
-        let call = CallMedia {
-            remote,
-            frames,
-            sent: 0,
-            seq: fastrand::u16(..),
-            ts: fastrand::u32(..),
-            ssrc: fastrand::u32(..),
-            gen: ToneGen::single(1000.0, 8000.0, 8000),
-            dtmf,
-            dtmf_queue: Vec::new(),
-            burst_sent: None,
-            in_echo: false,
-            last_arrival: None,
-            first_seq: None,
-            max_seq: 0,
-            stats: MediaStats::default(),
-            relay,
-            peer: None,
-            srtp,
-        };
+        let n = stream.unwrap_or_else(|| self.unnumbered.fetch_add(1, Ordering::Relaxed));
+        let seed = self.shape.stream_seed(n);
         let mut t = self.lock();
-        // A random phase within the frame period, as real callers have (a stream that starts
-        // right after the ACK would sit at the same phase against the gateway's clock in
-        // every call).
-        let slot = (t.current + 1 + fastrand::usize(..SLOTS)) % SLOTS;
-        t.slots[slot].push(remote.port());
-        t.calls.insert(remote.port(), call);
+        // The shaper gives the stream a random phase within the frame period, as real callers
+        // have (a stream that starts right after the ACK would sit at the same phase against
+        // the gateway's clock in every call).
+        let shaper = Shaper::new(&self.shape, seed, t.current);
+        let call = CallMedia::new(remote, frames, dtmf, relay, srtp, shaper);
+        let port = remote.port();
+        t.unschedule(port);
+        if call.streaming() {
+            t.wheel[(call.due_ms % WHEEL as u64) as usize].push(port);
+        }
+        t.calls.insert(port, call);
     }
 
     /// Stops the call's stream and returns what it measured.
     pub fn remove(&self, remote: SocketAddr) -> MediaStats {
         let mut t = self.lock();
-        for slot in t.slots.iter_mut() {
-            slot.retain(|p| *p != remote.port());
-        }
+        t.unschedule(remote.port());
         t.calls
             .remove(&remote.port())
             .map(CallMedia::finish)
             .unwrap_or_default()
+    }
+
+    /// Serves engine ms `m`: every stream due sends (or drops) its packet into `packets`
+    /// (from `*used` on) and is put back on the wheel at its next due time.
+    fn serve(
+        t: &mut Table,
+        m: u64,
+        now: Instant,
+        packets: &mut Vec<Vec<u8>>,
+        addrs: &mut Vec<Option<SockaddrStorage>>,
+        used: &mut usize,
+    ) {
+        let Table {
+            calls,
+            wheel,
+            current,
+        } = t;
+        *current = m;
+        let at = (m % WHEEL as u64) as usize;
+        let due = std::mem::take(&mut wheel[at]);
+        for port in due {
+            let Some(c) = calls.get_mut(&port) else {
+                continue;
+            };
+            if c.due_ms > m {
+                wheel[at].push(port); // a later turn of the wheel
+                continue;
+            }
+            // Packets clamped behind a late one leave in the same ms, in order.
+            while c.due_ms <= m && c.streaming() {
+                if *used == packets.len() {
+                    packets.push(Vec::with_capacity(172));
+                }
+                if c.emit(now, &mut packets[*used]) {
+                    *used += 1;
+                    addrs.push(Some(SockaddrStorage::from(c.remote)));
+                }
+                if c.streaming() {
+                    c.due_ms = c.shaper.next_due();
+                }
+            }
+            if c.streaming() {
+                let next = (c.due_ms % WHEEL as u64) as usize;
+                wheel[next].push(port);
+            }
+        }
     }
 
     fn run(self, sock: UdpSocket) {
@@ -343,24 +258,7 @@ impl Engine {
                 let mut t = self.lock();
                 let now = Instant::now();
                 while served_ms <= now_ms {
-                    let slot = (served_ms % SLOTS as u64) as usize;
-                    t.current = slot;
-                    let Table { calls, slots, .. } = &mut *t;
-                    for port in &slots[slot] {
-                        if let Some(c) = calls.get_mut(port) {
-                            if c.sent < c.frames {
-                                if used == packets.len() {
-                                    packets.push(Vec::with_capacity(172));
-                                }
-                                let out = &mut packets[used];
-                                out.clear();
-                                c.next_packet(now, out);
-                                c.stats.sent += 1;
-                                used += 1;
-                                addrs.push(Some(SockaddrStorage::from(c.remote)));
-                            }
-                        }
-                    }
+                    Engine::serve(&mut t, served_ms, now, &mut packets, &mut addrs, &mut used);
                     served_ms += 1;
                 }
             }

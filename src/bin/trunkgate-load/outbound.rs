@@ -71,9 +71,15 @@ pub async fn run_all(args: &Args, pid: Option<u32>) -> Result<OutResults, String
         calls: Some(timeline.clone()),
         ..agent::AgentStats::default()
     });
-    let agent = agent::serve(SocketAddr::new(args.bind, 0), &args.dialect, stats)
-        .map_err(|e| format!("echo agent: {e}"))?;
-    let engine = media::Engine::start(args.bind).map_err(|e| format!("rtp engine: {e}"))?;
+    let agent = agent::serve(
+        SocketAddr::new(args.bind, 0),
+        &args.dialect,
+        crate::reply_of(args),
+        stats,
+    )
+    .map_err(|e| format!("echo agent: {e}"))?;
+    let engine = media::Engine::start_shaped(args.bind, crate::shape::Shape::from_args(args))
+        .map_err(|e| format!("rtp engine: {e}"))?;
     let settings = Settings {
         ring: Duration::from_millis(args.ring_ms),
         duration: Duration::from_secs_f64(args.duration),

@@ -1,12 +1,121 @@
-//! The run's figures as a table and as JSON.
+//! The run's figures as a table and as JSON. Besides the round trip's total, its two
+//! directions on the wire from the marks in the echoed audio ([`EchoSummary`]), and what the
+//! callers' shaping did (dropped packets are the tool's, never counted as the gateway's loss).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
 use crate::caller::Results;
+use crate::marks::EchoStats;
 use crate::procfs::{Sample, TICKS_PER_SEC};
+use crate::shape::Shape;
 use crate::Args;
+
+/// The echoes' direction split and the callers' shaping, over a run's calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EchoSummary {
+    /// Caller RTP sent → frame at the agent, ms p50/95/99, and how many frames.
+    pub to_agent_ms: [f64; 3],
+    pub to_agent_samples: usize,
+    /// Frame at the agent → the agent's message carrying it back.
+    pub hold_ms: [f64; 3],
+    /// Agent message sent → its first frame's RTP at the caller, and how many messages.
+    pub to_caller_ms: [f64; 3],
+    pub to_caller_samples: usize,
+    pub dropped: u64,
+    pub reordered: u64,
+    pub echoed: u64,
+    pub missing: u64,
+    pub shape: String,
+    pub agent: String,
+}
+
+impl EchoSummary {
+    pub fn new<'a>(args: &Args, calls: impl Iterator<Item = &'a EchoStats> + Clone) -> EchoSummary {
+        let ms_of = |f: fn(&EchoStats) -> &Vec<u32>| -> Vec<f64> {
+            calls
+                .clone()
+                .flat_map(|e| f(e).iter().map(|&us| f64::from(us) / 1000.0))
+                .collect()
+        };
+        let to_agent = ms_of(|e| &e.to_agent_us);
+        let to_caller = ms_of(|e| &e.to_caller_us);
+        let sum = |f: fn(&EchoStats) -> u32| calls.clone().map(|e| u64::from(f(e))).sum();
+        EchoSummary {
+            to_agent_samples: to_agent.len(),
+            to_agent_ms: percentiles(to_agent),
+            hold_ms: percentiles(ms_of(|e| &e.hold_us)),
+            to_caller_samples: to_caller.len(),
+            to_caller_ms: percentiles(to_caller),
+            dropped: sum(|e| e.dropped),
+            reordered: sum(|e| e.reordered),
+            echoed: sum(|e| e.echoed),
+            missing: sum(|e| e.missing),
+            shape: Shape::from_args(args).describe(),
+            agent: crate::reply_of(args).describe(),
+        }
+    }
+
+    /// The table's lines, under the round trip's (`agent`: the split has an agent of ours).
+    pub fn table(&self, s: &mut String, agent: bool) {
+        if agent {
+            let line = |s: &mut String, label: &str, v: [f64; 3], what: String| {
+                let _ = writeln!(s, "  {label:<28}{:.1} / {:.1}  {what}", v[0], v[2]);
+            };
+            if self.to_agent_samples == 0 {
+                let _ = writeln!(
+                    s,
+                    "  caller→agent / agent→caller n/a (no frame came back stamped by our agent)"
+                );
+            } else {
+                line(
+                    s,
+                    "caller→agent ms p50/99",
+                    self.to_agent_ms,
+                    format!("({} frames)", self.to_agent_samples),
+                );
+                line(
+                    s,
+                    "agent hold ms p50/99",
+                    self.hold_ms,
+                    format!("({})", self.agent),
+                );
+                line(
+                    s,
+                    "agent→caller ms p50/99",
+                    self.to_caller_ms,
+                    format!("({} agent messages)", self.to_caller_samples),
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "caller shaping                {}: dropped {}, swapped {}",
+            self.shape, self.dropped, self.reordered
+        );
+        if agent {
+            let _ = writeln!(
+                s,
+                "echoed frames                 {} came back, {} missing (sent, never came back)",
+                self.echoed, self.missing
+            );
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let p = |v: &[f64; 3], n: usize| serde_json::json!({"p50": v[0], "p95": v[1], "p99": v[2], "samples": n});
+        serde_json::json!({
+            "caller_to_agent_ms": p(&self.to_agent_ms, self.to_agent_samples),
+            "agent_hold_ms": p(&self.hold_ms, self.to_agent_samples),
+            "agent_to_caller_ms": p(&self.to_caller_ms, self.to_caller_samples),
+            "echoed_frames": self.echoed,
+            "missing_frames": self.missing,
+            "shaping": {"description": self.shape, "dropped": self.dropped, "reordered": self.reordered},
+            "agent": self.agent,
+        })
+    }
+}
 
 pub struct Report {
     pub offered: usize,
@@ -33,6 +142,9 @@ pub struct Report {
     pub peak: Option<Sample>,
     pub peak_active: usize,
     pub after: Option<Sample>,
+    pub echo: EchoSummary,
+    /// The calls were answered by our echo agent (not the gateway's own).
+    pub our_agent: bool,
 }
 
 pub fn percentiles(mut v: Vec<f64>) -> [f64; 3] {
@@ -126,6 +238,8 @@ impl Report {
             peak: r.peak.clone(),
             peak_active: r.peak_active,
             after,
+            echo: EchoSummary::new(args, r.calls.iter().map(|c| &c.echo)),
+            our_agent: args.serve.is_some(),
         }
     }
 
@@ -164,6 +278,7 @@ impl Report {
             "media round trip ms p50/95/99 {a:.1} / {b:.1} / {c:.1}  ({} bursts)",
             self.rtt_samples
         );
+        self.echo.table(&mut s, self.our_agent);
         let _ = writeln!(
             s,
             "RTP sent / received           {} / {}  lost {}  late {}",
@@ -199,7 +314,7 @@ impl Report {
 
     pub fn json(&self) -> String {
         let sample = sample_json;
-        serde_json::json!({
+        let mut out = serde_json::json!({
             "offered": self.offered,
             "completed": self.completed,
             "failures": self.failures,
@@ -213,8 +328,14 @@ impl Report {
             "load_tool_cpu_pct_per_call": self.load_cpu_pct_per_call,
             "rss_kb_per_call": self.rss_kb_per_call,
             "gateway": {"before": sample(&self.before), "peak": sample(&self.peak), "peak_active": self.peak_active, "after": sample(&self.after)},
-        })
-        .to_string()
+        });
+        if let Some(o) = out.as_object_mut() {
+            o.insert("echo".into(), self.echo.json());
+            if let Some(rtp) = o.get_mut("rtp").and_then(|r| r.as_object_mut()) {
+                rtp.insert("dropped_by_tool".into(), self.echo.dropped.into());
+            }
+        }
+        out.to_string()
     }
 }
 

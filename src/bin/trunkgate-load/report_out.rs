@@ -4,14 +4,15 @@
 //! Click-to-call runs time API → manager INVITE, manager 200 OK → client INVITE, API → client
 //! 200 OK (the bridge) and our client BYE → the gateway's manager BYE instead, the media as
 //! the one-way delay leg → gateway → other leg, and RTP per leg; CPU is per bridged
-//! call-second (client leg answered → ended).
+//! call-second (client leg answered → ended). Like the inbound report, the round trip's two
+//! directions (far end → agent, agent → far end) and what the far end's shaping did.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::outbound::OutResults;
 use crate::procfs::{Sample, TICKS_PER_SEC};
-use crate::report::{fmt_sample, ms, percentiles, sample_json};
+use crate::report::{fmt_sample, ms, percentiles, sample_json, EchoSummary};
 use crate::timeline::{Event, Leg};
 use crate::Args;
 
@@ -48,6 +49,7 @@ pub struct OutReport {
     peak: Option<Sample>,
     peak_active: usize,
     after: Option<Sample>,
+    echo: EchoSummary,
 }
 
 /// p50, p95, p99 and max of `v` in ms.
@@ -222,6 +224,7 @@ impl OutReport {
             peak: r.peak.clone(),
             peak_active: r.peak_active,
             after,
+            echo: EchoSummary::new(args, both.iter().map(|o| &o.media.echo)),
         }
     }
 
@@ -269,6 +272,7 @@ impl OutReport {
             "{media:<30}{a:.1} / {b:.1} / {c:.1}  ({} bursts)",
             self.rtt_samples
         );
+        self.echo.table(&mut s, !self.click_to_call);
         let [sent, recv, lost, late] = self.rtp;
         let _ = writeln!(
             s,
@@ -359,6 +363,10 @@ impl OutReport {
             "gateway": {"before": sample_json(&self.before), "peak": sample_json(&self.peak), "peak_active": self.peak_active, "after": sample_json(&self.after)},
         });
         if let Some(o) = out.as_object_mut() {
+            o.insert("echo".into(), self.echo.json());
+            if let Some(rtp) = o.get_mut("rtp").and_then(|r| r.as_object_mut()) {
+                rtp.insert("dropped_by_tool".into(), self.echo.dropped.into());
+            }
             if let Some([mgr, cli]) = &self.leg_rtp {
                 o.insert("relay_ms".into(), media);
                 o.insert("rtp_manager".into(), rtp(mgr));

@@ -45,19 +45,24 @@ impl Uas {
                 let (leg, n) = (d.leg, d.n);
                 match (d.remote_rtp, self.settings.click_to_call, leg) {
                     (Some(rtp), false, _) => {
-                        self.engine.add(rtp, frames(self.settings.duration), false)
+                        let stream = n.map(|n| n as u64 * 2);
+                        self.engine
+                            .add(stream, rtp, frames(self.settings.duration), false)
                     }
                     // The manager talks until the gateway's BYE (bounded: the stream stops
                     // a while after the client leg's BYE was due).
                     (Some(rtp), true, Leg::Manager) => {
                         let most = self.settings.ring + self.settings.duration + GIVE_UP;
-                        self.engine.add_relay(rtp, frames(most));
+                        let stream = n.map(|n| n as u64 * 2 + 1);
+                        self.engine.add_relay(stream, rtp, frames(most));
                         if let Some(n) = n {
                             self.managers.insert(n, rtp);
                         }
                     }
                     (Some(rtp), true, Leg::Called) => {
-                        self.engine.add_relay(rtp, frames(self.settings.duration));
+                        let stream = n.map(|n| n as u64 * 2);
+                        self.engine
+                            .add_relay(stream, rtp, frames(self.settings.duration));
                         if let Some(mgr) = n.and_then(|n| self.managers.get(&n)) {
                             self.engine.pair(rtp, *mgr);
                         }
