@@ -11,6 +11,9 @@ use crate::config::{Config, TrunkConfig};
 use crate::core::sip::endpoint::DialSpec;
 use crate::core::{Flow, Transport};
 
+/// The From of a call placed without a caller id (RFC 3323 §4.1.1.3).
+const ANONYMOUS: &str = "\"Anonymous\" <sip:anonymous@anonymous.invalid>";
+
 /// The INVITE's addresses: where it goes (the outbound proxy, else the trunk), what it says.
 /// An address that does not resolve leaves port 0, which the driver reports as a 503.
 pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRequest) -> DialSpec {
@@ -63,10 +66,7 @@ pub(super) async fn dial_spec(config: &Config, trunk: &TrunkConfig, req: &DialRe
             };
             (uri, headers)
         }
-        None => (
-            "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string(),
-            Vec::new(),
-        ),
+        None => (ANONYMOUS.to_string(), Vec::new()),
     };
     let credentials = match out.read_credentials() {
         Ok(c) => c,
@@ -107,7 +107,7 @@ pub(super) fn phone_spec(
         .unwrap_or_else(|| crate::core::sip::endpoint::uri_host(phone.flow.local.ip()));
     let from = match &req.from {
         Some(f) => format!("<sip:{f}@{local_host}>"),
-        None => "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string(),
+        None => ANONYMOUS.to_string(),
     };
     DialSpec {
         flow: phone.flow,

@@ -41,43 +41,28 @@ pub struct Phone {
 /// The registrar's users from the configuration; users whose password cannot be read are
 /// left out (and said so: `--check-config` reports them before a start).
 fn users(config: &Config) -> Vec<User> {
-    let loaded = match config.read_users() {
-        Ok(u) => u,
-        Err(errors) => {
-            for e in errors {
-                tracing::error!(error = %e, "[[user]] left out");
-            }
-            config
-                .users
-                .iter()
-                .filter_map(|u| {
-                    let password = u.read_password().ok()?;
-                    Some(crate::config::LoadedUser {
-                        name: u.name.clone(),
-                        password,
-                        allow_cidrs: u.allow_cidrs.clone(),
-                        digest: u.digest.clone(),
+    let mut users = Vec::with_capacity(config.users.len());
+    for (i, u) in config.users.iter().enumerate() {
+        match u.read_password() {
+            Ok(password) => users.push(User {
+                name: u.name.clone(),
+                password: password.expose().to_owned(),
+                allow_cidrs: u.allow_cidrs.clone(),
+                digest: u
+                    .digest
+                    .iter()
+                    .map(|a| match a.as_str() {
+                        "MD5" => Alg::Md5,
+                        _ => Alg::Sha256,
                     })
-                })
-                .collect()
+                    .collect(),
+            }),
+            Err(e) => {
+                tracing::error!(error = %format!("user[{i}].password_file: {e}"), "[[user]] left out")
+            }
         }
-    };
-    loaded
-        .into_iter()
-        .map(|u| User {
-            name: u.name,
-            password: u.password.expose().to_owned(),
-            allow_cidrs: u.allow_cidrs,
-            digest: u
-                .digest
-                .iter()
-                .map(|a| match a.as_str() {
-                    "MD5" => Alg::Md5,
-                    _ => Alg::Sha256,
-                })
-                .collect(),
-        })
-        .collect()
+    }
+    users
 }
 
 impl Phones {

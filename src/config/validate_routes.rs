@@ -299,15 +299,7 @@ fn client_cert(
         }
     }
     let dns = |n: &str| -> Result<String, String> {
-        let ok = !n.is_empty()
-            && n.len() <= 253
-            && n.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*')
-            });
-        match ok {
+        match super::validate::is_host_name(n) {
             true => Ok(n.to_ascii_lowercase()),
             false => Err(format!("{n:?} is not a DNS name")),
         }

@@ -72,15 +72,21 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
 pub(crate) fn ca_roots(files: &[&Path]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for path in files {
-        for cert in read_pem_certs("CA file", path)? {
-            roots.add(cert).map_err(|e| TlsError::Pem {
-                what: "CA file",
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
+        add_ca_file(&mut roots, path)?;
     }
     Ok(roots)
+}
+
+/// Every certificate of a CA file (PEM, at least one) into `roots`; errors name the file.
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
+    for cert in read_pem_certs("CA file", path)? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            what: "CA file",
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 /// The trust anchors: system roots (those that parse) plus `extra_ca` (PEM, one or more).
@@ -90,13 +96,7 @@ pub(crate) fn roots(extra_ca: Option<&Path>) -> Result<RootCertStore, TlsError> 
         let _ = roots.add(cert.clone());
     }
     if let Some(path) = extra_ca {
-        for cert in read_pem_certs("CA file", path)? {
-            roots.add(cert).map_err(|e| TlsError::Pem {
-                what: "CA file",
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        }
+        add_ca_file(&mut roots, path)?;
     }
     Ok(roots)
 }
