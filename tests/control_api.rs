@@ -44,13 +44,7 @@ impl Api {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("API answers in time")
-            .expect("HTTP request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let (status, body) = support::api::send(req).await;
         Answer { status, body }
     }
 

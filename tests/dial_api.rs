@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use trunkgate::app::Gateway;
 
 use support::gw::scratch_dir;
-use support::leg::WAIT;
 use support::schema::assert_response;
 
 const TOKEN: &str = "dial-token";
@@ -50,14 +49,7 @@ impl Api {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
-        let resp = tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("API answers in time")
-            .expect("HTTP request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let (status, headers, body) = support::api::send_full(req).await;
         Answer {
             status,
             headers,

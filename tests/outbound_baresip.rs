@@ -66,20 +66,7 @@ async fn gateway(
 }
 
 async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let req = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .bearer_auth(TOKEN)
-        .json(body);
-    let resp = tokio::time::timeout(WAIT, req.send())
-        .await
-        .expect("API answers in time")
-        .expect("HTTP request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    support::api::post(base, TOKEN, path, body).await
 }
 
 /// baresip's options, or `None` (with a note) when it is not installed.

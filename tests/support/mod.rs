@@ -6,6 +6,7 @@
 
 pub mod admit;
 pub mod agent;
+pub mod api;
 #[allow(dead_code)]
 pub mod baresip;
 pub mod bridge;
